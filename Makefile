@@ -1,0 +1,68 @@
+# corpusflow — two commands: `make run` and `make test`. Everything installs from lock files.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+LS_VENV := .services/ls-venv
+CF := $(VENV)/bin/corpusflow
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: all install run test unit lint format services-up services-down services-status clean-data
+
+all: install
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+# The project's environment, exactly as locked (uv.lock).
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen
+	touch $@
+
+# Label Studio pins its own Django stack, so it lives in its own environment (hashed lock).
+$(LS_VENV)/.installed: $(UV) services/labelstudio-requirements.txt
+	$(UV) venv --quiet --allow-existing $(LS_VENV)
+	VIRTUAL_ENV=$(LS_VENV) $(UV) pip sync --quiet --require-hashes services/labelstudio-requirements.txt
+	touch $@
+
+install: $(VENV)/.installed $(LS_VENV)/.installed
+
+services-up: install
+	$(VENV)/bin/python -m services.ctl up
+
+services-down:
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m services.ctl down; fi
+
+services-status:
+	$(VENV)/bin/python -m services.ctl status
+
+# Start the services, run the whole pipeline on corpus/samples/, say where things are.
+run: services-up
+	set -a; source .services/env; set +a; $(CF) run --sources corpus/samples/
+	@$(VENV)/bin/python -m services.ctl where
+
+# The same setup, then every test; the integration tests start their own Label Studio and
+# SeaweedFS instances on free ports (see tests/conftest.py).
+test: install
+	$(VENV)/bin/pytest -q -ra
+
+unit: $(VENV)/.installed
+	$(VENV)/bin/pytest -q -m "not integration"
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy schemas ingest annotators corpus flows services
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean-data: services-down
+	rm -rf .services/labelstudio .services/seaweedfs .services/env .corpusflow
