@@ -26,7 +26,10 @@ class Settings(BaseSettings):
     label_studio_project: str = Field(
         default="corpusflow", validation_alias=AliasChoices("CORPUSFLOW_LS_PROJECT")
     )
-    overlap: int = Field(default=2, ge=1, validation_alias=AliasChoices("CORPUSFLOW_OVERLAP"))
+    overlap: int = Field(default=1, ge=1, validation_alias=AliasChoices("CORPUSFLOW_OVERLAP"))
+    adjudicators_csv: str = Field(
+        default="", validation_alias=AliasChoices("CORPUSFLOW_ADJUDICATORS")
+    )
     aws_endpoint_url: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
     )
@@ -54,6 +57,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, v: str | None) -> str | None:
         return v.rstrip("/") if v else v
+
+    @property
+    def adjudicators(self) -> list[str]:
+        """Label Studio users (emails) whose annotation is final for a document."""
+        return [a.strip() for a in self.adjudicators_csv.split(",") if a.strip()]
 
     @property
     def review_enabled(self) -> bool:

@@ -1,0 +1,82 @@
+"""The ledger: the fate of every input (processed, skipped with why, quarantined with the
+reason), kept in the store so that a re-run knows what it already did, and quarantine copies
+of the inputs that could not be processed."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from corpus.store import Store
+from schemas import LedgerEntry
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def source_key_id(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:24]
+
+
+class Ledger:
+    """`ledger/inputs/<id>.json` holds the latest entry per input;
+    `quarantine/<id>/` the input's bytes and the reason."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+
+    def _key(self, source: str) -> str:
+        return f"ledger/inputs/{source_key_id(source)}.json"
+
+    def last(self, source: str) -> LedgerEntry | None:
+        key = self._key(source)
+        if self.store.head(key) is None:
+            return None
+        return LedgerEntry.model_validate(self.store.get_json(key))
+
+    def record(
+        self,
+        source: str,
+        status: str,
+        stage: str,
+        *,
+        doc_id: str | None = None,
+        source_sha256: str | None = None,
+        reason: str | None = None,
+        error_kind: str | None = None,
+    ) -> LedgerEntry:
+        entry = LedgerEntry.model_validate(
+            {
+                "source": source,
+                "doc_id": doc_id,
+                "source_sha256": source_sha256,
+                "status": status,
+                "stage": stage,
+                "reason": reason,
+                "error_kind": error_kind,
+                "run_id": self.run_id,
+                "at": now_iso(),
+            }
+        )
+        self.store.put_json(self._key(source), entry.model_dump())
+        return entry
+
+    def quarantine(
+        self, source: str, data: bytes, *, stage: str, kind: str, message: str
+    ) -> LedgerEntry:
+        base = f"quarantine/{source_key_id(source)}"
+        self.store.put_bytes(f"{base}/input", data)
+        self.store.put_json(
+            f"{base}/reason.json",
+            {"source": source, "stage": stage, "kind": kind, "message": message, "at": now_iso()},
+        )
+        return self.record(
+            source,
+            "quarantined",
+            stage,
+            source_sha256=hashlib.sha256(data).hexdigest(),
+            reason=message,
+            error_kind=kind,
+        )

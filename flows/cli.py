@@ -1,0 +1,246 @@
+"""The `corpusflow` command: the contract commands of DESIGN.md plus service helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _emit(obj: Any, out: TextIO = sys.stdout) -> None:
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _expand(paths: Sequence[str]) -> Iterator[tuple[Path, str]]:
+    """Files named, and every file below folders named, with the key used for their doc id."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for f in sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")):
+                yield f, str(f)
+        else:
+            yield p, raw
+
+
+def _clean_all(paths: Sequence[str], max_bytes: int) -> Iterator[tuple[str, Any]]:
+    from ingest import IngestError, clean_path
+
+    for path, source in _expand(paths):
+        try:
+            yield source, clean_path(path, source=source, max_bytes=max_bytes)
+        except IngestError as exc:
+            yield source, {"source": source, "error": {"kind": exc.kind, "message": exc.message}}
+        except OSError as exc:
+            kind = "not_found" if isinstance(exc, FileNotFoundError) else "unreadable"
+            yield source, {"source": source, "error": {"kind": kind, "message": f"{source}: {exc}"}}
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from schemas.settings import Settings
+
+    failed = False
+    for _source, doc in _clean_all(args.paths, Settings().max_source_bytes):
+        if isinstance(doc, dict):
+            failed = True
+            _emit(doc)
+        else:
+            _emit(doc.model_dump(mode="json"))
+    return 1 if failed else 0
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from annotators.pipeline import annotate, load_nlp
+    from schemas.settings import Settings
+
+    settings = Settings()
+    failed = False
+    docs = []
+    for _source, doc in _clean_all(args.paths, settings.max_source_bytes):
+        if isinstance(doc, dict):
+            failed = True
+            _emit(doc)
+        else:
+            docs.append(doc)
+    nlp = load_nlp(settings.spacy_model)
+    for annotated in annotate(docs, nlp=nlp, extra_targets=args.target or ()):
+        _emit(annotated.model_dump(mode="json"))
+    return 1 if failed else 0
+
+
+def _read_jsonl(path: str) -> Iterator[tuple[int, Any]]:
+    handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    with handle:
+        for lineno, line in enumerate(handle, 1):
+            if line.strip():
+                yield lineno, line
+
+
+def cmd_stance(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from annotators.stance import predict_stance
+    from schemas import StanceRequest
+
+    failed = False
+    rows: list[tuple[int, StanceRequest | dict[str, Any]]] = []
+    for lineno, line in _read_jsonl(args.jsonl):
+        try:
+            rows.append((lineno, StanceRequest.model_validate_json(line)))
+        except ValidationError as exc:
+            failed = True
+            rows.append((lineno, _line_error(args.jsonl, lineno, exc)))
+    good = [r for _, r in rows if isinstance(r, StanceRequest)]
+    results = iter(predict_stance(good))
+    for _, row in rows:
+        _emit(next(results).model_dump() if isinstance(row, StanceRequest) else row)
+    return 1 if failed else 0
+
+
+def _line_error(path: str, lineno: int, exc: Exception) -> dict[str, Any]:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return {"error": {"kind": "invalid_input", "message": f"{path}:{lineno}: {first}"}}
+
+
+def cmd_adjudicate(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from corpus.adjudication import adjudicate
+    from schemas import AdjudicationInput
+
+    failed = False
+    for lineno, line in _read_jsonl(args.jsonl):
+        try:
+            item = AdjudicationInput.model_validate_json(line)
+        except ValidationError as exc:
+            failed = True
+            _emit(_line_error(args.jsonl, lineno, exc))
+            continue
+        _emit(adjudicate(item).model_dump(mode="json"))
+    return 1 if failed else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.pipeline import corpus_pipeline
+
+    report = corpus_pipeline(sources=args.sources, store=args.store)
+    if args.json:
+        _emit(report)
+    else:
+        print(summary(report))
+    return 0
+
+
+def summary(report: dict[str, Any]) -> str:
+    ing, push = report["ingest"], report["review"]["push"]
+    lines = [
+        f"corpusflow run {report['run_id']}: {report['inputs']} inputs from {report['sources']}",
+        f"  ingest     {ing['cleaned']} cleaned, {ing['unchanged']} unchanged, "
+        f"{len(ing['skipped'])} skipped, {len(ing['quarantined'])} quarantined",
+        f"  annotate   {report['annotate']['annotated']} annotated, "
+        f"{report['annotate']['unchanged']} unchanged",
+    ]
+    if push.get("mode") == "embedded":
+        lines.append(f"  review     embedded: Label Studio import file {push['import_file']}")
+    else:
+        lines.append(
+            f"  review     Label Studio project {push.get('project_id')}: "
+            f"{push.get('created', 0)} tasks created, {push.get('updated', 0)} updated, "
+            f"{push.get('unchanged', 0)} unchanged; "
+            f"{report['review']['collect'].get('collected', 0)} annotated tasks collected"
+        )
+    lines.append(f"  adjudicate {report['adjudication']}")
+    rel = report["release"]
+    fate = "new" if rel["created"] else "unchanged, nothing published"
+    lines.append(f"  release    {rel['version']} ({fate}) in {report['store']}")
+    for kind in ("skipped", "quarantined"):
+        for item in ing[kind]:
+            lines.append(f"  {kind:<10} {item['source']}: {item['reason']}")
+    lines.append(f"  report     {report['store'].rstrip('/')}/{report['report_key']}")
+    return "\n".join(lines)
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from corpus.pull import ChecksumMismatch, pull
+    from flows.tasks import store_for
+    from schemas.settings import Settings
+
+    settings = Settings() if args.store is None else Settings(store=args.store)
+    try:
+        dest = pull(store_for(settings), args.version, Path(args.dest))
+    except ChecksumMismatch as exc:
+        print(f"corpusflow pull: checksum mismatch: {exc}", file=sys.stderr)
+        return 2
+    print(f"pulled {args.version} into {dest}; every checksum verified")
+    return 0
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from services.ctl import main as services_main
+
+    return services_main([args.action])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corpusflow",
+        description="Turn noisy documents into a human-reviewed, versioned annotated corpus.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("clean", help="clean documents; one JSON object per line per input")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser("annotate", help="clean and annotate documents (entities, stances)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--target", action="append", help="an extra stance target (repeatable)")
+    p.set_defaults(func=cmd_annotate)
+
+    p = sub.add_parser("stance", help='stance per line of {"text", "target"}')
+    p.add_argument("--jsonl", required=True, help="input file, or - for standard input")
+    p.set_defaults(func=cmd_stance)
+
+    p = sub.add_parser("adjudicate", help="adjudicate annotators' versions per document")
+    p.add_argument("--jsonl", required=True, help="input file, or - for standard input")
+    p.set_defaults(func=cmd_adjudicate)
+
+    p = sub.add_parser("run", help="run the whole pipeline once (incremental, idempotent)")
+    p.add_argument(
+        "--sources", default="corpus/samples/", help="folder, file or s3://bucket/prefix"
+    )
+    p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
+    p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("pull", help="download a release and verify every checksum")
+    p.add_argument("version", nargs="?", default="latest")
+    p.add_argument("--dest", required=True)
+    p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("services", help="local Label Studio and SeaweedFS")
+    p.add_argument("action", choices=["up", "down", "status", "where"])
+    p.set_defaults(func=cmd_services)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except FileNotFoundError as exc:
+        print(f"corpusflow {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The main flow: ingest -> annotate -> push -> collect -> adjudicate -> publish, once,
+incremental and idempotent. Thin orchestration: the work is in flows/tasks.py."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from importlib.metadata import version as package_version
+from typing import Any
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from prefect import flow, get_run_logger  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from flows.tasks import (  # noqa: E402
+    adjudicate_all,
+    annotate_batch,
+    batched,
+    collect_review,
+    discover,
+    ingest_batch,
+    publish_release,
+    push_review,
+    store_for,
+    write_run_report,
+)
+from schemas.settings import Settings  # noqa: E402
+
+
+def code_version() -> str:
+    return f"corpusflow {package_version('corpusflow')}"
+
+
+@flow(
+    name="corpusflow-run",
+    log_prints=True,
+    # spaCy pipelines are not shared across threads: one batch at a time in this process; scale
+    # out with prefect-dask's DaskTaskRunner (one model per worker).
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+)
+def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) -> dict[str, Any]:
+    """Run every stage once over `sources` (a folder, a file, or s3://bucket/prefix)."""
+    logger = get_run_logger()
+    settings = Settings() if store is None else Settings(store=store)
+    run_id = uuid.uuid4().hex[:12]
+    refs = discover(sources, settings)
+    logger.info("run %s: %d inputs from %s into %s", run_id, len(refs), sources, settings.store)
+
+    batches = batched(refs, settings.batch_size)
+    ingested = ingest_batch.map(batches, settings=settings, run_id=run_id).result()
+    doc_ids = [d for out in ingested for d in out.processed + out.unchanged]
+    annotated = annotate_batch.map(
+        batched(doc_ids, settings.batch_size), settings=settings
+    ).result()
+
+    pushed = push_review(settings)
+    collected = collect_review(settings)
+    adjudicated = adjudicate_all(settings)
+    release = publish_release(settings, code_version())
+
+    report = {
+        "run_id": run_id,
+        "sources": sources,
+        "store": settings.store,
+        "inputs": len(refs),
+        "ingest": {
+            "cleaned": sum(len(o.processed) for o in ingested),
+            "unchanged": sum(len(o.unchanged) for o in ingested),
+            "skipped": [{"source": s, "reason": r} for o in ingested for s, r in o.skipped],
+            "quarantined": [{"source": s, "reason": r} for o in ingested for s, r in o.quarantined],
+        },
+        "annotate": {
+            "annotated": sum(a["annotated"] for a in annotated),
+            "unchanged": sum(a["unchanged"] for a in annotated),
+        },
+        "review": {"push": pushed, "collect": collected},
+        "adjudication": adjudicated["counts"],
+        "agreement": adjudicated["agreement"],
+        "release": {"version": release.version, "created": release.created},
+    }
+    report["report_key"] = write_run_report(store_for(settings), run_id, report)
+    create_markdown_artifact(
+        key="corpusflow-run-report", markdown=render_markdown(report), description="corpusflow run"
+    )
+    return report
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    ing = report["ingest"]
+    lines = [
+        f"# corpusflow run {report['run_id']}",
+        "",
+        f"Sources `{report['sources']}` → store `{report['store']}`",
+        "",
+        "| stage | result |",
+        "|---|---|",
+        f"| inputs | {report['inputs']} |",
+        f"| ingest | {ing['cleaned']} cleaned, {ing['unchanged']} unchanged, "
+        f"{len(ing['skipped'])} skipped, {len(ing['quarantined'])} quarantined |",
+        f"| annotate | {report['annotate']['annotated']} annotated, "
+        f"{report['annotate']['unchanged']} unchanged |",
+        f"| push | {report['review']['push']} |",
+        f"| collect | {report['review']['collect']} |",
+        f"| adjudication | {report['adjudication']} |",
+        f"| release | {report['release']['version']} "
+        f"({'new' if report['release']['created'] else 'unchanged'}) |",
+    ]
+    for kind in ("skipped", "quarantined"):
+        if ing[kind]:
+            lines += ["", f"## {kind}", ""] + [
+                f"- `{x['source']}`: {x['reason']}" for x in ing[kind]
+            ]
+    return "\n".join(lines) + "\n"

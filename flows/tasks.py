@@ -1,0 +1,463 @@
+"""Prefect tasks: one logical step or one side effect each. They pass document ids and store
+keys, never whole corpora; the records themselves live in the store (see `keys`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import botocore.exceptions
+import requests
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from annotators.labelstudio import LabelStudioClient
+from corpus.adjudication import adjudicate, agreement_report
+from corpus.ledger import Ledger
+from corpus.release import PublishResult, publish
+from corpus.store import Store, open_store
+from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, clean_bytes, make_doc_id
+from schemas import AdjudicationInput, AdjudicationResult, AnnotatedDocument, CleanDocument
+from schemas.labeling import DOCUMENT_FLAGS, ENTITY_LABELS, STANCE_LABELS, TARGET_LABELS
+from schemas.labelstudio_config import label_config
+from schemas.settings import Settings
+
+
+class keys:  # noqa: N801 - a namespace of store key builders
+    @staticmethod
+    def clean(doc_id: str) -> str:
+        return f"clean/{doc_id}.json"
+
+    @staticmethod
+    def machine(doc_id: str) -> str:
+        return f"machine/{doc_id}.json"
+
+    @staticmethod
+    def human(doc_id: str) -> str:
+        return f"human/{doc_id}.json"
+
+    @staticmethod
+    def adjudicated(doc_id: str) -> str:
+        return f"adjudicated/{doc_id}.json"
+
+    review_state = "review/state.json"
+    import_file = "review/labelstudio-import.json"
+
+
+def store_for(settings: Settings) -> Store:
+    return open_store(
+        settings.store,
+        endpoint_url=settings.aws_endpoint_url,
+        access_key=settings.aws_access_key_id,
+        secret_key=settings.aws_secret_access_key,
+        region=settings.aws_region,
+    )
+
+
+# ---------------------------------------------------------------- retry policy
+
+
+def _retryable(exc: BaseException | None) -> bool:
+    """Network and storage hiccups are worth another try; a 4xx answer is not."""
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return exc.response.status_code >= 500 or exc.response.status_code == 429
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+        return status >= 500 or status == 429
+    return isinstance(
+        exc,
+        requests.ConnectionError | requests.Timeout | botocore.exceptions.EndpointConnectionError,
+    )
+
+
+def retry_unless_client_error(task, task_run, state) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - we classify, not swallow
+        return _retryable(exc)
+    return False
+
+
+NETWORK_RETRIES = {
+    "retries": 3,
+    "retry_delay_seconds": [2, 10, 30],
+    "retry_condition_fn": retry_unless_client_error,
+}
+
+
+# ---------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    key: str  # stable name: the path relative to the sources root, or the s3 key
+    location: str  # where to read it: a local path or s3://bucket/key
+
+
+def discover(sources: str, settings: Settings) -> list[SourceRef]:
+    """Every file below a folder (or the file itself), or every object under an s3:// prefix,
+    sorted by key so that batches are stable. Unsupported suffixes are still listed: the ingest
+    task records them as skipped, so every input has a fate."""
+    if sources.startswith("s3://"):
+        bucket_prefix = sources[len("s3://") :].rstrip("/")
+        src = open_store(
+            f"s3://{bucket_prefix}",
+            endpoint_url=settings.aws_endpoint_url,
+            access_key=settings.aws_access_key_id,
+            secret_key=settings.aws_secret_access_key,
+            region=settings.aws_region,
+        )
+        return [
+            SourceRef(key=k, location=f"s3://{bucket_prefix}/{k}") for k in sorted(src.list(""))
+        ]
+    root = Path(sources)
+    if root.is_file():
+        return [SourceRef(key=root.name, location=str(root))]
+    if not root.is_dir():
+        raise FileNotFoundError(f"sources not found: {sources}")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [SourceRef(key=p.relative_to(root).as_posix(), location=str(p)) for p in files]
+
+
+def read_source(ref: SourceRef, settings: Settings) -> bytes:
+    if ref.location.startswith("s3://"):
+        bucket, _, key = ref.location[len("s3://") :].partition("/")
+        src = open_store(
+            f"s3://{bucket}",
+            endpoint_url=settings.aws_endpoint_url,
+            access_key=settings.aws_access_key_id,
+            secret_key=settings.aws_secret_access_key,
+            region=settings.aws_region,
+        )
+        return src.get_bytes(key)
+    return Path(ref.location).read_bytes()
+
+
+def batched(items: Sequence, size: int) -> list[list]:  # type: ignore[type-arg]
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+# ---------------------------------------------------------------- ingest
+
+
+@dataclass
+class IngestOutcome:
+    processed: list[str]
+    unchanged: list[str]
+    skipped: list[tuple[str, str]]
+    quarantined: list[tuple[str, str]]
+
+
+@task(name="ingest-batch", cache_policy=NO_CACHE)
+def ingest_batch(batch: list[SourceRef], settings: Settings, run_id: str) -> IngestOutcome:
+    """Clean each source of the batch into `clean/<doc_id>.json`; an input already cleaned with
+    the same bytes and cleaner version is skipped; a bad input is quarantined with its reason."""
+    store = store_for(settings)
+    ledger = Ledger(store, run_id)
+    out = IngestOutcome([], [], [], [])
+    for ref in batch:
+        suffix = Path(ref.key).suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+            reason = f"unsupported file type {suffix or '(none)'}; supported: {supported}"
+            ledger.record(ref.key, "skipped", "ingest", reason=reason)
+            out.skipped.append((ref.key, reason))
+            continue
+        data = read_source(ref, settings)
+        sha = hashlib.sha256(data).hexdigest()
+        doc_id = make_doc_id(ref.key)
+        last = ledger.last(ref.key)
+        if (
+            last is not None
+            and last.status == "processed"
+            and last.source_sha256 == sha
+            and last.reason == f"cleaner {CLEANER_VERSION}"
+            and store.head(keys.clean(doc_id)) is not None
+        ):
+            out.unchanged.append(doc_id)
+            continue
+        try:
+            doc = clean_bytes(
+                data,
+                source=ref.key,
+                filename=ref.key,
+                doc_id=doc_id,
+                max_bytes=settings.max_source_bytes,
+            )
+        except IngestError as exc:
+            ledger.quarantine(ref.key, data, stage="ingest", kind=exc.kind, message=exc.message)
+            out.quarantined.append((ref.key, f"{exc.kind}: {exc.message}"))
+            continue
+        store.put_json(keys.clean(doc_id), doc.model_dump(mode="json"))
+        ledger.record(
+            ref.key,
+            "processed",
+            "ingest",
+            doc_id=doc_id,
+            source_sha256=sha,
+            reason=f"cleaner {CLEANER_VERSION}",
+        )
+        out.processed.append(doc_id)
+    get_run_logger().info(
+        "ingest: %d cleaned, %d unchanged, %d skipped, %d quarantined",
+        len(out.processed),
+        len(out.unchanged),
+        len(out.skipped),
+        len(out.quarantined),
+    )
+    return out
+
+
+# ---------------------------------------------------------------- annotate
+
+
+@task(name="annotate-batch", cache_policy=NO_CACHE)
+def annotate_batch(doc_ids: list[str], settings: Settings) -> dict[str, int]:
+    """Machine annotations for the batch into `machine/<doc_id>.json`; a document whose clean
+    text and model are unchanged keeps its annotations."""
+    from annotators.pipeline import MODEL_VERSION, annotate, load_nlp
+
+    store = store_for(settings)
+    todo: list[CleanDocument] = []
+    kept = 0
+    for doc_id in doc_ids:
+        clean = CleanDocument.model_validate(store.get_json(keys.clean(doc_id)))
+        if store.head(keys.machine(doc_id)) is not None:
+            prev = store.get_json(keys.machine(doc_id))
+            if (
+                prev.get("content_hash") == clean.content_hash
+                and prev.get("model_version") == MODEL_VERSION
+            ):
+                kept += 1
+                continue
+        todo.append(clean)
+    if todo:
+        nlp = load_nlp(settings.spacy_model)
+        for doc in annotate(todo, nlp=nlp):
+            store.put_json(keys.machine(doc.doc_id), doc.model_dump(mode="json"))
+    get_run_logger().info("annotate: %d annotated, %d unchanged", len(todo), kept)
+    return {"annotated": len(todo), "unchanged": kept}
+
+
+def machine_doc_ids(store: Store) -> list[str]:
+    return sorted(k.rsplit("/", 1)[-1].removesuffix(".json") for k in store.list("machine/"))
+
+
+def iter_machine(store: Store, doc_ids: Sequence[str]) -> Iterator[AnnotatedDocument]:
+    for doc_id in doc_ids:
+        yield AnnotatedDocument.model_validate(store.get_json(keys.machine(doc_id)))
+
+
+# ---------------------------------------------------------------- review
+
+
+@task(name="push-review", cache_policy=NO_CACHE, **NETWORK_RETRIES)
+def push_review(settings: Settings) -> dict[str, object]:
+    """Every machine-annotated document to Label Studio, with predictions; Label Studio itself is
+    asked which documents it already has, so a re-run (or a crash before our bookkeeping) never
+    duplicates a task. Embedded mode writes a Label Studio import file instead."""
+    store = store_for(settings)
+    doc_ids = machine_doc_ids(store)
+    if not settings.review_enabled:
+        from annotators.labelstudio import write_import_file
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "import.json"
+            write_import_file(iter_machine(store, doc_ids), path)
+            store.put_bytes(keys.import_file, path.read_bytes(), content_type="application/json")
+        local = settings.work_dir / "labelstudio-import.json"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(store.get_bytes(keys.import_file))
+        return {"mode": "embedded", "import_file": str(local), "tasks": len(doc_ids)}
+    client = LabelStudioClient(settings.label_studio_url or "", settings.label_studio_api_key or "")
+    project_id = client.ensure_project(settings.label_studio_project, label_config(), INSTRUCTIONS)
+    report = client.push(project_id, iter_machine(store, doc_ids), batch_size=500)
+    state = _review_state(store)
+    state["project_id"] = project_id
+    store.put_json(keys.review_state, state)
+    get_run_logger().info("push: %s", report)
+    return {"mode": "label-studio", "project_id": project_id, **_as_dict(report)}
+
+
+INSTRUCTIONS = (
+    "<p>Correct the machine labels: fix or delete wrong entities, add missed ones "
+    f"({', '.join(ENTITY_LABELS)}). For stance, mark the evidence sentence, type the target "
+    f"(a {', '.join(TARGET_LABELS)} entity) and choose {' / '.join(STANCE_LABELS)}. "
+    f"Use the flags for: {'; '.join(DOCUMENT_FLAGS.values())}.</p>"
+)
+
+
+def _review_state(store: Store) -> dict:  # type: ignore[type-arg]
+    if store.head(keys.review_state) is None:
+        return {}
+    return dict(store.get_json(keys.review_state))
+
+
+def _as_dict(obj: object) -> dict[str, object]:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()  # type: ignore[no-any-return]
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(obj)  # type: ignore[call-overload, no-any-return]
+    return dict(obj)  # type: ignore[call-overload]
+
+
+@task(name="collect-review", cache_policy=NO_CACHE, **NETWORK_RETRIES)
+def collect_review(settings: Settings) -> dict[str, int]:
+    """New and changed human annotations since the last collect into `human/<doc_id>.json`."""
+    if not settings.review_enabled:
+        return {"collected": 0}
+    store = store_for(settings)
+    state = _review_state(store)
+    project_id = state.get("project_id")
+    if project_id is None:
+        return {"collected": 0}
+    client = LabelStudioClient(settings.label_studio_url or "", settings.label_studio_api_key or "")
+    result = client.collect(project_id, since=state.get("cursor"))
+    adjudicators = set(settings.adjudicators)
+    for task_ in result.tasks:
+        anns = []
+        for ann in task_.annotations:
+            ann = ann.model_copy(
+                update={"role": "adjudicator" if ann.annotator in adjudicators else ann.role}
+            )
+            anns.append(ann.model_dump(mode="json"))
+        store.put_json(keys.human(task_.doc_id), {"task_id": task_.task_id, "annotations": anns})
+    if result.cursor:
+        state["cursor"] = result.cursor
+        store.put_json(keys.review_state, state)
+    get_run_logger().info("collect: %d tasks with human work changed", len(result.tasks))
+    return {"collected": len(result.tasks), "cancelled": result.cancelled}
+
+
+# ---------------------------------------------------------------- adjudicate and publish
+
+
+@task(name="adjudicate", cache_policy=NO_CACHE)
+def adjudicate_all(settings: Settings) -> dict[str, object]:
+    store = store_for(settings)
+    counts: dict[str, int] = {}
+    inputs = []
+    for doc_id in machine_doc_ids(store):
+        if store.head(keys.human(doc_id)) is None:
+            result = AdjudicationResult.model_validate(
+                {
+                    "doc_id": doc_id,
+                    "status": "machine",
+                    "entities": [],
+                    "stances": [],
+                    "disputes": [],
+                    "agreement": {"entity_f1": None, "stance_kappa": None},
+                }
+            )
+        else:
+            human = store.get_json(keys.human(doc_id))
+            item = AdjudicationInput(doc_id=doc_id, annotations=human["annotations"])
+            inputs.append(item)
+            result = adjudicate(item)
+        store.put_json(keys.adjudicated(doc_id), result.model_dump(mode="json"))
+        counts[result.status] = counts.get(result.status, 0) + 1
+    report = agreement_report(inputs)
+    store.put_json("review/agreement.json", report)
+    get_run_logger().info("adjudicate: %s", counts)
+    return {"counts": counts, "agreement": report}
+
+
+def pseudonym(store: Store, name: str) -> str:
+    """A stable pseudonym per annotator: keyed with a random salt kept in the store, so emails
+    cannot be guessed back from a release."""
+    if store.head("config/pseudonym-salt") is None:
+        try:
+            store.put_if_absent("config/pseudonym-salt", os.urandom(32).hex().encode())
+        except Exception:  # noqa: BLE001 - another run won the race; read theirs below
+            pass
+    salt = store.get_bytes("config/pseudonym-salt")
+    return "annotator-" + hashlib.sha256(salt + name.encode("utf-8")).hexdigest()[:10]
+
+
+def release_record(store: Store, doc: AnnotatedDocument, result: AdjudicationResult) -> dict:  # type: ignore[type-arg]
+    human = (
+        store.get_json(keys.human(doc.doc_id))
+        if result.status != "machine"
+        else {"annotations": []}
+    )
+    annotators = sorted({pseudonym(store, a["annotator"]) for a in human["annotations"]})
+    gold = result.status in ("adjudicated", "reviewed")
+    if gold:
+        entities = [{**e.model_dump(), "text": doc.text[e.start : e.end]} for e in result.entities]
+        stances = [
+            {
+                "target": s.target,
+                "label": s.label,
+                "evidence": [ev.model_dump() for ev in s.evidence],
+            }
+            for s in result.stances
+        ]
+    else:  # machine layer: never reviewed, or held back by a dispute
+        entities = [e.model_dump() for e in doc.entities]
+        stances = [s.model_dump() for s in doc.stances]
+    return {
+        "doc_id": doc.doc_id,
+        "text": doc.text,
+        "entities": entities,
+        "stances": stances,
+        "metadata": doc.metadata.model_dump(mode="json"),
+        "review_status": result.status,
+        "disputes": [d.model_dump() for d in result.disputes],
+        "agreement": result.agreement.model_dump(),
+        "source": doc.source,
+        "annotators": annotators,
+        "model_version": doc.model_version,
+        "provenance": {
+            "source_sha256": doc.source_sha256,
+            "content_hash": doc.content_hash,
+            "cleaner_version": doc.cleaner_version,
+            "removed": [r.model_dump() for r in doc.removed],
+        },
+    }
+
+
+@task(name="publish-release", cache_policy=NO_CACHE, **NETWORK_RETRIES)
+def publish_release(settings: Settings, code_version: str) -> PublishResult:
+    store = store_for(settings)
+    doc_ids = machine_doc_ids(store)
+    records = []
+    model_versions: set[str] = set()
+    for doc in iter_machine(store, doc_ids):
+        result = AdjudicationResult.model_validate(store.get_json(keys.adjudicated(doc.doc_id)))
+        records.append(release_record(store, doc, result))
+        model_versions.add(doc.model_version)
+    agreement = (
+        store.get_json("review/agreement.json") if store.head("review/agreement.json") else {}
+    )
+    schema = {
+        "entity_labels": list(ENTITY_LABELS),
+        "stance_labels": list(STANCE_LABELS),
+        "target_labels": list(TARGET_LABELS),
+        "document_flags": DOCUMENT_FLAGS,
+        "label_studio_config": label_config(),
+    }
+    result = publish(
+        store,
+        records,
+        label_schema=schema,
+        agreement=agreement,
+        code_version=code_version,
+        model_versions=sorted(model_versions),
+    )
+    get_run_logger().info(
+        "publish: %s %s", result.version, "created" if result.created else "unchanged, nothing new"
+    )
+    return result
+
+
+def write_run_report(store: Store, run_id: str, report: dict) -> str:  # type: ignore[type-arg]
+    key = f"runs/{run_id}.json"
+    store.put_bytes(key, json.dumps(report, indent=2, sort_keys=True).encode(), "application/json")
+    return key
