@@ -1,0 +1,123 @@
+"""The command-line contracts of DESIGN.md, run as a user would: the installed `corpusflow`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = sorted((ROOT / "corpus" / "samples").glob("*.txt"))
+CLI = [sys.executable, "-m", "flows.cli"]
+
+
+def run_cli(*args: str, stdin: str | None = None) -> tuple[int, list[dict], str]:
+    proc = subprocess.run(
+        [*CLI, *args], input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return proc.returncode, lines, proc.stderr
+
+
+def test_cli_clean_prints_contract_objects_and_reports_bad_inputs(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(bytes(range(256)) * 8)
+    code, out, _ = run_cli("clean", str(SAMPLES[0]), str(empty), str(binary), str(SAMPLES[1]))
+    assert code == 1, "an input failed, so the exit status is 1"
+    assert [o["source"] for o in out] == [str(SAMPLES[0]), str(empty), str(binary), str(SAMPLES[1])]
+    good, bad_empty, bad_binary, good2 = out
+    for doc in (good, good2):
+        assert {"source", "doc_id", "text", "metadata", "removed"} <= set(doc)
+        assert {"title", "authors", "published", "source_url", "rights"} <= set(doc["metadata"])
+        for span in doc["removed"]:
+            assert 0 <= span["start"] <= span["end"] and span["kind"]
+    assert bad_empty["error"]["kind"] == "empty"
+    assert bad_binary["error"]["kind"] in {"binary", "undecodable"}
+    assert str(binary) in bad_binary["error"]["message"]
+
+
+def test_cli_clean_exit_zero_when_all_inputs_clean() -> None:
+    code, out, _ = run_cli("clean", str(SAMPLES[2]))
+    assert code == 0 and len(out) == 1 and out[0]["text"]
+
+
+def test_cli_adjudicate_contract(tmp_path: Path) -> None:
+    rows = [
+        {
+            "doc_id": "a",
+            "text": "Putin met Xi.",
+            "annotations": [
+                {
+                    "annotator": "u1",
+                    "role": "annotator",
+                    "entities": [{"start": 0, "end": 5, "label": "PERSON"}],
+                    "stances": [],
+                },
+                {
+                    "annotator": "u2",
+                    "role": "annotator",
+                    "entities": [{"start": 0, "end": 5, "label": "PERSON"}],
+                    "stances": [],
+                },
+            ],
+        },
+        {
+            "doc_id": "b",
+            "text": "x",
+            "annotations": [
+                {
+                    "annotator": "u1",
+                    "role": "annotator",
+                    "entities": [],
+                    "stances": [{"target": "Xi", "label": "FAVOR"}],
+                }
+            ],
+        },
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
+    code, out, _ = run_cli("adjudicate", "--jsonl", str(src))
+    assert code == 1, "the malformed line makes the exit status 1"
+    assert out[0]["status"] == "adjudicated" and out[0]["agreement"]["entity_f1"] == 1.0
+    assert out[1]["status"] == "reviewed"
+    assert out[1]["stances"][0]["label"] == "FAVOR"
+    assert "in.jsonl:3" in out[2]["error"]["message"]
+
+
+@pytest.mark.model
+def test_cli_stance_contract(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        json.dumps(
+            {"text": "Ankara has condemned Russia's invasion of Ukraine.", "target": "Russia"}
+        )
+        + "\n"
+        + json.dumps({"text": "The summit was held in Samarkand.", "target": "Samarkand"})
+        + "\n"
+    )
+    code, out, _ = run_cli("stance", "--jsonl", str(src))
+    assert code == 0 and len(out) == 2
+    for row in out:
+        assert row["label"] in {"FAVOR", "AGAINST", "NEUTRAL"} and 0.0 <= row["score"] <= 1.0
+    assert out[0]["label"] == "AGAINST"
+
+
+@pytest.mark.model
+def test_cli_annotate_adds_entities_and_stances() -> None:
+    code, out, _ = run_cli("annotate", str(SAMPLES[1]))
+    assert code == 0
+    (doc,) = out
+    text = doc["text"]
+    assert doc["entities"], "the RFE/RL sample names people and places"
+    for ent in doc["entities"]:
+        assert text[ent["start"] : ent["end"]] == ent["text"]
+        assert 0.0 <= ent["score"] <= 1.0
+    for stance in doc["stances"]:
+        assert stance["label"] in {"FAVOR", "AGAINST", "NEUTRAL"}
+        for ev in stance["evidence"]:
+            assert 0 <= ev["start"] < ev["end"] <= len(text)
