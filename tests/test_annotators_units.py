@@ -1,0 +1,178 @@
+"""Unit tests of the annotator components on hand-built Docs (no model loaded)."""
+
+from __future__ import annotations
+
+import pytest
+import spacy
+from spacy.tokens import Doc
+
+from annotators.ner import entity_score, fix_entities, split_span, trim_span
+from annotators.stance import label_value, sentence_features, sentence_value
+from annotators.targets import (
+    SPAN_KEY,
+    acronym_of,
+    assign_targets,
+    canonicalize,
+    find_mentions,
+    salient_targets,
+)
+
+VOCAB = spacy.blank("en").vocab  # English lexical attributes (is_punct, lower_)
+
+
+def make_doc(words, ents=None, heads=None, deps=None, pos=None, lemmas=None) -> Doc:
+    n = len(words)
+    return Doc(
+        VOCAB,
+        words=words,
+        ents=ents or ["O"] * n,
+        heads=heads,
+        deps=deps,
+        pos=pos,
+        lemmas=lemmas,
+        sent_starts=[True] + [False] * (n - 1) if heads is None else None,
+    )
+
+
+# ------------------------------------------------------------------ ner fixes
+
+
+@pytest.mark.parametrize(
+    ("words", "ents", "expected"),
+    [
+        (
+            ["at", "the", "Shanghai", "Cooperation", "Organization", "(", "SCO", ")", "summit"],
+            ["O", "B-ORG", "I-ORG", "I-ORG", "I-ORG", "I-ORG", "I-ORG", "O", "O"],
+            [("Shanghai Cooperation Organization", "ORG"), ("SCO", "ORG")],
+        ),
+        (
+            ["the", "Kremlin", ",", "said"],
+            ["B-ORG", "I-ORG", "I-ORG", "O"],
+            [("Kremlin", "ORG")],
+        ),
+        (["Putin", "'s", "visit"], ["B-PERSON", "I-PERSON", "O"], [("Putin", "PERSON")]),
+        (["(", ")", "x"], ["B-ORG", "I-ORG", "O"], []),
+        # unchanged
+        (
+            ["Vladimir", "Putin", "met", "Xi"],
+            ["B-PERSON", "I-PERSON", "O", "B-PERSON"],
+            [("Vladimir Putin", "PERSON"), ("Xi", "PERSON")],
+        ),
+    ],
+)
+def test_ner_fix_entities_splits_and_trims(words, ents, expected):
+    doc = fix_entities(make_doc(words, ents))
+    assert [(e.text, e.label_) for e in doc.ents] == expected
+
+
+def test_ner_entity_score_marks_fixed_and_model_spans():
+    doc = make_doc(["the", "NATO", "and", "Xi"], ["B-ORG", "I-ORG", "O", "B-PERSON"])
+    doc = fix_entities(doc)
+    nato, xi = doc.ents
+    assert entity_score(doc, nato) < entity_score(doc, xi)
+
+
+def test_ner_trim_span_returns_none_for_punctuation_only():
+    doc = make_doc(["(", "-", ")"], ["B-ORG", "I-ORG", "I-ORG"])
+    assert trim_span(doc[0:3]) is None
+    assert split_span(doc.ents[0]) == []
+
+
+# ------------------------------------------------------------------ targets
+
+
+TARGET_DOC = (
+    ["Russian", "President", "Vladimir", "Putin", "met", "Xi", "Jinping", ".",
+     "Putin", "praised", "Xi", ".", "The", "Russian", "army", "and", "the", "SCO", "and",
+     "Shanghai", "Cooperation", "Organization", ".", "The", "US", "Putin"],
+    ["B-NORP", "O", "B-PERSON", "I-PERSON", "O", "B-PERSON", "I-PERSON", "O",
+     "B-PERSON", "O", "B-PERSON", "O", "O", "B-NORP", "O", "O", "O", "B-ORG", "O",
+     "B-ORG", "I-ORG", "I-ORG", "O", "O", "B-GPE", "B-PERSON"],
+)  # fmt: skip
+
+
+def test_targets_canonicalize_groups_mentions():
+    doc = make_doc(*TARGET_DOC)
+    got = dict(zip([e.text for e in doc.ents], canonicalize(list(doc.ents)), strict=False))
+    assert got["Putin"] == "Vladimir Putin"
+    assert got["Xi"] == "Xi Jinping"
+    assert got["Russian"] == "Russia"
+    assert got["SCO"] == "Shanghai Cooperation Organization"
+    assert got["US"] == "United States"
+
+
+def test_targets_title_is_stripped():
+    words = ["Chinese", "President", "Xi", "Jinping", "spoke"]
+    doc = make_doc(words, ["B-PERSON", "I-PERSON", "I-PERSON", "I-PERSON", "O"])
+    assert canonicalize(list(doc.ents)) == ["Xi Jinping"]
+
+
+def test_targets_salience_counts_mentions():
+    doc = assign_targets(make_doc(*TARGET_DOC))
+    # ties (Russia and Xi: two each) go to the first mentioned
+    assert salient_targets(doc, 3) == ["Vladimir Putin", "Russia", "Xi Jinping"]
+    assert all(s.kb_id_ for s in doc.spans[SPAN_KEY])
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"), [(["Shanghai", "Cooperation", "Organization"], "SCO"),
+                            (["Collective", "Security", "Treaty", "Organization"], "CSTO"),
+                            (["Bank", "of", "England"], "BE")]
+)  # fmt: skip
+def test_targets_acronym_of(words, expected):
+    assert acronym_of(words) == expected
+
+
+def test_targets_find_mentions_without_targets_component():
+    doc = make_doc(["Biden", "met", "Joe", "Biden", "and", "Russian", "troops"])
+    assert [m.text for m in find_mentions(doc, "Joe Biden")] == ["Biden", "Joe Biden"]
+    assert [m.text for m in find_mentions(doc, "Russia")] == ["Russian"]
+    assert find_mentions(doc, "Xi") == []
+
+
+# ------------------------------------------------------------------ stance
+
+
+def parsed(words, heads, deps, pos, lemmas, ents):
+    return make_doc(words, ents, heads=heads, deps=deps, pos=pos, lemmas=lemmas)
+
+
+# "Ankara has condemned Russia 's invasion of Ukraine ."
+CONDEMN = dict(
+    words=["Ankara", "has", "condemned", "Russia", "'s", "invasion", "of", "Ukraine", "."],
+    heads=[2, 2, 2, 5, 3, 2, 5, 6, 2],
+    deps=["nsubj", "aux", "ROOT", "poss", "case", "dobj", "prep", "pobj", "punct"],
+    pos=["PROPN", "AUX", "VERB", "PROPN", "PART", "NOUN", "ADP", "PROPN", "PUNCT"],
+    lemmas=["Ankara", "have", "condemn", "Russia", "'s", "invasion", "of", "Ukraine", "."],
+    ents=["B-GPE", "O", "O", "B-GPE", "O", "O", "O", "B-GPE", "O"],
+)
+
+
+@pytest.mark.parametrize(("target", "sign"), [("Russia", -1), ("Ukraine", 0), ("Ankara", 0)])
+def test_stance_cue_directs_to_object_not_holder_or_victim(target, sign):
+    doc = parsed(**CONDEMN)
+    sent = doc[:]
+    value = sentence_value(sentence_features(sent, find_mentions(doc, target)))
+    assert (value > 0.3) - (value < -0.3) == sign
+
+
+def test_stance_negated_cue_is_not_stance():
+    # "Xi did not criticise Putin ."
+    doc = parsed(
+        words=["Xi", "did", "not", "criticise", "Putin", "."],
+        heads=[3, 3, 3, 3, 3, 3],
+        deps=["nsubj", "aux", "neg", "ROOT", "dobj", "punct"],
+        pos=["PROPN", "AUX", "PART", "VERB", "PROPN", "PUNCT"],
+        lemmas=["Xi", "do", "not", "criticise", "Putin", "."],
+        ents=["B-PERSON", "O", "O", "O", "B-PERSON", "O"],
+    )
+    value = sentence_value(sentence_features(doc[:], find_mentions(doc, "Putin")))
+    assert label_value(value, 0.3)[0] == "NEUTRAL"
+
+
+@pytest.mark.parametrize(
+    ("value", "label"), [(0.0, "NEUTRAL"), (0.29, "NEUTRAL"), (0.3, "FAVOR"), (-1.2, "AGAINST")]
+)
+def test_stance_label_value_thresholds(value, label):
+    got, score = label_value(value, 0.3)
+    assert got == label and 0.0 <= score <= 1.0
