@@ -6,7 +6,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 
-from annotators.ner import entity_score, fix_entities, split_span, trim_span
+from annotators.ner import SOURCE_SCORES, entity_score, fix_entities, split_span, trim_span
 from annotators.stance import label_value, sentence_features, sentence_value
 from annotators.targets import (
     SPAN_KEY,
@@ -52,6 +52,11 @@ def make_doc(words, ents=None, heads=None, deps=None, pos=None, lemmas=None) -> 
         ),
         (["Putin", "'s", "visit"], ["B-PERSON", "I-PERSON", "O"], [("Putin", "PERSON")]),
         (["(", ")", "x"], ["B-ORG", "I-ORG", "O"], []),
+        (
+            ["in", "the", "past", "year"],
+            ["O", "B-DATE", "I-DATE", "I-DATE"],
+            [("the past year", "DATE")],
+        ),
         # unchanged
         (
             ["Vladimir", "Putin", "met", "Xi"],
@@ -69,7 +74,8 @@ def test_ner_entity_score_marks_fixed_and_model_spans():
     doc = make_doc(["the", "NATO", "and", "Xi"], ["B-ORG", "I-ORG", "O", "B-PERSON"])
     doc = fix_entities(doc)
     nato, xi = doc.ents
-    assert entity_score(doc, nato) < entity_score(doc, xi)
+    assert entity_score(doc, nato) == SOURCE_SCORES["fixed"]
+    assert entity_score(doc, xi) == SOURCE_SCORES["model"]
 
 
 def test_ner_trim_span_returns_none_for_punctuation_only():
