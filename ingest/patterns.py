@@ -1,0 +1,174 @@
+"""Every regular expression the cleaners and metadata extraction use, in one place.
+
+They describe kinds of noise by shape (a whole line in brackets, a handle-and-date attribution,
+a trailing photo credit), never by a particular site's wording."""
+
+from __future__ import annotations
+
+import re
+
+_I = re.IGNORECASE
+_M = re.MULTILINE
+
+# ------------------------------------------------------------------ structure
+# A block: consecutive non-blank lines; blank lines and form feeds (page breaks) separate blocks.
+BLOCK = re.compile(r"[^\n\f]*[^\s][^\n\f]*(?:\n[^\n\f]*[^\s][^\n\f]*)*")
+LINE = re.compile(r"[^\n]*")
+TERMINAL_PUNCT = re.compile(r"[.!?…:;\"'”’)\]]\s*$")
+SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
+LIST_ITEM = re.compile(r"^\s*(?:[-–—•*·▪◦]\s+|\(?\d{1,3}[.)]\s|\(?[a-z][.)]\s)")
+STARTS_LOWER = re.compile(r"^[\"'“‘(]?[a-z]")
+WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+
+# ------------------------------------------------------------------ whole-block noise
+PLACEHOLDER = re.compile(r"^\[\s*[^\[\]\n]{0,80}\s*\]$")
+PAGE_NUMBER = re.compile(
+    r"^(?:(?:page|p\.|pg\.?|seite|sida|página)\s*\d{1,4}(?:\s*(?:of|/|von|av|de)\s*\d{1,4})?"
+    r"|\d{1,4}\s*(?:of|/)\s*\d{1,4}|[-–—]\s*\d{1,4}\s*[-–—]|\d{1,3})$",
+    _I,
+)
+AD_SLOT = re.compile(r"^(?=[a-z0-9_-]*\d)[a-z][a-z0-9]*(?:[-_][a-z0-9]+){2,}$")
+ADVERTISEMENT = re.compile(
+    r"^(?:advertisement|advertising|sponsored(?: content)?|ad|anzeige|annons|publicité"
+    r"|(?:story|article) continues below(?: this)? (?:advertisement|ad)"
+    r"|scroll to continue(?: with content)?)$",
+    _I,
+)
+READ_MORE = re.compile(
+    r"^(?:read more|read also|see also|continue reading|read the full (?:story|article)"
+    r"|more on this(?: story)?|läs mer|lire aussi|mehr zum thema|keep reading)\b[:.…»›>\s]*"
+    r"(?:.{0,160})$",
+    _I,
+)
+NEWSLETTER = re.compile(
+    r"\b(?:sign up|subscribe|join|register|get)\b.{0,60}\b(?:newsletter|mailing list|"
+    r"e-?mail (?:alerts|updates)|briefing|inbox|digest)\b",
+    _I,
+)
+DONATION = re.compile(
+    r"\b(?:donat(?:e|ion)s?|make a (?:charitable )?(?:gift|contribution)|support (?:us|our "
+    r"(?:work|journalism|reporting))|become a (?:member|supporter|patron|subscriber))\b",
+    _I,
+)
+RIGHTS = re.compile(
+    r"(?:^\s*(?:copyright\s*(?:©|\(c\)|\d{4})|©\s*\d{4}|\(c\)\s*\d{4})"
+    r"|\ball rights reserved\b|\breprinted (?:here )?(?:with|by) (?:the )?(?:kind )?permission\b"
+    r"|\b(?:may not be|must not be) (?:reproduced|republished|redistributed)\b)",
+    _I,
+)
+DISCLAIMER = re.compile(
+    r"\b(?:do(?:es)? not necessarily (?:reflect|represent)|are (?:those|solely those) of the "
+    r"authors?\b.{0,40}\bnot\b|views expressed (?:here(?:in)?|in this)\b)",
+    _I,
+)
+COOKIE = re.compile(r"\bcookies?\b", _I)
+COOKIE_CONTEXT = re.compile(
+    r"\b(?:accept|consent|privacy|preferences|we use|this (?:site|website) uses|manage|agree)\b",
+    _I,
+)
+TAGS = re.compile(r"^(?:tags?|topics?|keywords?|filed under|categories|category)\s*[:|]\s*\S", _I)
+RELATED_HEADING = re.compile(
+    r"^(?:related(?: articles| stories| content| coverage| news| posts| reading)?|most (?:read|"
+    r"popular|viewed|shared)|(?:you )?(?:may|might) also (?:like|be interested in)|recommended"
+    r"(?: for you| reading)?|more (?:from|stories|news|on)\b.{0,40}|top stories|trending(?: now)?"
+    r"|what to read next|popular (?:now|stories))\s*:?$",
+    _I,
+)
+SOCIAL_TOKENS = frozenset(
+    """share tweet facebook twitter x linkedin email e-mail mail whatsapp telegram reddit
+    pinterest print copy link url messenger vk flipboard save bookmark comment comments cite
+    download pdf this article page on via sms""".split()
+)
+TOOLBAR_START = re.compile(
+    r"^(?:share(?: this)?(?: article| story| page| on)?|cite(?: this)?(?: article| page)?"
+    r"|download(?: as)? pdf|print(?: this)?(?: article| page)?|e-?mail this|follow us)\b",
+    _I,
+)
+PUBLISHED_CHROME = re.compile(
+    r"^(?P<label>published|updated|posted|last updated|last modified|modified|date|"
+    r"publicerad|uppdaterad|veröffentlicht|publié)\s*(?:on|at)?\s*[:\-–]?\s*(?P<value>.{0,80})$",
+    _I,
+)
+
+# ------------------------------------------------------------------ embeds and captions
+EMBED_MARKER = re.compile(
+    r"^(?:embed(?:ded)?(?: (?:content|post|tweet|video))?|\[?embedded content\]?"
+    r"|(?:twitter|instagram|tiktok|youtube|facebook) (?:post|video|embed))\s*:?$",
+    _I,
+)
+SOCIAL_ATTRIBUTION = re.compile(
+    r"^[—–-]\s*[^\n(]{1,80}\(@\w{1,30}\)\s*(?P<date>[A-Za-z]{3,9}\.? \d{1,2},? \d{4}"
+    r"|\d{1,2} [A-Za-z]{3,9} \d{4}|\d{4}-\d{2}-\d{2})?\s*$"
+)
+SOCIAL_LINK = re.compile(
+    r"(?:https?://)?(?:pic\.twitter\.com|t\.co|instagr\.am|youtu\.be)/\w+|"
+    r"https?://(?:www\.)?(?:twitter|x|instagram|tiktok|facebook)\.com/\S+",
+    _I,
+)
+HANDLE_OR_TAG = re.compile(r"(?<![\w@])[@#]\w{2,}")
+CAPTION_CREDIT = re.compile(
+    r"(?:\b(?:photo(?:graph)?s?|image|picture|illustration|foto|bild|credit|source)\s*"
+    r"(?::|by)\s*[^.!?\n]{1,100}$"
+    r"|\b(?:archive (?:image|photo|picture))\b"
+    r"|\*\*[^*\n]{2,120}\*\*\s*$)",
+    _I,
+)
+CREDIT_WORDS = re.compile(
+    r"\b(?:photo|image|pool|via|getty|reuters|afp|ap|epa|shutterstock|alamy|sputnik|tass|"
+    r"xinhua|courtesy|handout|credit)\b|/",
+    _I,
+)
+CAPTION_UI = re.compile(
+    r"^(?:full ?screen|enlarge|expand|zoom|view (?:image|gallery|slideshow)|open gallery|"
+    r"image \d+ of \d+|\d+ of \d+ (?:photos|images))\b",
+    _I,
+)
+
+# ------------------------------------------------------------------ inline noise
+INLINE_TAG = re.compile(
+    r"</?(?:u|b|i|em|strong|span|a|font|sup|sub|small|mark|ins|del|s|br|p|div)\b[^<>\n]{0,200}?/?>",
+    _I,
+)
+MD_EMPHASIS = re.compile(r"(\*\*|__)(?=\S)([^*\n]{1,300}?)(?<=\S)\1")
+MD_HEADING = re.compile(r"^#{1,6}[ \t]+", _M)
+MD_LINK = re.compile(r"(?<!!)\[([^\[\]\n]{1,300})\]\((?:[^()\s]{1,500})\)")
+BACKSLASH_ESCAPE = re.compile(r"\\([$*_#\[\]()`>&%{}~|\\-])")
+HTML_ENTITY = re.compile(r"&(?:#\d{1,6}|#x[0-9a-fA-F]{1,5}|[a-zA-Z]{2,8});")
+DOUBLED_DASH = re.compile(r"^([–—-][ \t]+)(?=[–—-][ \t]+\S)")
+HYPHEN_BREAK = re.compile(r"([^\W\d_]{2,})-[ \t]*\n[ \t]*([a-z][^\W\d_]*)")
+
+# ------------------------------------------------------------------ metadata
+MONTHS = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+DATE = re.compile(
+    rf"(?:{MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+{MONTHS},?\s+\d{{4}}"
+    r"|\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|\d{1,2}[./]\d{1,2}[./]\d{4})",
+    _I,
+)
+DATE_LINE = re.compile(
+    rf"^(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,?\s+)?(?P<date>{DATE.pattern})"
+    r"(?:,?\s*(?:at\s+)?\d{1,2}[:.]\d{2}\s*(?:[ap]\.?m\.?)?\s*(?:[A-Z]{2,4})?)?$",
+    _I,
+)
+PERSON_NAME = re.compile(
+    r"^(?:(?:Dr|Prof|Mr|Mrs|Ms)\.?\s+)?[A-ZÀ-Þ][\w'’.-]*(?:\s+(?:[A-ZÀ-Þ][\w'’.-]*|de|van|von|"
+    r"der|den|da|di|du|la|le|bin|al|el))*$"
+)
+BYLINE = re.compile(
+    rf"^(?:by|written by|von|av|par|por)\s+(?P<names>.+?)"
+    rf"(?:\s*[,|•·–—-]?\s*(?:(?:updated|published)\s*:?\s*)?(?P<date>{DATE.pattern}).*)?$",
+    _I,
+)
+NAME_SPLIT = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*|\s+och\s+|\s+und\s+)\s*")
+SOURCE_LINE = re.compile(
+    r"^(?P<label>source|original(?:ly published at| url| article| link)?|url|link|"
+    r"this article (?:was )?(?:originally )?(?:appeared|published) (?:on|at|in)|källa|quelle)"
+    r"\s*:\s*(?P<value>.*)$",
+    _I | re.DOTALL,
+)
+URL_START = re.compile(r"^(?:https?://|www\.)\S", _I)
+URL_FRAGMENT = re.compile(r"^[\w./%?=&#~+:;,@!$'*()-]+$")
