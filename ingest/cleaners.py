@@ -327,6 +327,12 @@ def find_header(blocks: list[Block], labels: dict[int, str]) -> tuple[dict[int, 
         title = before[-1] if before else None
     if title is None and heads:
         title = heads[0]
+    # the same title given twice in slightly different forms: the first one is the title
+    while title is not None and heads.index(title) > 0:
+        earlier = heads[heads.index(title) - 1]
+        if title_similarity(blocks[earlier].text, blocks[title].text) < 0.7:
+            break
+        title = earlier
     if title is None:
         return out, roles
     roles["title"] = [title]
@@ -417,23 +423,25 @@ def label_page_edges(blocks: list[Block], labels: dict[int, str]) -> dict[int, s
     for top, bottom in edges.values():
         for i in top + bottom:
             t = blocks[i].text
-            if len(t) <= 120 and "\n" not in t and seen[normalise_line(t)] >= need:
+            if (
+                len(t) <= 120
+                and "\n" not in t
+                and not is_narrative(t)
+                and seen[normalise_line(t)] >= need
+            ):
                 out[i] = "running_header" if i in top else "running_footer"
     return out
 
 
 def label_repeated_lines(blocks: list[Block], labels: dict[int, str]) -> dict[int, str]:
     """Short identical lines that occur three times or more: boilerplate repeated in the body."""
-    counts = Counter(
-        normalise_line(b.text)
+    candidates = {
+        i: b.text.strip().casefold()
         for i, b in enumerate(blocks)
-        if i not in labels and len(b.text) <= 80 and "\n" not in b.text
-    )
-    return {
-        i: "repeated_boilerplate"
-        for i, b in enumerate(blocks)
-        if i not in labels and len(b.text) <= 80 and counts[normalise_line(b.text)] >= 3
+        if i not in labels and len(b.text) <= 80 and "\n" not in b.text and not is_narrative(b.text)
     }
+    counts = Counter(candidates.values())
+    return {i: "repeated_boilerplate" for i, key in candidates.items() if counts[key] >= 3}
 
 
 def kept_neighbours(n: int, labels: dict[int, str], i: int) -> tuple[int | None, int | None]:

@@ -52,7 +52,9 @@ def repair_url(text: str) -> str | None:
     pieces = t.split()
     url = pieces[0]
     for piece in pieces[1:]:
-        if not P.URL_FRAGMENT.match(piece):
+        # a stray space inside a URL splits it into pieces that still look like URL parts
+        looks_like_part = bool(re.search(r"[-/_=&.]", piece.rstrip(".")))
+        if url.endswith(".") or not looks_like_part or not P.URL_FRAGMENT.match(piece):
             break
         url += piece
     return url.rstrip(".,;")

@@ -86,7 +86,7 @@ TOOLBAR_START = re.compile(
 )
 PUBLISHED_CHROME = re.compile(
     r"^(?P<label>published|updated|posted|last updated|last modified|modified|date|"
-    r"publicerad|uppdaterad|veröffentlicht|publié)\s*(?:on|at)?\s*[:\-–]?\s*(?P<value>.{0,80})$",
+    r"publicerad|uppdaterad|veröffentlicht|publié)(?:\s*[:|–-]|\s+on\b)\s*(?P<value>.{0,80})$",
     _I,
 )
 
