@@ -107,6 +107,8 @@ def layer_of(review_status: str) -> str:
 
 def _canonical_record(record: dict[str, Any]) -> dict[str, Any]:
     """The record as released: entities and stances in a fixed order, split and layer added."""
+    if hasattr(record, "model_dump"):  # a pydantic record is welcome too
+        record = record.model_dump(mode="json")
     doc_id = record.get("doc_id")
     if not isinstance(doc_id, str) or not doc_id:
         raise PublishError(f"record without a doc_id: {str(record)[:120]}")
@@ -487,11 +489,10 @@ def write_notes(
 def read_latest(store: Store) -> tuple[dict[str, Any] | None, str | None]:
     """The latest pointer and its etag (None, None when nothing was published yet)."""
     try:
-        data = store.get_bytes(LATEST_KEY)
+        data, etag = store.get_with_etag(LATEST_KEY)
     except NotFound:
         return None, None
-    # the etag of the bytes we read (single-part objects: md5), so any later move is caught
-    return json.loads(data), hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return json.loads(data), etag
 
 
 def read_manifest(store: Store, version: str, expected_sha256: str | None = None) -> Manifest:

@@ -13,7 +13,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
 
 
 class StoreError(Exception):
@@ -76,6 +79,11 @@ class Store(ABC):
     @abstractmethod
     def get_bytes(self, key: str) -> bytes:
         """The object's content; raises NotFound."""
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str]:
+        """The content and the etag of exactly that content (for a later put_if_match)."""
+        data = self.get_bytes(key)
+        return data, md5_hex(data)
 
     @abstractmethod
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
@@ -295,11 +303,15 @@ class S3Store(Store):
         return str(response["ETag"]).strip('"')
 
     def get_bytes(self, key: str) -> bytes:
+        return self.get_with_etag(key)[0]
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str]:
+        # the server's ETag, not an md5 of our own: with SSE-KMS or multipart they differ
         from botocore.exceptions import ClientError
 
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            return bytes(response["Body"].read())
+            return bytes(response["Body"].read()), str(response["ETag"]).strip('"')
         except ClientError as e:
             raise self._translate(e, key) from e
 
@@ -382,6 +394,17 @@ def s3_client(
             retries={"mode": "standard", "max_attempts": max_attempts},
             s3=s3_config,  # type: ignore[arg-type]
         ),
+    )
+
+
+def open_store_from_settings(settings: Settings) -> Store:
+    """The store `CORPUSFLOW_STORE` names, with the standard AWS variables for S3."""
+    return open_store(
+        settings.store,
+        endpoint_url=settings.aws_endpoint_url,
+        access_key=settings.aws_access_key_id,
+        secret_key=settings.aws_secret_access_key,
+        region=settings.aws_region,
     )
 
 

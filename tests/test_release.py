@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -440,3 +441,34 @@ def test_release_readonly_identity_can_pull_but_not_publish(seaweed, tmp_path: P
     with pytest.raises(AccessDenied):
         do_publish(reader, records)
     assert admin.get_json(LATEST_KEY)["version"] == "v0001"
+
+
+def test_release_files_are_byte_identical_across_processes() -> None:
+    """Joining or resuming a claimed version needs the same bytes from any process."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from corpus.release import canonical_records, write_conll, write_docbin, write_parquet
+
+    script = (
+        "import hashlib\n"
+        "from corpus.release import canonical_records, write_docbin, write_conll, write_parquet\n"
+        "from tests.test_release import make_records\n"
+        "r = canonical_records(make_records())\n"
+        "for b in (write_docbin(r)[0], write_conll(r), write_parquet(r)):\n"
+        "    print(hashlib.sha256(b).hexdigest())\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    ).stdout.split()
+    r = canonical_records(make_records())
+    here = [
+        hashlib.sha256(b).hexdigest()
+        for b in (write_docbin(r)[0], write_conll(r), write_parquet(r))
+    ]
+    assert other == here

@@ -197,3 +197,51 @@ def test_store_s3_list_follows_continuation_pages(s3_store: S3Store) -> None:
         s3_store.put_bytes(f"p/{i:03d}", b"x")
     assert list(s3_store.list("p/")) == [f"p/{i:03d}" for i in range(25)]
     assert len(calls) == 3
+
+
+def test_store_get_with_etag_matches_put(store: Store) -> None:
+    etag = store.put_bytes("e", b"content")
+    assert store.get_with_etag("e") == (b"content", etag)
+    store.put_if_match("e", b"next", store.get_with_etag("e")[1])
+
+
+@pytest.mark.integration
+def test_store_seaweed_start_is_idempotent_and_instances_coexist(  # type: ignore[no-untyped-def]
+    seaweed, tmp_path: Path
+) -> None:
+    from services.seaweedfs import RESERVED_PORTS, SeaweedService
+
+    assert not set(seaweed.ports.values()) & RESERVED_PORTS
+    pid = seaweed.status()["pid"]
+    seaweed.start()  # reuses the live instance
+    assert seaweed.status()["pid"] == pid
+
+    other = SeaweedService.on_free_ports(tmp_path / "second")
+    assert not set(other.ports.values()) & set(seaweed.ports.values())
+    other.start()
+    try:
+        status = other.status()
+        assert status["running"] and status["answers"] and status["pid"] != pid
+        other.ensure_bucket("second-bucket")
+        other.ensure_bucket("second-bucket")  # idempotent
+        names = [b["Name"] for b in other.client().list_buckets()["Buckets"]]
+        assert "second-bucket" in names
+        assert "second-bucket" not in [
+            b["Name"] for b in seaweed.client().list_buckets()["Buckets"]
+        ]
+    finally:
+        other.stop()
+    assert not other.status()["running"]
+    assert seaweed.answers()
+
+
+@pytest.mark.integration
+def test_store_seaweed_rejects_unknown_credentials(seaweed) -> None:  # type: ignore[no-untyped-def]
+    store = open_store(
+        "s3://corpusflow-test/x",
+        endpoint_url=seaweed.endpoint_url,
+        access_key=seaweed.access_key,
+        secret_key="not-the-secret",
+    )
+    with pytest.raises(AccessDenied):
+        store.put_bytes("k", b"v")
