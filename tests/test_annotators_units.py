@@ -182,3 +182,21 @@ def test_stance_negated_cue_is_not_stance():
 def test_stance_label_value_thresholds(value, label):
     got, score = label_value(value, 0.3)
     assert got == label and 0.0 <= score <= 1.0
+
+
+def test_stance_classifier_fits_and_round_trips(tmp_path):
+    from annotators.stance import FEATURE_NAMES, StanceClassifier
+
+    def row(cue_pos=0.0, cue_neg=0.0):
+        return [cue_pos, cue_neg] + [0.0] * (len(FEATURE_NAMES) - 2)
+
+    x = [row(cue_pos=1), row(cue_neg=1), row()] * 10
+    y = ["FAVOR", "AGAINST", "NEUTRAL"] * 10
+    clf = StanceClassifier.fit(x, y, epochs=500)
+    assert [clf.predict(r)[0] for r in (row(cue_pos=1), row(cue_neg=1), row())] == [
+        "FAVOR",
+        "AGAINST",
+        "NEUTRAL",
+    ]
+    clf.save(tmp_path / "clf.json")
+    assert StanceClassifier.load(tmp_path / "clf.json").weights == clf.weights

