@@ -57,6 +57,9 @@ BINARY_MAGIC = (
 )
 
 
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+
+
 @dataclass
 class Loaded:
     text: str
@@ -95,9 +98,7 @@ def decode_text(data: bytes, source: str) -> str:
             text = data.decode("cp1252")
         except UnicodeDecodeError:
             text = data.decode("latin-1")
-    controls = sum(
-        1 for c in text if (ord(c) < 32 and c not in "\t\n\r\f") or 0x7F <= ord(c) < 0xA0
-    )
+    controls = len(CONTROL_CHARS.findall(text))
     if controls > max(2, len(text) // 50):
         raise IngestError(
             "undecodable",
