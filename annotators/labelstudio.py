@@ -363,7 +363,7 @@ class LabelStudioClient:
         instructions and overlap are updated when they differ. Label Studio refuses a config
         that would drop labels already used in annotations (LabelStudioError, status 400)."""
         wanted: dict[str, Any] = {
-            "label_config": label_config,
+            "label_config": label_config.strip(),  # as Label Studio stores it
             "expert_instruction": instructions,
             "show_instruction": bool(instructions),
         }
@@ -389,7 +389,9 @@ class LabelStudioClient:
     def tasks(
         self, project_id: int, *, fields: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        """Every task of a project with annotations and predictions (or only `fields`)."""
+        """Every task of a project with annotations and predictions, or only the top-level
+        `fields` (Label Studio applies them to nested annotations too: do not combine with
+        "annotations" or "predictions")."""
         params: dict[str, Any] = {"fields": "all"}
         if fields:
             params["include"] = ",".join(fields)
@@ -430,6 +432,7 @@ class LabelStudioClient:
         predictions = self._predictions_by_task(project_id) if existing else {}
 
         new: list[AnnotatedDocument] = []
+        pushed: list[AnnotatedDocument] = []  # whose prediction is now in Label Studio
         for doc_id, doc in wanted.items():
             tasks = existing.get(doc_id)
             if not tasks:
@@ -444,6 +447,7 @@ class LabelStudioClient:
                 changed |= self._sync_task(task, doc, predictions.get(task["id"], []))
             if changed:
                 report.updated += 1
+                pushed.append(doc)
             else:
                 report.unchanged += 1
 
@@ -459,8 +463,9 @@ class LabelStudioClient:
             for doc, task_id in zip(batch, body.get("task_ids", []), strict=False):
                 report.task_ids[doc.doc_id] = int(task_id)
             report.created += len(batch)
+            pushed.extend(batch)
 
-        self._show_model_version(project_id, wanted.values())
+        self._show_model_version(project_id, pushed)
         return report
 
     def _sync_task(
@@ -496,7 +501,8 @@ class LabelStudioClient:
 
     def _show_model_version(self, project_id: int, docs: Iterable[AnnotatedDocument]) -> None:
         """Point the project at the model version just pushed: Label Studio shows annotators
-        only the predictions of the project's model_version."""
+        only the predictions of the project's model_version (and refuses a version no
+        prediction has, hence only versions pushed just now)."""
         versions = Counter(d.model_version for d in docs if d.model_version)
         if not versions:
             return
@@ -524,10 +530,8 @@ class LabelStudioClient:
         cancelled (skipped) annotations are left out and counted. Annotators named in
         `adjudicators` (emails) get role "adjudicator"."""
         after = _parse_time(since) if since else None
-        params: dict[str, Any] = {
-            "fields": "all",
-            "include": "id,data,annotations,updated_at",
-        }
+        # No `include` here: it also filters the fields of the nested annotations.
+        params: dict[str, Any] = {"fields": "all"}
         if after is not None:
             # An annotation's save touches its task's updated_at, so this filter is safe.
             value = after.astimezone(UTC).strftime(_DM_DATETIME)

@@ -99,8 +99,7 @@ def label_config() -> str:
   <Choices name="flags" toName="text" choice="multiple" showInline="true">
 {flag_choices}
   </Choices>
-</View>
-"""
+</View>"""
 
 
 @dataclass(frozen=True)

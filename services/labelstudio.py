@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,17 +58,21 @@ class LabelStudioService:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, timeout: float = 240) -> None:
-        """Start Label Studio unless ours is already up, then wait until the token works."""
-        if self._pid() is not None and self._healthy() and self._token_works():
+        """Start Label Studio unless ours is already up (or starting), then wait until it
+        answers and accepts the token."""
+        deadline = time.monotonic() + timeout
+        pid = self._pid()
+        if pid is not None:
+            # Ours, from this data folder: up already, or still starting (another caller).
+            self._wait_ready(deadline, lambda: _alive(pid), started=False)
             return
         if self._healthy():
-            # Something answers on our port but is not ours (or rejects our token): starting a
-            # second server would only fail to bind, so say what is there instead.
+            # Something answers on our port but is not ours: a second server would only fail
+            # to bind, so say what is there instead.
             raise LabelStudioStartError(
-                f"{self.url} is already served by another process (token rejected or no pidfile "
-                f"in {self.data_dir})"
+                f"{self.url} is already served by a process not started from {self.data_dir}"
             )
-        self.stop()  # a stale pidfile from a crashed run
+        self.pid_path.unlink(missing_ok=True)  # stale, from a crashed run
         if not self.binary.exists():
             raise LabelStudioStartError(f"{self.binary} not found: run `make install`")
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -103,22 +108,36 @@ class LabelStudioService:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the caller; stopped by process group
+                start_new_session=True,  # outlives the caller; stopped by process group
             )
         self.pid_path.write_text(str(process.pid))
-        deadline = time.monotonic() + timeout
+        try:
+            self._wait_ready(deadline, lambda: process.poll() is None, started=True)
+        except LabelStudioStartError:
+            self.stop()
+            raise
+
+    def _wait_ready(self, deadline: float, alive: Callable[[], bool], started: bool) -> None:
+        healthy_since: float | None = None
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.pid_path.unlink(missing_ok=True)
+            if not alive():
                 raise LabelStudioStartError(
-                    f"Label Studio exited with status {process.returncode}:\n{self._log_tail()}"
+                    f"Label Studio on {self.url} exited while starting:\n{self._log_tail()}"
                 )
-            if self._healthy() and self._token_works():
-                return
+            if self._healthy():
+                if self._token_works():
+                    return
+                healthy_since = healthy_since or time.monotonic()
+                if time.monotonic() - healthy_since > 30:
+                    # The admin is created once, with the token of the first start.
+                    raise LabelStudioStartError(
+                        f"Label Studio on {self.url} rejects the API token; was {self.data_dir} "
+                        "first started with another LABEL_STUDIO_USER_TOKEN?"
+                    )
             time.sleep(1.0)
-        self.stop()
+        what = "start" if started else "become ready"
         raise LabelStudioStartError(
-            f"Label Studio not ready on {self.url} after {timeout:.0f}s:\n{self._log_tail()}"
+            f"Label Studio did not {what} on {self.url} in time:\n{self._log_tail()}"
         )
 
     def stop(self) -> None:

@@ -21,7 +21,7 @@ def free_port() -> int:
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioService]:
     """A running Label Studio (its `url` and admin `token`), stopped after the session."""
     service = LabelStudioService(data_dir=tmp_path_factory.mktemp("labelstudio"), port=free_port())
-    service.start()
+    service.start(timeout=480)  # a cold start takes 1-3 minutes on a busy machine
     try:
         yield service
     finally:

@@ -321,10 +321,22 @@ def test_labelstudio_service_start_reuses_running_server(label_studio: LabelStud
 
 
 @pytest.mark.integration
-def test_labelstudio_ensure_project_is_idempotent(ls_client: LabelStudioClient) -> None:
+def test_labelstudio_ensure_project_is_idempotent(
+    ls_client: LabelStudioClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     title = f"idem-{uuid.uuid4().hex[:8]}"
     first = ls_client.ensure_project(title, label_config(), instructions_html())
+    calls: list[str] = []
+    real = ls_client._request
+
+    def spy(method: str, path: str, **kwargs: object) -> object:
+        calls.append(method)
+        return real(method, path, **kwargs)
+
+    monkeypatch.setattr(ls_client, "_request", spy)
     assert ls_client.ensure_project(title, label_config(), instructions_html()) == first
+    assert set(calls) == {"GET"}  # nothing to change, nothing written
+    monkeypatch.undo()
     assert [p["id"] for p in ls_client.projects() if p["title"] == title] == [first]
     # a changed config is applied in place
     changed = label_config().replace('value="Document flags"', 'value="Flags"')
