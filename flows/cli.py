@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
-
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def _emit(obj: Any, out: TextIO = sys.stdout) -> None:
@@ -173,11 +170,11 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     settings = Settings() if args.store is None else Settings(store=args.store)
     try:
-        dest = pull(store_for(settings), args.version, Path(args.dest))
+        dest = pull(store_for(settings), args.version, dest=Path(args.dest))
     except ChecksumMismatch as exc:
         print(f"corpusflow pull: checksum mismatch: {exc}", file=sys.stderr)
         return 2
-    print(f"pulled {args.version} into {dest}; every checksum verified")
+    print(f"pulled {dest.name} into {dest}; every checksum verified")
     return 0
 
 

@@ -3,18 +3,15 @@ incremental and idempotent. Thin orchestration: the work is in flows/tasks.py.""
 
 from __future__ import annotations
 
-import os
 import uuid
 from importlib.metadata import version as package_version
 from typing import Any
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-
-from flows.tasks import (  # noqa: E402
+from flows.tasks import (
     adjudicate_all,
     annotate_batch,
     batched,
@@ -26,7 +23,7 @@ from flows.tasks import (  # noqa: E402
     store_for,
     write_run_report,
 )
-from schemas.settings import Settings  # noqa: E402
+from schemas.settings import Settings
 
 
 def code_version() -> str:
@@ -49,10 +46,12 @@ def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) 
     logger.info("run %s: %d inputs from %s into %s", run_id, len(refs), sources, settings.store)
 
     batches = batched(refs, settings.batch_size)
-    ingested = ingest_batch.map(batches, settings=settings, run_id=run_id).result()
+    ingested = ingest_batch.map(
+        batches, settings=unmapped(settings), run_id=unmapped(run_id)
+    ).result()
     doc_ids = [d for out in ingested for d in out.processed + out.unchanged]
     annotated = annotate_batch.map(
-        batched(doc_ids, settings.batch_size), settings=settings
+        batched(doc_ids, settings.batch_size), settings=unmapped(settings)
     ).result()
 
     pushed = push_review(settings)

@@ -16,11 +16,11 @@ import requests
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from annotators.labelstudio import LabelStudioClient
+from annotators.labelstudio import LabelStudioClient, LabelStudioError
 from corpus.adjudication import adjudicate, agreement_report
 from corpus.ledger import Ledger
 from corpus.release import PublishResult, publish
-from corpus.store import Store, open_store
+from corpus.store import Store, open_store, open_store_from_settings
 from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, clean_bytes, make_doc_id
 from schemas import AdjudicationInput, AdjudicationResult, AnnotatedDocument, CleanDocument
 from schemas.labeling import DOCUMENT_FLAGS, ENTITY_LABELS, STANCE_LABELS, TARGET_LABELS
@@ -50,13 +50,7 @@ class keys:  # noqa: N801 - a namespace of store key builders
 
 
 def store_for(settings: Settings) -> Store:
-    return open_store(
-        settings.store,
-        endpoint_url=settings.aws_endpoint_url,
-        access_key=settings.aws_access_key_id,
-        secret_key=settings.aws_secret_access_key,
-        region=settings.aws_region,
-    )
+    return open_store_from_settings(settings)
 
 
 # ---------------------------------------------------------------- retry policy
@@ -64,6 +58,8 @@ def store_for(settings: Settings) -> Store:
 
 def _retryable(exc: BaseException | None) -> bool:
     """Network and storage hiccups are worth another try; a 4xx answer is not."""
+    if isinstance(exc, LabelStudioError):
+        return exc.status is None or exc.status >= 500 or exc.status == 429
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return exc.response.status_code >= 500 or exc.response.status_code == 429
     if isinstance(exc, botocore.exceptions.ClientError):
@@ -319,21 +315,17 @@ def collect_review(settings: Settings) -> dict[str, int]:
     if project_id is None:
         return {"collected": 0}
     client = LabelStudioClient(settings.label_studio_url or "", settings.label_studio_api_key or "")
-    result = client.collect(project_id, since=state.get("cursor"))
-    adjudicators = set(settings.adjudicators)
-    for task_ in result.tasks:
-        anns = []
-        for ann in task_.annotations:
-            ann = ann.model_copy(
-                update={"role": "adjudicator" if ann.annotator in adjudicators else ann.role}
-            )
-            anns.append(ann.model_dump(mode="json"))
+    result = client.collect(
+        project_id, since=state.get("cursor"), adjudicators=settings.adjudicators
+    )
+    for task_ in result:
+        anns = [a.model_dump(mode="json") for a in task_.annotations]
         store.put_json(keys.human(task_.doc_id), {"task_id": task_.task_id, "annotations": anns})
     if result.cursor:
         state["cursor"] = result.cursor
         store.put_json(keys.review_state, state)
-    get_run_logger().info("collect: %d tasks with human work changed", len(result.tasks))
-    return {"collected": len(result.tasks), "cancelled": result.cancelled}
+    get_run_logger().info("collect: %d tasks with human work changed", len(result))
+    return {"collected": len(result), "cancelled": result.cancelled}
 
 
 # ---------------------------------------------------------------- adjudicate and publish

@@ -19,8 +19,8 @@ BUCKET = "corpusflow"
 
 def _services() -> tuple[LabelStudioService, SeaweedService]:
     return (
-        LabelStudioService.from_env(BASE / "labelstudio"),
-        SeaweedService.from_env(BASE / "seaweedfs"),
+        LabelStudioService.from_env(BASE),
+        SeaweedService.from_env(BASE),
     )
 
 

@@ -3,12 +3,11 @@ plugin modules and start fresh instances on free ports, once per test session.""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+import flows  # noqa: F401  (Prefect defaults before Prefect is imported)
 
 pytest_plugins = ["tests.ls_fixtures", "tests.s3_fixtures"]
 
@@ -33,5 +32,6 @@ def _no_ambient_services(monkeypatch: pytest.MonkeyPatch) -> None:
 def prefect_harness() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # server_startup_timeout=None: use PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (flows/)
+    with prefect_test_harness(server_startup_timeout=None):
         yield

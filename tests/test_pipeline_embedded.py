@@ -44,7 +44,7 @@ def test_pipeline_embedded_run_is_idempotent(
     assert second["release"] == {"version": first["release"]["version"], "created": False}
 
     store = open_store(store_url)
-    dest = pull(store, "latest", tmp_path / "pulled")
+    dest = pull(store, "latest", dest=tmp_path / "pulled")
     rows = [json.loads(x) for x in (dest / "corpus.jsonl").read_text().splitlines()]
     assert len(rows) == 5
     assert {r["review_status"] for r in rows} == {"machine"}
