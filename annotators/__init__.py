@@ -1,1 +1,9 @@
-"""placeholder"""
+"""Machine annotators (spaCy components) and the human annotators' side (Label Studio client).
+
+- `annotators.pipeline`: `load_nlp()`, `annotate()`, `MODEL_VERSION`: NER + targets + stance.
+- `annotators.ner`: entity ruler patterns and span repairs; entity scores.
+- `annotators.targets`: canonical targets (mention grouping) and their salience.
+- `annotators.stance`: target-directed stance; `predict_stance()` for `corpusflow stance`.
+
+Nothing is imported here, so importing one module does not load the spaCy model.
+"""

@@ -48,6 +48,8 @@ CUE_DEPTH_WEIGHT = {1: 1.0, 2: 0.8, 3: 0.6, 4: 0.45}
 VALENCE_SCALE = 4.0  # VADER lexicon range
 
 _HOLDER_DEPS = frozenset({"nsubj", "csubj", "poss", "agent", "amod", "compound", "nmod"})
+_LOCATIVE_PREPS = frozenset({"in", "across", "inside", "throughout", "at", "near"})
+LOCATIVE_BLOCKING = True
 _NEGATORS = frozenset({"refuse", "decline", "fail", "avoid", "stop", "cease", "refrain"})
 _LIGHT_VERB_OBJ = frozenset({"dobj", "attr"})
 _PREDICATIVE_VERBS = frozenset({"be", "become", "remain", "seem"})
@@ -149,6 +151,10 @@ def _cue_score(mention: Span, sent: Span) -> tuple[float, float, int]:
     not the target. A large number when there is none."""
     pos = neg = 0.0
     patient_depth = 10_000
+    root = mention.root
+    if LOCATIVE_BLOCKING and root.dep_ == "pobj" and root.head.lower_ in _LOCATIVE_PREPS:
+        # `the crisis in Ukraine`: where something happens says nothing about the place
+        patient_depth = 2
     for depth, (head, child) in enumerate(_ancestors(mention.root, sent), start=1):
         if depth > max(CUE_DEPTH_WEIGHT):
             break

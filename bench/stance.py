@@ -98,7 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     from annotators.pipeline import load_nlp
-    from annotators.stance import StanceClassifier, predict_stance, target_features
+    from annotators.stance import (
+        FEATURE_NAMES,
+        StanceClassifier,
+        predict_stance,
+        target_features,
+    )
     from schemas.records import StanceRequest
 
     nlp = load_nlp()
@@ -140,6 +145,16 @@ def main(argv: list[str] | None = None) -> None:
         clf = StanceClassifier.fit(x_train, [g for _, _, g in train])
         x_test = [target_features(d, m) for d, (_, m, _) in zip(test_docs, test, strict=True)]
         rows["classifier on lexicon+VADER features (train)"] = [clf.predict(x)[0] for x in x_test]
+        # the same without the sentence-level VADER features: target-directed evidence only
+        keep = [not name.startswith("sent_") for name in FEATURE_NAMES]
+
+        def directed(x: list[float]) -> list[float]:
+            return [v if k else 0.0 for v, k in zip(x, keep, strict=True)]
+
+        clf_directed = StanceClassifier.fit([directed(x) for x in x_train], [g for *_, g in train])
+        rows["classifier, target-directed features only"] = [
+            clf_directed.predict(directed(x))[0] for x in x_test
+        ]
         if args.save:
             clf.save(args.save)
             print(f"classifier written to {args.save}")

@@ -82,6 +82,7 @@ TUNED = [
     ("Biden praised Zelensky for his courage.", "Zelensky", "FAVOR"),
     ("Biden praised Zelensky for his courage.", "Biden", "NEUTRAL"),
     ("Putin is not a reliable partner.", "Putin", "AGAINST"),
+    ("The humanitarian crisis in Ukraine deepened.", "Ukraine", "NEUTRAL"),
 ]
 # Written before running the scorer on them; never tuned on.
 HELD_OUT = [
