@@ -141,6 +141,20 @@ def is_toolbar(text: str) -> bool:
     return bool(P.TOOLBAR_START.match(t)) and count_words(t) <= 4
 
 
+def is_navigation(text: str) -> bool:
+    """A menu, breadcrumb or skip link: short items between separators, no sentence.
+
+    "News | Opinion | Sport" -> True; "Home > World > Asia" -> True; "A – B said." -> False
+    """
+    t = text.strip()
+    if P.SKIP_LINK.match(t):
+        return True
+    if len(t) > 200 or P.SENTENCE_END.search(t):
+        return False
+    items = [i for i in P.NAV_SEPARATORS.split(t) if i.strip()]
+    return len(items) >= 3 and all(count_words(i) <= 4 for i in items)
+
+
 def is_cookie_banner(text: str) -> bool:
     """'We use cookies to improve ... Accept all' -> True"""
     return len(text) <= 600 and bool(P.COOKIE.search(text)) and bool(P.COOKIE_CONTEXT.search(text))
@@ -179,7 +193,11 @@ def classify_block(text: str) -> str | None:
         ("advertisement", lambda s: one_line and bool(P.ADVERTISEMENT.match(s))),
         ("ad_slot", lambda s: one_line and bool(P.AD_SLOT.match(s))),
         ("embed", lambda s: one_line and bool(P.SOCIAL_ATTRIBUTION.match(s))),
+        ("navigation", lambda s: one_line and is_navigation(s)),
+        ("page_header", lambda s: one_line and bool(P.PAGE_HEADER_WITH_NUMBER.match(s))),
         ("read_more", lambda s: one_line and len(s) <= 200 and bool(P.READ_MORE.match(s))),
+        ("share_bar", lambda s: one_line and len(s) <= 100 and bool(P.FOLLOW_US.match(s))),
+        ("comments_bar", lambda s: one_line and bool(P.COMMENTS_BAR.match(s))),
         ("newsletter", lambda s: len(s) <= 200 and bool(P.NEWSLETTER.search(s))),
         ("cookie_banner", is_cookie_banner),
         ("share_bar", is_toolbar),
@@ -282,7 +300,10 @@ def label_related_lists(blocks: list[Block], labels: dict[int, str]) -> dict[int
     """A 'Related' / 'Most read' heading and the run of short link titles under it."""
     out: dict[int, str] = {}
     for i, b in enumerate(blocks):
-        if i in labels or not P.RELATED_HEADING.match(b.text.strip()):
+        lines = [line.strip() for line in b.lines]
+        if i in labels or not P.RELATED_HEADING.match(lines[0]):
+            continue
+        if any(len(line) > 160 or is_narrative(line) for line in lines[1:]):
             continue
         out[i] = "related_links"
         for j in range(i + 1, len(blocks)):
@@ -321,10 +342,21 @@ def find_header(blocks: list[Block], labels: dict[int, str]) -> tuple[dict[int, 
             byline_at = i if byline_at is None else byline_at
     heads = [i for i in zone if i not in out and is_heading_like(blocks[i].text)]
     heads = [i for i in heads if not blocks[i].text.strip().endswith(":")] or heads
+    # "Jane Smith in Brussels" under a heading: a byline with a place
+    for i in heads[1:]:
+        if byline_at is None or i < byline_at:
+            if P.BYLINE_IN_PLACE.match(blocks[i].text.strip()):
+                out[i] = "byline"
+                byline_at = i if byline_at is None else min(i, byline_at)
+    heads = [i for i in heads if i not in out]
     title = None
     if byline_at is not None:
         before = [i for i in heads if i < byline_at]
         title = before[-1] if before else None
+        # title then a longer standfirst, right next to each other: the first is the title
+        if title is not None and len(before) >= 2 and before[-2] == title - 1:
+            if count_words(blocks[title].text) >= 1.25 * count_words(blocks[title - 1].text):
+                title = before[-2]
     if title is None and heads:
         title = heads[0]
     # the same title given twice in slightly different forms: the first one is the title
@@ -341,7 +373,7 @@ def find_header(blocks: list[Block], labels: dict[int, str]) -> tuple[dict[int, 
         if i in out or i == title:
             continue
         t = blocks[i].text.strip()
-        if i < title and (is_heading_like(t) or len(t) <= 80):
+        if i < title and is_heading_like(t) and is_chrome_line(t):
             out[i] = "navigation"
         elif i > title and is_heading_like(t) and title_similarity(t, title_text) >= 0.7:
             out[i] = "duplicate_title"
@@ -356,6 +388,17 @@ def find_header(blocks: list[Block], labels: dict[int, str]) -> tuple[dict[int, 
     roles["byline"] = [i for i, k in out.items() if k == "byline"]
     roles["dateline"] = [i for i, k in out.items() if k == "dateline"]
     return out, roles
+
+
+def is_chrome_line(text: str) -> bool:
+    """A line above the title that is site chrome: a few words, a kicker ending in a colon,
+    all capitals, or a menu. Longer lines there may be content and stay.
+
+    "Weapons of Mass Destruction (WMD)" -> True
+    "Talks end without agreement as the dispute deepens" -> False
+    """
+    t = text.strip()
+    return count_words(t) <= 5 or t.endswith(":") or t.isupper() or is_navigation(t)
 
 
 def parse_byline(text: str) -> list[str] | None:

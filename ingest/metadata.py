@@ -79,6 +79,10 @@ def extract_metadata(cleaned: Cleaned, hints: dict[str, Any] | None = None) -> D
     authors: list[str] = []
     published = None
     for t in texts("byline"):
+        in_place = P.BYLINE_IN_PLACE.match(t)
+        if in_place:
+            authors += [n for n in P.NAME_SPLIT.split(in_place.group("names")) if n]
+            continue
         authors += parse_byline(t) or parse_name_line(t) or []
         published = published or normalise_date(t)
     for t in texts("dateline"):

@@ -84,6 +84,21 @@ TOOLBAR_START = re.compile(
     r"|download(?: as)? pdf|print(?: this)?(?: article| page)?|e-?mail this|follow us)\b",
     _I,
 )
+NAV_SEPARATORS = re.compile(r"\s(?:\||›|»|>|/|•|·|–|—|::)\s|\s*[›»▸▶]\s*")
+SKIP_LINK = re.compile(
+    r"^(?:skip|jump) to (?:the )?(?:main )?(?:content|navigation|menu|search|footer)$"
+    r"|^(?:menu|search|sign in|log ?in|subscribe|home|close|back to top|toggle navigation)$",
+    _I,
+)
+FOLLOW_US = re.compile(r"^(?:follow|like|find) us\b.{0,80}$", _I)
+COMMENTS_BAR = re.compile(
+    r"^(?:\d+\s+)?(?:comments?|replies|responses)\s*(?:\(\d+\)|:\s*\d+)?$"
+    r"|^(?:show|view|load|read) (?:all )?(?:\d+ )?comments$",
+    _I,
+)
+PAGE_HEADER_WITH_NUMBER = re.compile(
+    r"^(?:\d{1,4}[ \t]{3,}\S.{0,100}|\S.{0,100}?[ \t]{3,}\d{1,4})$"
+)
 PUBLISHED_CHROME = re.compile(
     r"^(?P<label>published|updated|posted|last updated|last modified|modified|date|"
     r"publicerad|uppdaterad|veröffentlicht|publié)(?:\s*[:|–-]|\s+on\b)\s*(?P<value>.{0,80})$",
@@ -150,7 +165,8 @@ DATE = re.compile(
     _I,
 )
 DATE_LINE = re.compile(
-    rf"^(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,?\s+)?(?P<date>{DATE.pattern})"
+    rf"^(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)(?:day|sday|nesday|rsday|urday)?\.?,?\s+)?"
+    rf"(?P<date>{DATE.pattern})"
     r"(?:,?\s*(?:at\s+)?\d{1,2}[:.]\d{2}\s*(?:[ap]\.?m\.?)?\s*(?:[A-Z]{2,4})?)?$",
     _I,
 )
@@ -159,9 +175,15 @@ PERSON_NAME = re.compile(
     r"der|den|da|di|du|la|le|bin|al|el))*$"
 )
 BYLINE = re.compile(
-    rf"^(?:by|written by|von|av|par|por)\s+(?P<names>.+?)"
-    rf"(?:\s*[,|•·–—-]?\s*(?:(?:updated|published)\s*:?\s*)?(?P<date>{DATE.pattern}).*)?$",
+    rf"^(?:by|(?:written|posted|published|reported|words|story|reporting) by|von|av|par|por)"
+    rf"\s+(?P<names>.+?)"
+    rf"(?:\s*[,|•·–—-]?\s*(?:on\s+)?(?:(?:updated|published)\s*:?\s*)?(?P<date>{DATE.pattern}).*)?$",
     _I,
+)
+_CAP = r"[A-ZÀ-Þ][\w'’.-]+"
+BYLINE_IN_PLACE = re.compile(
+    rf"^(?P<names>{_CAP}(?:\s+{_CAP}){{1,3}}(?:\s+and\s+{_CAP}(?:\s+{_CAP}){{1,3}})?)"
+    rf"\s+in\s+(?P<place>{_CAP}(?:\s+{_CAP}){{0,2}})$"
 )
 NAME_SPLIT = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*|\s+och\s+|\s+und\s+)\s*")
 SOURCE_LINE = re.compile(

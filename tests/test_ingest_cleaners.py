@@ -290,3 +290,101 @@ def test_cleaners_split_blocks_offsets_and_pages() -> None:
 def test_cleaners_resolve_overlaps_keeps_first() -> None:
     edits = [Edit(3, 8, "b"), Edit(0, 5, "a"), Edit(9, 10, "c", "x")]
     assert resolve_overlaps(edits) == [Edit(0, 5, "a"), Edit(9, 10, "c", "x")]
+
+
+@pytest.mark.parametrize(
+    ("block", "kind"),
+    [
+        ("News | Opinion | Sport | Culture | Lifestyle", "navigation"),
+        ("Home > Politics > Asia", "navigation"),
+        ("World › Europe › EU", "navigation"),
+        ("Skip to main content", "navigation"),
+        ("ANNUAL SECURITY REPORT 2023        3", "page_header"),
+        ("Follow us on Twitter @example", "share_bar"),
+        ("Comments (12)", "comments_bar"),
+    ],
+)
+def test_cleaners_classify_block_chrome(block: str, kind: str) -> None:
+    assert classify_block(block) == kind
+
+
+UNSEEN_PAGE = """Skip to main content
+
+Support us →
+
+News | Opinion | Sport | Culture | Lifestyle
+
+World › Europe › EU
+
+Leaders clash over trade at summit
+
+Talks end without agreement as tariffs dispute deepens
+
+Jane Smith in Brussels
+
+Tue 14 Mar 2023 18.02 GMT
+
+Share on Facebook
+
+Share on Twitter
+
+European leaders failed to agree on a response to new tariffs on Tuesday, with diplomats \
+describing the talks as tense.
+
+The dispute, which began last year, has already cost exporters billions of euros.
+
+Photograph: John Thys/AFP/Getty Images
+
+"We are not there yet," said one official, who asked not to be named.
+
+Most viewed
+
+Man arrested after incident in city centre
+
+Weather warning issued for weekend
+"""
+
+
+def test_cleaners_unseen_layout_keeps_title_standfirst_and_prose() -> None:
+    from ingest.metadata import extract_metadata
+
+    c = clean_text(UNSEEN_PAGE)
+    text = apply_edits(UNSEEN_PAGE, c.edits).text
+    assert text == (
+        "Leaders clash over trade at summit\n\n"
+        "Talks end without agreement as tariffs dispute deepens\n\n"
+        "European leaders failed to agree on a response to new tariffs on Tuesday, with "
+        "diplomats describing the talks as tense.\n\n"
+        "The dispute, which began last year, has already cost exporters billions of euros.\n\n"
+        '"We are not there yet," said one official, who asked not to be named.'
+    )
+    meta = extract_metadata(c)
+    assert meta.title == "Leaders clash over trade at summit"
+    assert meta.authors == ["Jane Smith"]
+    assert meta.published == "2023-03-14"
+
+
+def test_cleaners_unseen_blog_byline_before_title() -> None:
+    from ingest.metadata import extract_metadata
+
+    source = (
+        "Home > Politics > Asia\n\nPosted by Alex Brown on March 3, 2023 at 10:15 am\n\n"
+        "Japan and Korea agree to restore ties\n\n"
+        "TOKYO (Reuters) - Japan and South Korea agreed on Thursday to restore full ties.\n\n"
+        "Click here to subscribe to our newsletter.\n\nAdvertisement\n\n"
+        "The agreement was signed by the two foreign ministers in Tokyo.\n\n"
+        "Related Articles:\n- Korea protests new textbook\n- Japan elections: what to know\n\n"
+        "Follow us on Twitter @example\n\nComments (12)\n"
+    )
+    c = clean_text(source)
+    assert apply_edits(source, c.edits).text == (
+        "Japan and Korea agree to restore ties\n\n"
+        "TOKYO (Reuters) - Japan and South Korea agreed on Thursday to restore full ties.\n\n"
+        "The agreement was signed by the two foreign ministers in Tokyo."
+    )
+    meta = extract_metadata(c)
+    assert (meta.title, meta.authors, meta.published) == (
+        "Japan and Korea agree to restore ties",
+        ["Alex Brown"],
+        "2023-03-03",
+    )
