@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -602,6 +603,47 @@ class LabelStudioClient:
             flags=flags,
             lead_time=annotation.get("lead_time"),
             updated_at=annotation.get("updated_at"),
+        )
+
+    def export_snapshot(
+        self, project_id: int, *, only_annotated: bool = False, timeout: float = 300
+    ) -> list[dict[str, Any]]:
+        """The whole project as Label Studio's JSON export, for archiving next to a release.
+        Uses a snapshot export, because the plain GET export gives predictions as ids only
+        (and completed_by as a user id) and leaves out tasks nobody annotated unless
+        `download_all_tasks=true`: here predictions, drafts and completed_by come in full,
+        skipped and ground-truth annotations included."""
+        full = {"only_id": False}
+        created = self._request(
+            "POST",
+            f"/api/projects/{project_id}/exports/",
+            json={
+                "title": "corpusflow snapshot",
+                "task_filter_options": {"only_with_annotations": only_annotated},
+                "annotation_filter_options": {"usual": True, "skipped": True, "ground_truth": True},
+                "serialization_options": {
+                    "predictions": full,
+                    "drafts": full,
+                    "annotations__completed_by": full,
+                },
+            },
+        )
+        export_id = created["id"]
+        deadline = time.monotonic() + timeout
+        status = created.get("status")
+        while status not in ("completed", "failed"):
+            if time.monotonic() > deadline:
+                raise LabelStudioError(f"export {export_id} of project {project_id} timed out")
+            time.sleep(1.0)
+            status = self._request("GET", f"/api/projects/{project_id}/exports/{export_id}")[
+                "status"
+            ]
+        if status == "failed":
+            raise LabelStudioError(f"export {export_id} of project {project_id} failed")
+        return self._request(
+            "GET",
+            f"/api/projects/{project_id}/exports/{export_id}/download",
+            params={"exportType": "JSON"},
         )
 
     # ------------------------------------------------------------ admin helpers

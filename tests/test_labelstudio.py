@@ -515,3 +515,23 @@ def test_labelstudio_client_reports_http_errors(ls_client: LabelStudioClient) ->
     with pytest.raises(LabelStudioError) as info:
         bad.projects()
     assert info.value.status == 401
+
+
+@pytest.mark.integration
+def test_labelstudio_export_snapshot_has_full_predictions_and_all_tasks(
+    ls_client: LabelStudioClient,
+) -> None:
+    project = _project(ls_client)
+    ids = ls_client.push(project, [_doc("a"), _doc("b")]).task_ids
+    email, password = _annotator(ls_client, "exp")
+    ls_client.submit_annotation(
+        ids["a"], to_result(TEXT, [E_MERKEL]), email=email, password=password
+    )
+    exported = {t["data"]["doc_id"]: t for t in ls_client.export_snapshot(project)}
+    assert set(exported) == {"a", "b"}  # the unannotated task too
+    (prediction,) = exported["b"]["predictions"]
+    assert prediction["model_version"] == "m1" and prediction["result"]
+    (annotation,) = exported["a"]["annotations"]
+    assert annotation["completed_by"]["email"] == email
+    only = ls_client.export_snapshot(project, only_annotated=True)
+    assert [t["data"]["doc_id"] for t in only] == ["a"]
