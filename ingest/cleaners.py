@@ -136,9 +136,9 @@ def is_toolbar(text: str) -> bool:
     if len(t) > 120 or P.SENTENCE_END.search(t):
         return False
     tokens = [w.casefold() for w in re.findall(r"[^\W\d_][\w-]*", t)]
-    if tokens and all(w in P.SOCIAL_TOKENS for w in tokens):
-        return len(tokens) >= 2 or bool(P.TOOLBAR_START.match(t))
-    return bool(P.TOOLBAR_START.match(t)) and count_words(t) <= 4
+    if len(tokens) >= 2 and all(w in P.SOCIAL_TOKENS for w in tokens):
+        return True
+    return bool(P.TOOLBAR_START.match(t))
 
 
 def is_navigation(text: str) -> bool:
@@ -157,7 +157,7 @@ def is_navigation(text: str) -> bool:
 
 def is_cookie_banner(text: str) -> bool:
     """'We use cookies to improve ... Accept all' -> True"""
-    return len(text) <= 600 and bool(P.COOKIE.search(text)) and bool(P.COOKIE_CONTEXT.search(text))
+    return len(text) <= 600 and bool(P.COOKIE.search(text))
 
 
 def is_donation_appeal(text: str) -> bool:
@@ -166,7 +166,7 @@ def is_donation_appeal(text: str) -> bool:
     if len(t) > 200 or not P.DONATION.search(t):
         return False
     imperative = re.match(r"^(?:\W*\w+\W+){0,3}(?:make|donate|give|support|become|help)\b", t, re.I)
-    return t.endswith("!") or bool(imperative) or not P.SENTENCE_END.search(t)
+    return t.endswith("!") or bool(imperative)
 
 
 def is_source_line(text: str) -> bool:

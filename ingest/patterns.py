@@ -41,8 +41,9 @@ READ_MORE = re.compile(
     _I,
 )
 NEWSLETTER = re.compile(
-    r"\b(?:sign up|subscribe|join|register|get)\b.{0,60}\b(?:newsletter|mailing list|"
-    r"e-?mail (?:alerts|updates)|briefing|inbox|digest)\b",
+    r"^\W*(?:click here to |please |want more\W+)?"
+    r"(?:sign up|subscribe|join|register|get (?:our|the))"
+    r"\b.{0,60}\b(?:newsletters?|mailing list|e-?mail (?:alerts|updates)|inbox|digest)\b",
     _I,
 )
 DONATION = re.compile(
@@ -53,7 +54,8 @@ DONATION = re.compile(
 RIGHTS = re.compile(
     r"(?:^\s*(?:copyright\s*(?:©|\(c\)|\d{4})|©\s*\d{4}|\(c\)\s*\d{4})"
     r"|\ball rights reserved\b|\breprinted (?:here )?(?:with|by) (?:the )?(?:kind )?permission\b"
-    r"|\b(?:may not be|must not be) (?:reproduced|republished|redistributed)\b)",
+    r"|\b(?:may|must) not be (?:reproduced|republished|redistributed)\b.{0,80}"
+    r"\b(?:without|permission|in (?:any|whole))\b)",
     _I,
 )
 DISCLAIMER = re.compile(
@@ -61,9 +63,9 @@ DISCLAIMER = re.compile(
     r"authors?\b.{0,40}\bnot\b|views expressed (?:here(?:in)?|in this)\b)",
     _I,
 )
-COOKIE = re.compile(r"\bcookies?\b", _I)
-COOKIE_CONTEXT = re.compile(
-    r"\b(?:accept|consent|privacy|preferences|we use|this (?:site|website) uses|manage|agree)\b",
+COOKIE = re.compile(
+    r"\b(?:we use cookies|(?:this|our) (?:web)?site uses cookies|use of cookies|accept (?:all )?"
+    r"cookies|cookie (?:settings|preferences|policy|notice))\b",
     _I,
 )
 TAGS = re.compile(r"^(?:tags?|topics?|keywords?|filed under|categories|category)\s*[:|]\s*\S", _I)
@@ -80,11 +82,12 @@ SOCIAL_TOKENS = frozenset(
     download pdf this article page on via sms""".split()
 )
 TOOLBAR_START = re.compile(
-    r"^(?:share(?: this)?(?: article| story| page| on)?|cite(?: this)?(?: article| page)?"
-    r"|download(?: as)? pdf|print(?: this)?(?: article| page)?|e-?mail this|follow us)\b",
+    r"^(?:share(?: this)?(?: article| story| page| post)?(?: on \w+)?|cite(?: this)?(?: article|"
+    r" page)?|download(?: as)? pdf|print(?: this)?(?: article| page)?|e-?mail this(?: article)?"
+    r"|copy link)[\s:]*$",
     _I,
 )
-NAV_SEPARATORS = re.compile(r"\s(?:\||›|»|>|/|•|·|–|—|::)\s|\s*[›»▸▶]\s*")
+NAV_SEPARATORS = re.compile(r"\s(?:\||›|»|>|•|·|::)\s|\s*[›»▸▶]\s*")
 SKIP_LINK = re.compile(
     r"^(?:skip|jump) to (?:the )?(?:main )?(?:content|navigation|menu|search|footer)$"
     r"|^(?:menu|search|sign in|log ?in|subscribe|home|close|back to top|toggle navigation)$",
@@ -122,7 +125,7 @@ SOCIAL_LINK = re.compile(
 )
 HANDLE_OR_TAG = re.compile(r"(?<![\w@])[@#]\w{2,}")
 CAPTION_CREDIT = re.compile(
-    r"(?:\b(?:photo(?:graph)?s?|image|picture|illustration|foto|bild|credit|source)\s*"
+    r"(?:\b(?:photo(?:graph)?s?|image|picture|illustration|foto|bild|credit)\s*"
     r"(?::|by)\s*[^.!?\n]{1,100}$"
     r"|\b(?:archive (?:image|photo|picture))\b"
     r"|\*\*[^*\n]{2,120}\*\*\s*$)",

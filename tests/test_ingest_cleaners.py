@@ -92,6 +92,14 @@ def test_cleaners_classify_block_noise(block: str, kind: str) -> None:
         "The cookie industry grew by 5% last year.",
         "Read the room, the diplomat advised, before making any promise.",
         "Published reports suggested the two men would meet again in the autumn.",
+        "Officials will get a briefing on the results in their inbox on Monday.",
+        "The results may not be reproduced in other laboratories, the authors warned.",
+        "The EU agreed new rules on cookie consent and privacy on Monday.",
+        "Share prices",
+        "Print media",
+        "Donations to charity rose sharply",
+        "Kazakhstan – Uzbekistan – Kyrgyzstan",
+        "Growth slowed to 2% in 2022 (Source: IMF)",
     ],
 )
 def test_cleaners_classify_block_keeps_content(block: str) -> None:
