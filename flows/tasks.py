@@ -24,7 +24,7 @@ from corpus.store import Store, open_store, open_store_from_settings
 from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, clean_bytes, make_doc_id
 from schemas import AdjudicationInput, AdjudicationResult, AnnotatedDocument, CleanDocument
 from schemas.labeling import DOCUMENT_FLAGS, ENTITY_LABELS, STANCE_LABELS, TARGET_LABELS
-from schemas.labelstudio_config import label_config
+from schemas.labelstudio_config import instructions_html, label_config
 from schemas.settings import Settings
 
 
@@ -271,7 +271,9 @@ def push_review(settings: Settings) -> dict[str, object]:
         local.write_bytes(store.get_bytes(keys.import_file))
         return {"mode": "embedded", "import_file": str(local), "tasks": len(doc_ids)}
     client = LabelStudioClient(settings.label_studio_url or "", settings.label_studio_api_key or "")
-    project_id = client.ensure_project(settings.label_studio_project, label_config(), INSTRUCTIONS)
+    project_id = client.ensure_project(
+        settings.label_studio_project, label_config(), INSTRUCTIONS, overlap=settings.overlap
+    )
     report = client.push(project_id, iter_machine(store, doc_ids), batch_size=500)
     state = _review_state(store)
     state["project_id"] = project_id
@@ -280,12 +282,7 @@ def push_review(settings: Settings) -> dict[str, object]:
     return {"mode": "label-studio", "project_id": project_id, **_as_dict(report)}
 
 
-INSTRUCTIONS = (
-    "<p>Correct the machine labels: fix or delete wrong entities, add missed ones "
-    f"({', '.join(ENTITY_LABELS)}). For stance, mark the evidence sentence, type the target "
-    f"(a {', '.join(TARGET_LABELS)} entity) and choose {' / '.join(STANCE_LABELS)}. "
-    f"Use the flags for: {'; '.join(DOCUMENT_FLAGS.values())}.</p>"
-)
+INSTRUCTIONS = instructions_html()
 
 
 def _review_state(store: Store) -> dict:  # type: ignore[type-arg]
