@@ -579,9 +579,11 @@ def drop_doubled_markers(text: str, base: int) -> list[Edit]:
 
 def drop_social_links(text: str, base: int) -> list[Edit]:
     """Embedded-image links left in prose: 'roads. pic.twitter.com/x1' -> 'roads.'"""
+    if "pic.twitter.com" not in text:
+        return []
     return [
         Edit(base + m.start(), base + m.end(), "embed")
-        for m in re.finditer(r"\s*(?:https?://)?pic\.twitter\.com/\w+", text)
+        for m in re.finditer(r"[ \t]*(?:https?://)?pic\.twitter\.com/\w+", text)
     ]
 
 
@@ -643,7 +645,8 @@ def clean_text(source: str, *, markdown: bool = False) -> Cleaned:
     labels.update(header)
     labels.update(label_interrupting_headers(blocks, labels))
     edits = edits_for_blocks(source, blocks, labels)
-    vocabulary = {w.casefold() for w in P.WORD.findall(source)}
+    # only needed to decide how to re-join a word hyphenated at a line end
+    vocabulary = {w.casefold() for w in P.WORD.findall(source)} if "-\n" in source else set()
     for i, b in enumerate(blocks):
         if i in labels:
             continue
