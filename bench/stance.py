@@ -22,7 +22,7 @@ EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "stance" / 
 LABELS = ("AGAINST", "NEUTRAL", "FAVOR")
 FROM_HF = {-1: "AGAINST", 0: "NEUTRAL", 1: "FAVOR"}
 FROM_RAW = {2.0: "AGAINST", 4.0: "NEUTRAL", 6.0: "FAVOR"}
-THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
+THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 
 Example = tuple[str, str, str]  # text, target mention, gold label
 

@@ -111,6 +111,13 @@ HELD_OUT = [
         ),
     ),
     ("Zelensky thanked Biden for the aid.", "Biden", "FAVOR"),
+    # second batch, written after the speech-verb change and before running it on them
+    ("Lavrov said the sanctions against Russia were illegal.", "Lavrov", "NEUTRAL"),
+    ("Scholz told reporters that Putin had made a grave mistake.", "Scholz", "NEUTRAL"),
+    ("Scholz told reporters that Putin had made a grave mistake.", "Putin", "AGAINST"),
+    ("The EU imposed sanctions on Russia over the annexation of Crimea.", "Crimea", "NEUTRAL"),
+    ("India abstained from the vote condemning Russia.", "India", "NEUTRAL"),
+    ("Tokayev did not support Russia's war in Ukraine.", "Tokayev", "NEUTRAL"),
 ]
 
 
