@@ -272,7 +272,9 @@ def write_import_file(docs: Iterable[AnnotatedDocument], path: Path) -> int:
 
 
 def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    """An ISO time; Label Studio's are UTC ("...Z"), and so is one given without a zone."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _same_result(a: Result, b: Result) -> bool:

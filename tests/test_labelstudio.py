@@ -487,6 +487,9 @@ def test_labelstudio_collect_is_incremental(ls_client: LabelStudioClient) -> Non
 
     nothing = ls_client.collect(project, since=first.cursor)
     assert list(nothing) == [] and nothing.cursor == first.cursor
+    assert first.cursor is not None
+    naive = first.cursor.removesuffix("Z")  # a cursor without a zone is read as UTC
+    assert list(ls_client.collect(project, since=naive)) == []
 
     # pushing predictions again touches tasks but brings no human work
     ls_client.push(project, [_doc("c", model_version="m9")])
