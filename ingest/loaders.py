@@ -135,23 +135,29 @@ def load_html(data: bytes, source: str) -> Loaded:
     text = decode_text(data, source)
     try:
         doc = trafilatura.bare_extraction(
-            text, with_metadata=True, include_comments=False, include_tables=True, favor_recall=True
+            text,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=True,
+            favor_recall=True,
         )
     except (ValueError, TypeError) as exc:
         raise IngestError("parse_error", f"HTML could not be parsed: {exc}", source) from exc
-    body = getattr(doc, "text", None) if doc is not None else None
-    if not body:
-        body = html_fallback_text(text)
-    hints: dict[str, Any] = {}
-    if doc is not None:
-        hints = {
-            "title": doc.title,
-            "authors": [a.strip() for a in re.split(r";|\band\b", doc.author or "") if a.strip()],
-            "published": doc.date,
-            "source_url": doc.url,
-            "sitename": doc.sitename,
-            "language": doc.language,
-        }
+    found: dict[str, Any] = {}
+    if isinstance(doc, dict):
+        found = doc
+    elif doc is not None:
+        found = doc.as_dict()
+    body = found.get("text") or html_fallback_text(text)
+    author = found.get("author") or ""
+    hints: dict[str, Any] = {
+        "title": found.get("title"),
+        "authors": [a.strip() for a in re.split(r";|\band\b", author) if a.strip()],
+        "published": found.get("date"),
+        "source_url": found.get("url"),
+        "sitename": found.get("sitename"),
+        "language": found.get("language"),
+    }
     return Loaded(paragraphs_text(body.split("\n")), "text/html", hints)
 
 

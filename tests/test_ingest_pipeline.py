@@ -142,3 +142,10 @@ def test_ingest_pipeline_html_main_content_only() -> None:
     assert doc.metadata.title == "Xi meets Putin in Samarkand"
     assert doc.metadata.authors == ["Jane Doe"]
     assert doc.metadata.published == "2022-09-15"
+
+
+def test_ingest_pipeline_html_offsets_index_extracted_text() -> None:
+    from ingest.loaders import load_html
+
+    doc = clean_bytes(HTML, source="a.html", filename="a.html")
+    assert accounted(doc, load_html(HTML, "a.html").text)
