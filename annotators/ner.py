@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 from spacy.language import Language
+from spacy.pipeline import EntityRuler
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
@@ -124,8 +126,10 @@ def add_ner_components(nlp: Language, *, ruler: bool = True, fixes: bool = True)
     """Add the entity ruler (before the model's ner, which then predicts around its matches)
     and the span-repair component (after it)."""
     if ruler and RULER_NAME not in nlp.pipe_names:
-        where = {"before": "ner"} if "ner" in nlp.pipe_names else {}
-        entity_ruler = nlp.add_pipe("entity_ruler", name=RULER_NAME, **where)
+        before = "ner" if "ner" in nlp.pipe_names else None
+        entity_ruler = cast(
+            EntityRuler, nlp.add_pipe("entity_ruler", name=RULER_NAME, before=before)
+        )
         entity_ruler.add_patterns(load_ruler_patterns())
     if fixes and FIXES_NAME not in nlp.pipe_names:
         nlp.add_pipe(FIXES_NAME, after="ner" if "ner" in nlp.pipe_names else None)

