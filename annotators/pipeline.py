@@ -56,7 +56,12 @@ def annotate(
     """Entities (labels in ENTITY_LABELS, with score and canonical target) and a stance per
     document target (its salient targets plus `extra_targets`), streamed in input order."""
     nlp = nlp or load_nlp()
-    version = nlp.meta.get("corpusflow_model_version", MODEL_VERSION)
+    # an nlp not built by load_nlp() is recorded as what it is, not as our pipeline
+    meta = nlp.meta
+    version = meta.get(
+        "corpusflow_model_version",
+        f"spacy-{meta.get('lang', '')}_{meta.get('name', '')}-{meta.get('version', '')}",
+    )
     pairs = ((d.text, d) for d in docs)
     component_cfg = {STANCE_NAME: {"extra_targets": list(extra_targets)}}
     for doc, clean in nlp.pipe(

