@@ -477,9 +477,10 @@ def label_page_edges(blocks: list[Block], labels: dict[int, str]) -> dict[int, s
 
 
 def label_repeated_lines(blocks: list[Block], labels: dict[int, str]) -> dict[int, str]:
-    """Short identical lines that occur three times or more: boilerplate repeated in the body."""
+    """Short lines (not prose) that occur three times or more, digits ignored: boilerplate
+    repeated in the body, such as running headers of a text without page breaks."""
     candidates = {
-        i: b.text.strip().casefold()
+        i: normalise_line(b.text)
         for i, b in enumerate(blocks)
         if i not in labels and len(b.text) <= 80 and "\n" not in b.text and not is_narrative(b.text)
     }

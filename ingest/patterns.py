@@ -84,7 +84,8 @@ SOCIAL_TOKENS = frozenset(
 TOOLBAR_START = re.compile(
     r"^(?:share(?: this)?(?: article| story| page| post)?(?: on \w+)?|cite(?: this)?(?: article|"
     r" page)?|download(?: as)? pdf|print(?: this)?(?: article| page)?|e-?mail this(?: article)?"
-    r"|copy link)[\s:]*$",
+    r"|copy link|listen to (?:this )?(?:article|story)(?: \d+ min(?:utes?)?)?"
+    r"|\d{1,2}\s*min(?:ute)?s? read|reading time:? \d{1,2} min(?:ute)?s?)[\s:.]*$",
     _I,
 )
 NAV_SEPARATORS = re.compile(r"\s(?:\||›|»|>|•|·|::)\s|\s*[›»▸▶]\s*")
@@ -111,12 +112,15 @@ PUBLISHED_CHROME = re.compile(
 # ------------------------------------------------------------------ embeds and captions
 EMBED_MARKER = re.compile(
     r"^(?:embed(?:ded)?(?: (?:content|post|tweet|video))?|\[?embedded content\]?"
-    r"|(?:twitter|instagram|tiktok|youtube|facebook) (?:post|video|embed))\s*:?$",
+    r"|(?:twitter|instagram|tiktok|youtube|facebook) (?:post|video|embed)"
+    r"|view this post on (?:instagram|facebook|tiktok))\s*:?$",
     _I,
 )
 SOCIAL_ATTRIBUTION = re.compile(
-    r"^[—–-]\s*[^\n(]{1,80}\(@\w{1,30}\)\s*(?P<date>[A-Za-z]{3,9}\.? \d{1,2},? \d{4}"
-    r"|\d{1,2} [A-Za-z]{3,9} \d{4}|\d{4}-\d{2}-\d{2})?\s*$"
+    r"^(?:[—–-]|a post shared by)\s*[^\n(]{1,80}\(@[\w.]{1,30}\)\s*(?:on\s+)?"
+    r"(?P<date>[A-Za-z]{3,9}\.? \d{1,2},? \d{4}|\d{1,2} [A-Za-z]{3,9} \d{4}"
+    r"|\d{4}-\d{2}-\d{2})?\s*$",
+    _I,
 )
 SOCIAL_LINK = re.compile(
     r"(?:https?://)?(?:pic\.twitter\.com|t\.co|instagr\.am|youtu\.be)/\w+|"
@@ -137,8 +141,9 @@ CREDIT_WORDS = re.compile(
     _I,
 )
 CAPTION_UI = re.compile(
-    r"^(?:full ?screen|enlarge|expand|zoom|view (?:image|gallery|slideshow)|open gallery|"
-    r"image \d+ of \d+|\d+ of \d+ (?:photos|images))\b",
+    r"^(?:(?:image|photo|video|media) (?:source|caption|credit)s?\s*[,:]"
+    r"|(?:full ?screen|enlarge|expand|zoom|view (?:image|gallery|slideshow)|open gallery"
+    r"|image \d+ of \d+|\d+ of \d+ (?:photos|images))\b)",
     _I,
 )
 

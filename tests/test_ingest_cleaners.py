@@ -114,6 +114,8 @@ def test_cleaners_classify_block_keeps_content(block: str) -> None:
         "Leaders at the summit. **John Smith, Pool Photo via AP**",
         "The old city of Samarkand. Archive image.",
         "Delegates arrive. Photo by Jane Doe",
+        "Image source, Getty Images",
+        "Image caption, Delegates at the opening session",
     ],
 )
 def test_cleaners_caption_detected(caption: str) -> None:
@@ -310,6 +312,9 @@ def test_cleaners_resolve_overlaps_keeps_first() -> None:
         ("ANNUAL SECURITY REPORT 2023        3", "page_header"),
         ("Follow us on Twitter @example", "share_bar"),
         ("Comments (12)", "comments_bar"),
+        ("Listen to this article 5 min", "share_bar"),
+        ("4 min read", "share_bar"),
+        ("A post shared by Some One (@some.one) on May 1, 2023", "embed"),
     ],
 )
 def test_cleaners_classify_block_chrome(block: str, kind: str) -> None:
@@ -396,3 +401,16 @@ def test_cleaners_unseen_blog_byline_before_title() -> None:
         ["Alex Brown"],
         "2023-03-03",
     )
+
+
+def test_cleaners_running_header_without_page_breaks() -> None:
+    body = [
+        f"Paragraph {n} of the report says something complete about the topic here."
+        for n in range(4)
+    ]
+    source = LEAD + "\n\n".join(
+        f"{para}\n\nDefence Review 2023 | Issue {n}" for n, para in enumerate(body)
+    )
+    text = clean(source)
+    assert "Defence Review" not in text
+    assert all(para in text for para in body)
