@@ -63,6 +63,15 @@ def split_blocks(text: str) -> list[Block]:
     return blocks
 
 
+def ends_sentence(text: str) -> bool:
+    """Text whose last character (before closing quotes/brackets) ends a sentence.
+
+    'He left."' -> True; "A Heading" -> False
+    """
+    t = text.rstrip().rstrip("\"'”’)]")
+    return bool(t) and t[-1] in ".!?…"
+
+
 def count_words(text: str) -> int:
     """'Xi meets Putin.' -> 3"""
     return len(P.WORD.findall(text))
@@ -89,9 +98,7 @@ def is_narrative(text: str) -> bool:
     t = text.strip()
     words = count_words(t)
     # a question on one line is usually a heading ("What did Putin achieve?"), not prose
-    ends = bool(P.SENTENCE_END.search(t)) and not (
-        "\n" not in t and t.rstrip("\"'”’ ").endswith("?")
-    )
+    ends = bool(ends_sentence(t)) and not ("\n" not in t and t.rstrip("\"'”’ ").endswith("?"))
     return (words >= 8 and ends) or words >= 30
 
 
@@ -133,7 +140,7 @@ def is_toolbar(text: str) -> bool:
     "Share  Facebook  Twitter  Email" -> True; "Share prices fell." -> False
     """
     t = text.strip()
-    if len(t) > 120 or P.SENTENCE_END.search(t):
+    if len(t) > 120 or ends_sentence(t):
         return False
     tokens = [w.casefold() for w in re.findall(r"[^\W\d_][\w-]*", t)]
     if len(tokens) >= 2 and all(w in P.SOCIAL_TOKENS for w in tokens):
@@ -149,7 +156,7 @@ def is_navigation(text: str) -> bool:
     t = text.strip()
     if P.SKIP_LINK.match(t):
         return True
-    if len(t) > 200 or P.SENTENCE_END.search(t):
+    if len(t) > 200 or ends_sentence(t):
         return False
     items = [i for i in P.NAV_SEPARATORS.split(t) if i.strip()]
     return len(items) >= 3 and all(count_words(i) <= 4 for i in items)
@@ -177,7 +184,7 @@ def is_source_line(text: str) -> bool:
     value = m.group("value").strip()
     if not value or P.URL_START.match(value):
         return True
-    return len(value) <= 60 and "\n" not in value and not P.SENTENCE_END.search(value)
+    return len(value) <= 60 and "\n" not in value and not ends_sentence(value)
 
 
 def classify_block(text: str) -> str | None:
@@ -187,6 +194,11 @@ def classify_block(text: str) -> str | None:
     """
     t = text.strip()
     one_line = "\n" not in t
+    low = t.casefold()
+
+    def has(*words: str) -> bool:  # cheap gate before the costlier searches
+        return any(w in low for w in words)
+
     tests: list[tuple[str, Callable[[str], bool]]] = [
         ("placeholder", lambda s: one_line and bool(P.PLACEHOLDER.match(s))),
         ("page_number", lambda s: one_line and bool(P.PAGE_NUMBER.match(s))),
@@ -199,17 +211,37 @@ def classify_block(text: str) -> str | None:
         ("share_bar", lambda s: one_line and len(s) <= 100 and bool(P.FOLLOW_US.match(s))),
         ("comments_bar", lambda s: one_line and bool(P.COMMENTS_BAR.match(s))),
         ("newsletter", lambda s: len(s) <= 200 and bool(P.NEWSLETTER.search(s))),
-        ("cookie_banner", is_cookie_banner),
+        ("cookie_banner", lambda s: has("cookie") and is_cookie_banner(s)),
         ("share_bar", is_toolbar),
         ("tags", lambda s: len(s) <= 300 and bool(P.TAGS.match(s))),
-        ("rights", lambda s: len(s) <= 500 and bool(P.RIGHTS.search(s))),
-        ("disclaimer", lambda s: len(s) <= 700 and bool(P.DISCLAIMER.search(s))),
+        (
+            "rights",
+            lambda s: (
+                len(s) <= 500
+                and has("copyright", "©", "(c)", "rights reserved", "reprinted", "not be re")
+                and bool(P.RIGHTS.search(s))
+            ),
+        ),
+        (
+            "disclaimer",
+            lambda s: (
+                len(s) <= 700
+                and has("necessarily", "views expressed", "of the author")
+                and bool(P.DISCLAIMER.search(s))
+            ),
+        ),
         ("source", is_source_line),
         (
             "published_chrome",
             lambda s: one_line and len(s) <= 100 and bool(P.PUBLISHED_CHROME.match(s)),
         ),
-        ("banner", is_donation_appeal),
+        (
+            "banner",
+            lambda s: (
+                has("donat", "support", "gift", "contribution", "become a")
+                and is_donation_appeal(s)
+            ),
+        ),
     ]
     for kind, test in tests:
         if test(t):
@@ -227,7 +259,7 @@ def is_caption(text: str) -> bool:
         return False
     if P.CAPTION_UI.match(t):
         return True
-    m = P.CAPTION_CREDIT.search(t)
+    m = P.CAPTION_CREDIT.search(t[-240:])  # a credit is at the end; do not scan the whole text
     if not m:
         return False
     if m.group().startswith("**"):
@@ -424,7 +456,7 @@ def parse_name_line(text: str, title: str = "") -> list[str] | None:
     "Agnieszka Legucka, Marcin Przychodniak" -> ["Agnieszka Legucka", "Marcin Przychodniak"]
     """
     t = text.strip()
-    if "\n" in t or len(t) > 120 or P.SENTENCE_END.search(t):
+    if "\n" in t or len(t) > 120 or ends_sentence(t):
         return None
     title_words = {w.casefold() for w in P.WORD.findall(title)}
     parts = [p.strip() for p in P.NAME_SPLIT.split(t) if p.strip()]
@@ -503,7 +535,7 @@ def label_interrupting_headers(blocks: list[Block], labels: dict[int, str]) -> d
         t = b.text.strip()
         if i in labels or "\n" in t or len(t) > 80 or count_words(t) > 10:
             continue
-        if P.SENTENCE_END.search(t) or P.STARTS_LOWER.match(t):
+        if ends_sentence(t) or P.STARTS_LOWER.match(t):
             continue
         prev, nxt = kept_neighbours(len(blocks), {**labels, **out, i: "?"}, i)
         if prev is None or nxt is None:
@@ -607,7 +639,7 @@ def join_wrapped_lines(text: str, base: int, vocabulary: set[str]) -> list[Edit]
         stripped = cur.rstrip()
         if P.LIST_ITEM.match(nxt) or stripped.endswith(":") or not nxt.strip():
             continue
-        if P.SENTENCE_END.search(stripped) and len(stripped) < 0.6 * longest:
+        if ends_sentence(stripped) and len(stripped) < 0.6 * longest:
             continue
         resume = offset + len(nxt) - len(nxt.lstrip())
         hy = re.search(r"([^\W\d_]+)-$", stripped)

@@ -14,8 +14,6 @@ _M = re.MULTILINE
 # A block: consecutive non-blank lines; blank lines and form feeds (page breaks) separate blocks.
 BLOCK = re.compile(r"[^\n\f]*[^\s][^\n\f]*(?:\n[^\n\f]*[^\s][^\n\f]*)*")
 LINE = re.compile(r"[^\n]*")
-TERMINAL_PUNCT = re.compile(r"[.!?…:;\"'”’)\]]\s*$")
-SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
 LIST_ITEM = re.compile(r"^\s*(?:[-–—•*·▪◦]\s+|\(?\d{1,3}[.)]\s|\(?[a-z][.)]\s)")
 STARTS_LOWER = re.compile(r"^[\"'“‘(]?[a-z]")
 WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
