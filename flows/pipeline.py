@@ -35,7 +35,7 @@ def code_version() -> str:
     log_prints=True,
     # spaCy pipelines are not shared across threads: one batch at a time in this process; scale
     # out with prefect-dask's DaskTaskRunner (one model per worker).
-    task_runner=ThreadPoolTaskRunner(max_workers=1),
+    task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]
 )
 def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) -> dict[str, Any]:
     """Run every stage once over `sources` (a folder, a file, or s3://bucket/prefix)."""

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import botocore.exceptions
 import requests
@@ -79,11 +80,16 @@ def retry_unless_client_error(task, task_run, state) -> bool:  # type: ignore[no
     return False
 
 
-NETWORK_RETRIES = {
-    "retries": 3,
-    "retry_delay_seconds": [2, 10, 30],
-    "retry_condition_fn": retry_unless_client_error,
-}
+def network_task(name: str) -> Any:
+    """A task that talks to a service: retried after 2, 10 and 30 s, unless the error is one
+    that retrying cannot fix (a 4xx answer, a validation error)."""
+    return task(
+        name=name,
+        cache_policy=NO_CACHE,
+        retries=3,
+        retry_delay_seconds=[2, 10, 30],
+        retry_condition_fn=retry_unless_client_error,
+    )
 
 
 # ---------------------------------------------------------------- sources
@@ -252,7 +258,7 @@ def iter_machine(store: Store, doc_ids: Sequence[str]) -> Iterator[AnnotatedDocu
 # ---------------------------------------------------------------- review
 
 
-@task(name="push-review", cache_policy=NO_CACHE, **NETWORK_RETRIES)
+@network_task("push-review")
 def push_review(settings: Settings) -> dict[str, object]:
     """Every machine-annotated document to Label Studio, with predictions; Label Studio itself is
     asked which documents it already has, so a re-run (or a crash before our bookkeeping) never
@@ -301,7 +307,7 @@ def _as_dict(obj: object) -> dict[str, object]:
     return dict(obj)  # type: ignore[call-overload]
 
 
-@task(name="collect-review", cache_policy=NO_CACHE, **NETWORK_RETRIES)
+@network_task("collect-review")
 def collect_review(settings: Settings) -> dict[str, int]:
     """New and changed human annotations since the last collect into `human/<doc_id>.json`."""
     if not settings.review_enabled:
@@ -412,15 +418,15 @@ def release_record(store: Store, doc: AnnotatedDocument, result: AdjudicationRes
     }
 
 
-@task(name="publish-release", cache_policy=NO_CACHE, **NETWORK_RETRIES)
+@network_task("publish-release")
 def publish_release(settings: Settings, code_version: str) -> PublishResult:
     store = store_for(settings)
     doc_ids = machine_doc_ids(store)
     records = []
     model_versions: set[str] = set()
     for doc in iter_machine(store, doc_ids):
-        result = AdjudicationResult.model_validate(store.get_json(keys.adjudicated(doc.doc_id)))
-        records.append(release_record(store, doc, result))
+        decision = AdjudicationResult.model_validate(store.get_json(keys.adjudicated(doc.doc_id)))
+        records.append(release_record(store, doc, decision))
         model_versions.add(doc.model_version)
     agreement = (
         store.get_json("review/agreement.json") if store.head("review/agreement.json") else {}

@@ -62,10 +62,8 @@ def down() -> None:
 
 
 def status() -> int:
-    states = {
-        name: svc.status()
-        for name, svc in zip(("labelstudio", "seaweedfs"), _services(), strict=True)
-    }
+    ls, s3 = _services()
+    states = {"labelstudio": ls.status(), "seaweedfs": s3.status()}
     print(json.dumps(states, indent=2, default=str))
     return 0 if all(s.get("running") for s in states.values()) else 1
 
