@@ -333,7 +333,7 @@ def label_related_lists(blocks: list[Block], labels: dict[int, str]) -> dict[int
     out: dict[int, str] = {}
     for i, b in enumerate(blocks):
         lines = [line.strip() for line in b.lines]
-        if i in labels or not P.RELATED_HEADING.match(lines[0]):
+        if i in labels or not P.RELATED_HEADING.match(P.MD_HEADING.sub("", lines[0])):
             continue
         if any(len(line) > 160 or is_narrative(line) for line in lines[1:]):
             continue

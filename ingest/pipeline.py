@@ -39,8 +39,10 @@ def clean_bytes(
 ) -> CleanDocument:
     """Clean one source given as bytes; the loader is chosen by `filename`'s suffix.
 
-    Raises IngestError (kind empty, binary, unsupported_format, undecodable, too_large,
-    empty_after_cleaning or parse_error) naming `source`."""
+    Offsets in `removed`, `repairs` and `offset_map` index the decoded source text: the decoded
+    bytes for .txt/.md, the text the loader produced for .html/.docx/.pdf/.eml (see
+    `ingest.loaders`). Raises IngestError (kind empty, binary, unsupported_format, undecodable,
+    too_large, empty_after_cleaning or parse_error) naming `source`."""
     suffix = PurePath(filename).suffix.lower()
     if suffix not in LOADERS:
         supported = ", ".join(sorted(LOADERS))

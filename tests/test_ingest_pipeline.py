@@ -105,12 +105,14 @@ def test_ingest_pipeline_markdown_syntax_removed_and_traced() -> None:
         "# Xi Meets Putin\n\n"
         "The leaders met in **Samarkand** on Thursday, see [the report](https://ex.org/r).\n\n"
         "## Background\n\n"
-        "- The summit is held every year.\n- It has eight members.\n"
+        "- The summit is held every year.\n- It has eight members.\n\n"
+        "## Related\n\n- [Ten things to know](https://ex.org/1)\n- [Markets](https://ex.org/2)\n"
     )
     doc = clean_bytes(md.encode(), source="a.md", filename="a.md")
     assert doc.media_type == "text/markdown"
     assert "The leaders met in Samarkand on Thursday, see the report." in doc.text
     assert "Background" in doc.text and "#" not in doc.text
+    assert "Ten things" not in doc.text and "Related" not in doc.text
     assert "- The summit is held every year.\n- It has eight members." in doc.text
     assert doc.metadata.title == "Xi Meets Putin"
     assert accounted(doc, md)
