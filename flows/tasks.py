@@ -222,9 +222,10 @@ def ingest_batch(batch: list[SourceRef], settings: Settings, run_id: str) -> Ing
 def annotate_batch(doc_ids: list[str], settings: Settings) -> dict[str, int]:
     """Machine annotations for the batch into `machine/<doc_id>.json`; a document whose clean
     text and model are unchanged keeps its annotations."""
-    from annotators.pipeline import MODEL_VERSION, annotate, load_nlp
+    from annotators.pipeline import annotate, load_nlp, model_version_for
 
     store = store_for(settings)
+    model_version = model_version_for(settings.spacy_model)
     todo: list[CleanDocument] = []
     kept = 0
     for doc_id in doc_ids:
@@ -233,7 +234,7 @@ def annotate_batch(doc_ids: list[str], settings: Settings) -> dict[str, int]:
             prev = store.get_json(keys.machine(doc_id))
             if (
                 prev.get("content_hash") == clean.content_hash
-                and prev.get("model_version") == MODEL_VERSION
+                and prev.get("model_version") == model_version
             ):
                 kept += 1
                 continue
