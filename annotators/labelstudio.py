@@ -8,8 +8,9 @@ import hashlib
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,20 @@ import requests
 from pydantic import BaseModel, Field
 
 from schemas.labeling import ENTITY_LABELS, STANCE_LABELS
-from schemas.labelstudio_config import CONTROLS, EVIDENCE_LABEL, ControlNames
+from schemas.labelstudio_config import (
+    CONTROLS,
+    EVIDENCE_LABEL,
+    ControlNames,
+    adjudication_config,
+    adjudication_instructions_html,
+)
 from schemas.records import (
     AnnotatedDocument,
+    Dispute,
     Entity,
     Evidence,
     HumanAnnotation,
+    Role,
     SpanLabel,
     Stance,
     StanceLabel,
@@ -32,6 +41,9 @@ Result = list[dict[str, Any]]
 # The task data fields we write; a change in any of them is a change of the task.
 TASK_FIELDS = ("text", "doc_id", "content_hash", "title", "source")
 _DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's filter format
+ADJUDICATION_SUFFIX = " – adjudication"
+WEBHOOK_SECRET_HEADER = "X-Corpusflow-Secret"
+WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
 
 
 class LabelStudioError(RuntimeError):
@@ -60,6 +72,10 @@ class CollectedTask(BaseModel):
     text: str
     annotations: list[HumanAnnotation]
     updated_at: str | None = None  # newest annotation (cancelled ones included)
+    # distinct annotators (role "annotator") with a submitted, not cancelled annotation
+    annotators: int = 0
+    # the task has its `overlap` annotators (an adjudication task: one adjudicator)
+    done: bool = False
 
 
 class CollectedTasks(list[CollectedTask]):
@@ -72,6 +88,13 @@ class CollectedTasks(list[CollectedTask]):
         super().__init__(tasks)
         self.cursor = cursor
         self.cancelled = cancelled
+        self.ignored = 0  # adjudication project: annotations by users who are not adjudicators
+
+
+class WebhookInfo(BaseModel):
+    id: int
+    created: bool
+    updated: bool
 
 
 # ---------------------------------------------------------------- result <-> records
@@ -277,6 +300,20 @@ def _parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _http_date(value: str | None) -> datetime:
+    """The time of an HTTP Date header (whole seconds), or now if there is none."""
+    if value:
+        try:
+            return parsedate_to_datetime(value).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _same_result(a: Result, b: Result) -> bool:
     keys = ("id", "from_name", "to_name", "type", "value", "score")
 
@@ -309,10 +346,23 @@ class LabelStudioClient:
         session: requests.Session | None = None,
         **kwargs: Any,
     ) -> Any:
+        response = self._send(method, path, session=session, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        session: requests.Session | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         url = f"{self.url}{path}"
         try:
             response = (session or self.session).request(
-                method, url, timeout=self.timeout, **kwargs
+                method, url, timeout=kwargs.pop("timeout", self.timeout), **kwargs
             )
         except requests.RequestException as exc:
             raise LabelStudioError(f"{method} {url}: {exc}") from exc
@@ -321,20 +371,29 @@ class LabelStudioClient:
                 f"{method} {url}: HTTP {response.status_code}: {response.text[:500]}",
                 status=response.status_code,
             )
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+        return response
 
     def _tasks_pages(
-        self, project_id: int, params: dict[str, Any], page_size: int = 100
+        self,
+        project_id: int,
+        params: dict[str, Any],
+        page_size: int = 100,
+        started: list[datetime] | None = None,
     ) -> Iterator[dict[str, Any]]:
+        """Every task matching `params`, page by page (one request per page, never one per
+        task). If `started` is given, the server's time of the first page (its HTTP Date) is
+        appended to it: a caller that reads more than one page can tell what may have changed
+        while it was reading."""
         page, seen = 1, 0
         while True:
-            body = self._request(
+            response = self._send(
                 "GET",
                 "/api/tasks/",
                 params={**params, "project": project_id, "page": page, "page_size": page_size},
             )
+            if started is not None and page == 1:
+                started.append(_http_date(response.headers.get("Date")))
+            body = response.json()
             tasks = body.get("tasks", [])
             yield from tasks
             seen += len(tasks)
@@ -371,7 +430,10 @@ class LabelStudioClient:
             "show_instruction": bool(instructions),
         }
         if overlap is not None:
+            # Label Studio (open-source too) enforces this in its label stream: see
+            # OVERLAP_DESIGN. 100 %: every task gets `overlap`, not a sampled cohort.
             wanted["maximum_annotations"] = overlap
+            wanted["overlap_cohort_percentage"] = 100
         same_title = sorted(
             (p for p in self.projects() if p.get("title") == title), key=lambda p: p["id"]
         )
@@ -513,6 +575,196 @@ class LabelStudioClient:
         if self.project(project_id).get("model_version") != version:
             self._request("PATCH", f"/api/projects/{project_id}/", json={"model_version": version})
 
+    # ------------------------------------------------------------ adjudication
+
+    def ensure_adjudication_project(self, title: str) -> int:
+        """The adjudication project belonging to the review project `title` (its title plus
+        ADJUDICATION_SUFFIX), created or updated like `ensure_project`: the review config plus a
+        panel with the annotators' versions, one adjudicator a task."""
+        return self.ensure_project(
+            adjudication_title(title),
+            adjudication_config(),
+            adjudication_instructions_html(),
+            overlap=1,
+        )
+
+    def push_adjudication(
+        self,
+        project_id: int,
+        items: Iterable[tuple[AnnotatedDocument, Sequence[HumanAnnotation], Sequence[Dispute]]],
+        batch_size: int = 200,
+    ) -> PushReport:
+        """One adjudication task per disputed document: the text, each annotator's version as
+        a prediction (model_version = "annotator-<n>", numbered in the order of their emails,
+        so no email is shown) and, readable side by side, every version and the disputes in the
+        task's `versions` field. Idempotent by doc_id: an existing task is updated in place
+        while no adjudicator has touched it (the versions change when an annotator resubmits),
+        and never afterwards. Adjudicators' own annotations among `annotations` are left out.
+        As with `push`, Label Studio is the record of which doc_ids exist, so an interrupted
+        push is repaired by running it again."""
+        wanted: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        for doc, human, disputes in items:
+            wanted[doc.doc_id] = _adjudication_task(doc, human, disputes)
+        report = PushReport()
+        existing = self._existing_by_doc_id(project_id)
+        predictions = self._predictions_by_task(project_id) if existing else {}
+        new: list[str] = []
+        for doc_id, (data, preds) in wanted.items():
+            tasks = existing.get(doc_id)
+            if not tasks:
+                new.append(doc_id)
+                continue
+            report.task_ids[doc_id] = min(t["id"] for t in tasks)
+            if any(_holds_human_work(t) for t in tasks):
+                report.skipped_human += 1
+                continue
+            changed = False
+            for task in tasks:
+                changed |= self._sync_adjudication_task(
+                    task, data, preds, predictions.get(task["id"], [])
+                )
+            if changed:
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        for start in range(0, len(new), batch_size):
+            batch = new[start : start + batch_size]
+            payload = [{"data": wanted[d][0], "predictions": wanted[d][1]} for d in batch]
+            body = self._request(
+                "POST",
+                f"/api/projects/{project_id}/import",
+                params={"return_task_ids": "true"},
+                json=payload,
+            )
+            for doc_id, task_id in zip(batch, body.get("task_ids", []), strict=False):
+                report.task_ids[doc_id] = int(task_id)
+            report.created += len(batch)
+        if wanted and self.project(project_id).get("model_version") != _pseudonym(0):
+            # The label stream pre-fills only the project's model_version: annotator-1's.
+            self._request(
+                "PATCH", f"/api/projects/{project_id}/", json={"model_version": _pseudonym(0)}
+            )
+        return report
+
+    def _existing_by_doc_id(self, project_id: int) -> dict[str, list[dict[str, Any]]]:
+        existing: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for task in self._tasks_pages(
+            project_id,
+            {
+                "fields": "all",
+                "include": "id,data,total_annotations,cancelled_annotations,draft_exists",
+            },
+            page_size=1000,
+        ):
+            doc_id = (task.get("data") or {}).get("doc_id")
+            if doc_id is not None:
+                existing[str(doc_id)].append(task)
+        return existing
+
+    def _sync_adjudication_task(
+        self,
+        task: dict[str, Any],
+        data: dict[str, Any],
+        wanted: list[dict[str, Any]],
+        current: list[dict[str, Any]],
+    ) -> bool:
+        changed = False
+        if task.get("data") != data:
+            self._request("PATCH", f"/api/tasks/{task['id']}/", json={"data": data})
+            changed = True
+        have = sorted(
+            (p.get("model_version") or "", json.dumps(p.get("result") or [], sort_keys=True))
+            for p in current
+        )
+        want = sorted((p["model_version"], json.dumps(p["result"], sort_keys=True)) for p in wanted)
+        if have != want:
+            for p in current:
+                self._request("DELETE", f"/api/predictions/{p['id']}/")
+            for p in wanted:
+                self._request("POST", "/api/predictions/", json={"task": task["id"], **p})
+            changed = True
+        return changed
+
+    def collect_adjudication(
+        self,
+        project_id: int,
+        since: str | None = None,
+        *,
+        adjudicators: Iterable[str] | None = None,
+        page_size: int = 500,
+    ) -> CollectedTasks:
+        """Adjudicators' annotations from the adjudication project, incremental like `collect`
+        (same cursor semantics), every one with role "adjudicator", which the adjudication
+        rules take as final. Label Studio's open-source edition cannot keep a user out of a
+        project, so the role is enforced here: with `adjudicators` (emails) given, annotations
+        by anyone else are left out and counted in `ignored`. A task is `done` with one."""
+        judges = None if adjudicators is None else {e.lower() for e in adjudicators}
+
+        def role(email: str) -> Role | None:
+            return "adjudicator" if judges is None or email.lower() in judges else None
+
+        return self._collect(project_id, since, role, 1, "adjudicator", page_size)
+
+    # ------------------------------------------------------------ webhooks
+
+    def register_webhook(
+        self,
+        project_id: int,
+        url: str,
+        secret: str,
+        *,
+        header: str = WEBHOOK_SECRET_HEADER,
+        actions: Sequence[str] = WEBHOOK_ACTIONS,
+    ) -> WebhookInfo:
+        """Make Label Studio call `url` on annotation changes in the project, sending `secret`
+        in `header`. Idempotent: the project's webhook with this url is updated in place when
+        its secret, actions or state differ, created when missing. Label Studio refuses a url
+        on a local or private network unless it runs with SSRF_PROTECTION_ENABLED=false
+        (LabelStudioError, status 400)."""
+        wanted: dict[str, Any] = {
+            "project": project_id,
+            "url": url,
+            "send_payload": True,
+            "send_for_all_actions": False,
+            "headers": {header: secret},
+            "is_active": True,
+            "actions": sorted(actions),
+        }
+        hooks = self._request("GET", "/api/webhooks/", params={"project": project_id}) or []
+        mine = sorted(
+            (h for h in hooks if h.get("url") == url and h.get("project") == project_id),
+            key=lambda h: h["id"],
+        )
+        if not mine:
+            created = self._request("POST", "/api/webhooks/", json=wanted)
+            return WebhookInfo(id=int(created["id"]), created=True, updated=False)
+        hook = mine[0]
+        differs = {
+            k: v
+            for k, v in wanted.items()
+            if (sorted(hook.get(k) or []) if k == "actions" else hook.get(k)) != v
+        }
+        if differs:
+            self._request("PATCH", f"/api/webhooks/{hook['id']}/", json=differs)
+        return WebhookInfo(id=int(hook["id"]), created=False, updated=bool(differs))
+
+    # ------------------------------------------------------------ the label stream
+
+    def next_task(self, project_id: int, *, email: str, password: str) -> dict[str, Any] | None:
+        """The task Label Studio's label stream ("Label All Tasks") gives this user next, as
+        the labeling UI asks for it; None when the stream has nothing left for them."""
+        token = self.user_token(email, password)
+        try:
+            return self._request(
+                "GET",
+                f"/api/projects/{project_id}/next",
+                headers={"Authorization": f"Token {token}"},
+            )
+        except LabelStudioError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     # ------------------------------------------------------------ collect
 
     def users(self) -> dict[int, str]:
@@ -526,39 +778,68 @@ class LabelStudioClient:
         since: str | None = None,
         *,
         adjudicators: Iterable[str] = (),
+        overlap: int | None = None,
+        page_size: int = 500,
     ) -> CollectedTasks:
         """Human annotations of the tasks where any annotation changed after `since` (an ISO
         time, e.g. the `cursor` of the previous call; None: everything). Each task comes with
         all of its current annotations, so a document is always adjudicated on the full set;
         cancelled (skipped) annotations are left out and counted. Annotators named in
-        `adjudicators` (emails) get role "adjudicator"."""
+        `adjudicators` (emails) get role "adjudicator". A task is `done` when `overlap`
+        distinct annotators (adjudicators not counted) submitted it; `overlap` defaults to
+        the project's `maximum_annotations`.
+
+        Scale: the server filters (tasks updated after `since`, or, on a first collect, tasks
+        with any annotation) and pages (`page_size` tasks a request, ordered by id); nothing
+        is fetched per task. If the walk took more than one page, the cursor is held back to
+        the server's time at the first page, so an annotation saved on a page already read
+        is collected next time rather than lost (collecting a task twice is harmless)."""
+        if overlap is None:
+            overlap = int(self.project(project_id).get("maximum_annotations") or 1)
+        judges = {e.lower() for e in adjudicators}
+
+        def role(email: str) -> Role | None:
+            return "adjudicator" if email.lower() in judges else "annotator"
+
+        return self._collect(project_id, since, role, overlap, "annotator", page_size)
+
+    def _collect(
+        self,
+        project_id: int,
+        since: str | None,
+        role_of: Callable[[str], Role | None],
+        overlap: int,
+        counted_role: Role,
+        page_size: int,
+    ) -> CollectedTasks:
         after = _parse_time(since) if since else None
-        # No `include` here: it also filters the fields of the nested annotations.
-        params: dict[str, Any] = {"fields": "all"}
         if after is not None:
             # An annotation's save touches its task's updated_at, so this filter is safe.
-            value = after.astimezone(UTC).strftime(_DM_DATETIME)
-            params["query"] = json.dumps(
+            items = [_dm_filter("updated_at", "greater", "Datetime", _dm_time(after))]
+            conjunction = "and"
+        else:
+            items = [
+                _dm_filter("total_annotations", "greater", "Number", 0),
+                _dm_filter("cancelled_annotations", "greater", "Number", 0),
+            ]
+            conjunction = "or"
+        # No `include` here: it also filters the fields of the nested annotations.
+        params: dict[str, Any] = {
+            "fields": "all",
+            "query": json.dumps(
                 {
-                    "filters": {
-                        "conjunction": "and",
-                        "items": [
-                            {
-                                "filter": "filter:tasks:updated_at",
-                                "operator": "greater",
-                                "type": "Datetime",
-                                "value": value,
-                            }
-                        ],
-                    }
+                    "filters": {"conjunction": conjunction, "items": items},
+                    "ordering": ["tasks:id"],
                 }
-            )
+            ),
+        }
         emails = self.users()
-        judges = set(adjudicators)
-        collected: list[CollectedTask] = []
-        cancelled = 0
+        collected = CollectedTasks()
         newest = after
-        for task in self._tasks_pages(project_id, params):
+        started: list[datetime] = []
+        pages = 0
+        for n, task in enumerate(self._tasks_pages(project_id, params, page_size, started)):
+            pages = n // page_size + 1
             annotations = task.get("annotations") or []
             times = [_parse_time(a["updated_at"]) for a in annotations if a.get("updated_at")]
             fresh = [t for t in times if after is None or t > after]
@@ -569,11 +850,16 @@ class LabelStudioClient:
             for a in annotations:
                 if a.get("was_cancelled"):
                     if after is None or _parse_time(a["updated_at"]) > after:
-                        cancelled += 1
+                        collected.cancelled += 1
                     continue
-                human.append(self._human_annotation(a, emails, judges))
+                record = self._human_annotation(a, emails, role_of)
+                if record is None:
+                    collected.ignored += 1
+                    continue
+                human.append(record)
             if not human:
                 continue
+            counted = {h.annotator for h in human if h.role == counted_role}
             data = task.get("data") or {}
             collected.append(
                 CollectedTask(
@@ -581,25 +867,37 @@ class LabelStudioClient:
                     doc_id=str(data.get("doc_id", "")),
                     text=str(data.get("text", "")),
                     annotations=human,
-                    updated_at=max(fresh).isoformat().replace("+00:00", "Z"),
+                    updated_at=_iso(max(fresh)),
+                    annotators=len(counted),
+                    done=len(counted) >= overlap,
                 )
             )
-        cursor = newest.isoformat().replace("+00:00", "Z") if newest else since
-        return CollectedTasks(collected, cursor=cursor, cancelled=cancelled)
+        if newest is not None and pages > 1 and started:
+            # HTTP Date has whole seconds: one second back covers the rounding.
+            newest = min(newest, started[0] - timedelta(seconds=1))
+            if after is not None:
+                newest = max(newest, after)
+        collected.cursor = _iso(newest) if newest else since
+        return collected
 
     @staticmethod
     def _human_annotation(
-        annotation: dict[str, Any], emails: dict[int, str], judges: set[str]
-    ) -> HumanAnnotation:
+        annotation: dict[str, Any],
+        emails: dict[int, str],
+        role_of: Callable[[str], Role | None],
+    ) -> HumanAnnotation | None:
         who = annotation.get("completed_by")
         if isinstance(who, dict):  # expanded user
             email = who.get("email") or str(who.get("id"))
         else:
             email = emails.get(int(who), str(who)) if who is not None else "unknown"
+        role = role_of(email)
+        if role is None:
+            return None
         entities, stances, flags = from_result(annotation.get("result") or [])
         return HumanAnnotation(
             annotator=email,
-            role="adjudicator" if email in judges else "annotator",
+            role=role,
             entities=entities,
             stances=stances,
             flags=flags,
@@ -746,6 +1044,69 @@ class LabelStudioClient:
         )
 
 
+def adjudication_title(title: str) -> str:
+    """The title of the adjudication project of the review project `title`."""
+    return f"{title}{ADJUDICATION_SUFFIX}"
+
+
+def _pseudonym(index: int) -> str:
+    return f"annotator-{index + 1}"
+
+
+def _describe(entities: Sequence[SpanLabel], stances: Sequence[StanceLabel], text: str) -> str:
+    ents = "; ".join(f"{text[e.start : e.end]!r} {e.label} [{e.start}-{e.end}]" for e in entities)
+    sts = "; ".join(f"{s.target}: {s.label}" for s in stances)
+    return f"  entities: {ents or '-'}\n  stances: {sts or '-'}"
+
+
+def _adjudication_task(
+    doc: AnnotatedDocument,
+    annotations: Sequence[HumanAnnotation],
+    disputes: Sequence[Dispute],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(task data, predictions) of a disputed document's adjudication task."""
+    latest: dict[str, HumanAnnotation] = {}
+    for a in annotations:
+        if a.role == "annotator":
+            latest[a.annotator] = a  # the last one given wins, as in the adjudication rules
+    versions = [latest[k] for k in sorted(latest)]
+    lines: list[str] = []
+    predictions: list[dict[str, Any]] = []
+    for i, a in enumerate(versions):
+        name = _pseudonym(i)
+        flags = f"\n  flags: {', '.join(a.flags)}" if a.flags else ""
+        lines.append(f"{name}:\n{_describe(a.entities, a.stances, doc.text)}{flags}")
+        predictions.append(
+            {
+                "model_version": name,
+                "score": 1.0,
+                "result": to_result(doc.text, a.entities, a.stances, a.flags),
+            }
+        )
+    for d in disputes:
+        votes = ", ".join(f"{label} x{n}" for label, n in sorted(d.votes.items()))
+        if d.kind == "entity" and d.start is not None and d.end is not None:
+            where = f"{doc.text[d.start : d.end]!r} [{d.start}-{d.end}]"
+        else:
+            where = f"target {d.target!r}"
+        lines.append(f"DISPUTED {d.kind} {where}: {votes} (of {d.annotators})")
+    data = {
+        **to_task(doc),
+        "versions": "\n".join(lines),
+        "annotators": len(versions),
+        "disputes": len(disputes),
+    }
+    return data, predictions
+
+
+def _dm_filter(column: str, operator: str, kind: str, value: object) -> dict[str, Any]:
+    return {"filter": f"filter:tasks:{column}", "operator": operator, "type": kind, "value": value}
+
+
+def _dm_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime(_DM_DATETIME)
+
+
 def _holds_human_work(task: dict[str, Any]) -> bool:
     return bool(
         task.get("total_annotations")
@@ -755,11 +1116,16 @@ def _holds_human_work(task: dict[str, Any]) -> bool:
 
 
 __all__ = [
+    "ADJUDICATION_SUFFIX",
+    "WEBHOOK_ACTIONS",
+    "WEBHOOK_SECRET_HEADER",
     "CollectedTask",
     "CollectedTasks",
     "LabelStudioClient",
     "LabelStudioError",
     "PushReport",
+    "WebhookInfo",
+    "adjudication_title",
     "from_result",
     "to_import_task",
     "to_prediction",

@@ -47,6 +47,35 @@ INSTRUCTIONS: tuple[str, ...] = (
 )
 
 
+# The adjudication project's instructions: its task shows each annotator's version.
+ADJUDICATION_INSTRUCTIONS: tuple[str, ...] = (
+    "Annotators disagreed on this document. Their versions and the disputed items are listed "
+    "above the text; the labels pre-filled in the text are annotator-1's version.",
+    "Make the text hold the final labels: entities, stance evidence regions with target and "
+    "stance, and flags. What you submit is final for the whole document.",
+)
+
+
+def adjudication_instructions_html() -> str:
+    """The adjudication instructions as HTML, for the adjudication project's dialog."""
+    items = "".join(f"<li>{escape(line)}</li>" for line in ADJUDICATION_INSTRUCTIONS)
+    return f"<h3>corpusflow adjudication</h3><ol>{items}</ol>"
+
+
+def adjudication_config() -> str:
+    """The labeling config of adjudication tasks: the review config (same controls, so the
+    same result <-> records conversion) plus a read-only panel with the annotators' versions
+    and the disputes, from the task's `versions` field."""
+    panel = """  <View style="background: #FFF7E6; padding: 6px">
+    <Header value="Annotators' versions and disputes" size="5"/>
+    <Text name="versions" value="$versions" granularity="word" selectionEnabled="false"/>
+  </View>
+"""
+    config = label_config()
+    anchor = '  <Text name="source"'
+    return config.replace(anchor, panel + anchor, 1)
+
+
 def instructions_html() -> str:
     """The instructions as HTML, for the project's instruction dialog."""
     items = "".join(f"<li>{escape(line)}</li>" for line in INSTRUCTIONS)
@@ -168,6 +197,7 @@ STANCE = CONTROLS.stance
 FLAGS = CONTROLS.flags
 
 __all__ = [
+    "ADJUDICATION_INSTRUCTIONS",
     "CONTROLS",
     "ENTITIES",
     "EVIDENCE",
@@ -178,6 +208,8 @@ __all__ = [
     "STANCE_TARGET",
     "TEXT",
     "ControlNames",
+    "adjudication_config",
+    "adjudication_instructions_html",
     "controls",
     "instructions_html",
     "label_config",
