@@ -33,8 +33,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from pydantic import ValidationError
+
 from corpus.store import NotFound, PreconditionFailed, Store, StoreError, encode_json
 from schemas.records import Manifest, ManifestFile
+from schemas.release import LatestPointer, ReleaseRecord
 
 RELEASES = "releases"
 LATEST_KEY = f"{RELEASES}/latest.json"
@@ -107,24 +110,33 @@ def layer_of(review_status: str) -> str:
     return "gold" if review_status in GOLD_STATUSES else "silver"
 
 
+def _explain(e: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
+        for err in e.errors(include_url=False)[:5]
+    )
+
+
 def _canonical_record(record: dict[str, Any]) -> dict[str, Any]:
-    """The record as released: entities and stances in a fixed order, split and layer added."""
+    """The record as released: validated against `ReleaseRecord`, entities and stances in a
+    fixed order, split and layer added. The dict keeps the caller's keys as given (no defaults
+    filled in), so the content hash of unchanged input stays the same across code versions."""
     if hasattr(record, "model_dump"):  # a pydantic record is welcome too
         record = record.model_dump(mode="json")
+    if not isinstance(record, dict):
+        raise PublishError(f"release record is a {type(record).__name__}, not a dict")
     doc_id = record.get("doc_id")
     if not isinstance(doc_id, str) or not doc_id:
         raise PublishError(f"record without a doc_id: {str(record)[:120]}")
-    text = record.get("text")
-    if not isinstance(text, str):
-        raise PublishError(f"record {doc_id}: text missing or not a string")
+    try:
+        ReleaseRecord.model_validate(record)
+    except ValidationError as e:
+        raise PublishError(f"record {doc_id}: {_explain(e)}") from None
+    text = record["text"]
     status = record.get("review_status", "machine")
-    if status not in REVIEW_STATUSES:
-        raise PublishError(f"record {doc_id}: unknown review_status {status!r}")
     entities = []
     for e in record.get("entities") or []:
         start, end = int(e["start"]), int(e["end"])
-        if not 0 <= start < end <= len(text):
-            raise PublishError(f"record {doc_id}: entity offsets {start}:{end} out of range")
         entity = {**e, "start": start, "end": end, "text": e.get("text", text[start:end])}
         entities.append(entity)
     entities.sort(key=lambda e: (e["start"], e["end"], e["label"]))
@@ -134,9 +146,6 @@ def _canonical_record(record: dict[str, Any]) -> dict[str, Any]:
             ({"start": int(v["start"]), "end": int(v["end"])} for v in s.get("evidence") or []),
             key=lambda v: (v["start"], v["end"]),
         )
-        for v in evidence:
-            if not 0 <= v["start"] <= v["end"] <= len(text):
-                raise PublishError(f"record {doc_id}: stance evidence {v} out of range")
         stances.append({**s, "evidence": evidence})
     stances.sort(key=lambda s: (s["target"], s["label"]))
     return {
@@ -382,8 +391,18 @@ def write_parquet(records: list[dict[str, Any]]) -> bytes:
 
 
 def _counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Documents, mentions and stances, and documents by review status, layer and split (every
+    status, layer and split listed, zeros included, so readers need not guess)."""
     counts: Counter[str] = Counter()
     counts["documents"] = len(records)
+    counts["entities"] = counts["stances"] = 0
+    for key in (
+        *(f"status_{s}" for s in REVIEW_STATUSES),
+        "layer_gold",
+        "layer_silver",
+        *(f"split_{name}" for name, _ in SPLITS),
+    ):
+        counts[key] = 0
     for r in records:
         counts[f"status_{r['review_status']}"] += 1
         counts[f"layer_{r['layer']}"] += 1
@@ -533,7 +552,13 @@ def read_latest(store: Store) -> tuple[dict[str, Any] | None, str | None]:
         data, etag = store.get_with_etag(LATEST_KEY)
     except NotFound:
         return None, None
-    return json.loads(data), etag
+    try:
+        pointer = LatestPointer.model_validate_json(data)
+    except ValidationError as e:
+        raise StoreError(
+            f"{store.url}/{LATEST_KEY} is not a valid pointer: {_explain(e)}"
+        ) from None
+    return pointer.model_dump(mode="json"), etag
 
 
 def read_manifest(store: Store, version: str, expected_sha256: str | None = None) -> Manifest:
@@ -651,11 +676,13 @@ def publish(
         except _Diverged:
             diverged.add(version)
             continue
-        pointer = {
-            "version": version,
-            "manifest_sha256": sha256_hex(manifest_bytes),
-            "content_hash": chash,
-        }
+        pointer = LatestPointer(
+            version=version,
+            manifest_sha256=sha256_hex(manifest_bytes),
+            content_hash=chash,
+            previous=previous,
+            published_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        ).model_dump(mode="json")
         try:
             if latest_etag is None:
                 store.put_json(LATEST_KEY, pointer, if_absent=True)

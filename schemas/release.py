@@ -1,0 +1,111 @@
+"""The records a release holds (one per document, as in corpus.jsonl) and the `latest` pointer.
+`publish` validates every record against `ReleaseRecord` before writing anything."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.records import Agreement, Dispute, ReviewStatus, StanceValue
+
+Layer = Literal["gold", "silver"]
+Split = Literal["train", "dev", "test"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReleaseEntity(_Strict):
+    """An entity mention; `score` only for machine labels, `target` when linked to a stance
+    target. Offsets index `text` of the record (code points)."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    label: str = Field(min_length=1)
+    text: str | None = None
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    target: str | None = None
+
+
+class ReleaseEvidence(_Strict):
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class ReleaseStance(_Strict):
+    target: str
+    label: StanceValue
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    evidence: list[ReleaseEvidence] = Field(default_factory=list)
+
+
+class Provenance(BaseModel):
+    """Where the clean text came from and what was cut from the source."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source_sha256: str | None = None
+    content_hash: str | None = None
+    cleaner_version: str | None = None
+    removed: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ReleaseRecord(_Strict):
+    """One document of a release. `layer` and `split` are derived by the publisher (gold =
+    reviewed or adjudicated; split from a hash of doc_id) and may be absent on input."""
+
+    doc_id: str = Field(min_length=1)
+    text: str
+    entities: list[ReleaseEntity] = Field(default_factory=list)
+    stances: list[ReleaseStance] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    review_status: ReviewStatus = "machine"
+    layer: Layer | None = None
+    split: Split | None = None
+    disputes: list[Dispute] = Field(default_factory=list)
+    agreement: Agreement | None = None
+    source: str | None = None
+    annotators: list[str] = Field(default_factory=list)  # pseudonyms, never names or emails
+    model_version: str | None = None
+    provenance: Provenance = Field(default_factory=Provenance)
+
+    @field_validator("entities", "stances", "annotators", "disputes", mode="before")
+    @classmethod
+    def _none_is_no_items(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @field_validator("metadata", "provenance", mode="before")
+    @classmethod
+    def _none_is_nothing_known(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _offsets_inside_text(self) -> ReleaseRecord:
+        n = len(self.text)
+        for e in self.entities:
+            if not e.start < e.end <= n:
+                raise ValueError(f"entity offsets {e.start}:{e.end} out of range (text has {n})")
+        for s in self.stances:
+            for v in s.evidence:
+                if not v.start <= v.end <= n:
+                    raise ValueError(
+                        f"stance evidence {v.start}:{v.end} for {s.target!r} out of range "
+                        f"(text has {n})"
+                    )
+        return self
+
+
+class LatestPointer(BaseModel):
+    """`releases/latest.json`: the newest version, the sha256 of its manifest (so a reader can
+    trust the manifest, and through it every file) and its content hash (unchanged input
+    publishes nothing)."""
+
+    model_config = ConfigDict(extra="ignore")  # readers of older code tolerate new fields
+
+    version: str = Field(pattern=r"^v\d{4,}$")
+    manifest_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    previous: str | None = None
+    published_at: str | None = None
