@@ -8,13 +8,18 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-from corpus.release import LATEST_KEY, read_manifest, release_key, sha256_hex
+from corpus.release import LATEST_KEY, SPLITS, read_latest, read_manifest, release_key, sha256_hex
 from corpus.store import NotFound, Store, StoreError
 from schemas.records import Manifest
 
+if TYPE_CHECKING:
+    from spacy.tokens import Doc
+
 Layer = Literal["gold", "silver", "all"]
+Split = Literal["train", "dev", "test"]
+SPLIT_NAMES = tuple(name for name, _ in SPLITS)
 
 
 class ChecksumMismatch(StoreError):
@@ -29,11 +34,10 @@ def resolve_version(store: Store, version: str = "latest") -> tuple[str, str | N
     """The concrete version name, and the manifest sha256 recorded by latest.json (if used)."""
     if version != "latest":
         return version, None
-    try:
-        pointer = store.get_json(LATEST_KEY)
-    except NotFound:
-        raise NotFound(LATEST_KEY, f"{store.url} (nothing published yet)") from None
-    return str(pointer["version"]), pointer.get("manifest_sha256")
+    pointer, _ = read_latest(store)
+    if pointer is None:
+        raise NotFound(LATEST_KEY, f"{store.url} (nothing published yet)")
+    return str(pointer["version"]), pointer["manifest_sha256"]
 
 
 def _file_sha256(path: Path) -> str:
@@ -107,25 +111,90 @@ def _local_release(root: Path, version: str) -> Path:
     return pulled[-1]
 
 
-def load(
-    store_or_dir: Store | Path | str, version: str = "latest", layer: Layer = "all"
-) -> Iterator[dict[str, Any]]:
-    """The records of a release, from the store (checked against the manifest) or from a
-    folder `pull` wrote. `layer`: "gold" (reviewed or adjudicated), "silver" (machine-only and
-    disputed), or "all"."""
-    if layer not in ("gold", "silver", "all"):
-        raise ValueError(f"layer must be gold, silver or all, not {layer!r}")
+def _verified(path: str, data: bytes, manifest: Manifest) -> bytes:
+    entry = next((f for f in manifest.files if f.path == path), None)
+    if entry is None:
+        raise NotFound(path, f"the manifest of {manifest.version}")
+    actual = sha256_hex(data)
+    if len(data) != entry.size or actual != entry.sha256:
+        raise ChecksumMismatch(
+            release_key(manifest.version, path),
+            f"sha256 {entry.sha256} ({entry.size} bytes)",
+            f"sha256 {actual} ({len(data)} bytes)",
+        )
+    return data
+
+
+def read_release_file(store_or_dir: Store | Path | str, version: str, path: str) -> bytes:
+    """One file of a release, checked against its manifest (itself checked against
+    latest.json when `version` is "latest" and read from a store)."""
     if isinstance(store_or_dir, Store):
         name, manifest_sha256 = resolve_version(store_or_dir, version)
         manifest = read_manifest(store_or_dir, name, manifest_sha256)
-        data = store_or_dir.get_bytes(release_key(name, "corpus.jsonl"))
-        entry = next(f for f in manifest.files if f.path == "corpus.jsonl")
-        if sha256_hex(data) != entry.sha256:
-            raise ChecksumMismatch(
-                release_key(name, "corpus.jsonl"), entry.sha256, sha256_hex(data)
-            )
+        return _verified(path, store_or_dir.get_bytes(release_key(name, path)), manifest)
+    folder = _local_release(Path(store_or_dir), version)
+    manifest = Manifest.model_validate_json((folder / "manifest.json").read_bytes())
+    return _verified(path, (folder / path).read_bytes(), manifest)
+
+
+def _check_selection(layer: str, split: str | None) -> None:
+    if layer not in ("gold", "silver", "all"):
+        raise ValueError(f"layer must be gold, silver or all, not {layer!r}")
+    if split not in (None, *SPLIT_NAMES):
+        raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)} or None, not {split!r}")
+
+
+@overload
+def load(
+    store_or_dir: Store | Path | str,
+    version: str = ...,
+    layer: Layer = ...,
+    *,
+    split: Split | None = ...,
+    as_spacy: Literal[False] = ...,
+    vocab: Any = ...,
+) -> Iterator[dict[str, Any]]: ...
+
+
+@overload
+def load(
+    store_or_dir: Store | Path | str,
+    version: str = ...,
+    layer: Layer = ...,
+    *,
+    split: Split | None = ...,
+    as_spacy: Literal[True],
+    vocab: Any = ...,
+) -> Iterator[Doc]: ...
+
+
+def load(
+    store_or_dir: Store | Path | str,
+    version: str = "latest",
+    layer: Layer = "all",
+    *,
+    split: Split | None = None,
+    as_spacy: bool = False,
+    vocab: Any = None,
+) -> Iterator[dict[str, Any]] | Iterator[Doc]:
+    """The records of a release, from the store (checked against the manifest) or from a
+    folder `pull` wrote. `layer`: "gold" (reviewed or adjudicated), "silver" (machine-only and
+    disputed), or "all"; `split`: "train", "dev", "test" or None for every split.
+    `as_spacy=True` yields spaCy Docs instead (see `load_docs`)."""
+    if as_spacy:
+        return load_docs(store_or_dir, version, layer, split=split, vocab=vocab)
+    _check_selection(layer, split)
+    return _load_records(store_or_dir, version, layer, split)
+
+
+def _load_records(
+    store_or_dir: Store | Path | str, version: str, layer: str, split: str | None
+) -> Iterator[dict[str, Any]]:
+    if isinstance(store_or_dir, Store):
+        data = read_release_file(store_or_dir, version, "corpus.jsonl")
         lines: Iterator[str] = iter(data.decode("utf-8").splitlines())
     else:
+        # a pulled folder was checked by pull; stream it rather than hold it in memory
         folder = _local_release(Path(store_or_dir), version)
         lines = open(folder / "corpus.jsonl", encoding="utf-8")  # noqa: SIM115 - closed below
     try:
@@ -133,9 +202,42 @@ def load(
             if not line.strip():
                 continue
             record = json.loads(line)
-            if layer == "all" or record.get("layer") == layer:
+            if (layer == "all" or record.get("layer") == layer) and (
+                split is None or record.get("split") == split
+            ):
                 yield record
     finally:
         close = getattr(lines, "close", None)
         if close is not None:
             close()
+
+
+def load_docs(
+    store_or_dir: Store | Path | str,
+    version: str = "latest",
+    layer: Layer = "all",
+    *,
+    split: Split | None = None,
+    vocab: Any = None,
+) -> Iterator[Doc]:
+    """The release's spaCy Docs (from `corpus.spacy`, checked against the manifest), in
+    corpus.jsonl order: entities in `doc.ents`, stance evidence in `doc.spans["stance"]` (label
+    = stance, `kb_id_` = target), and in `doc.user_data` the doc_id, review_status, layer,
+    split, source, model_version and every stance (those without evidence too). `vocab`
+    defaults to a blank English one; pass `nlp.vocab` to use the Docs with your pipeline."""
+    _check_selection(layer, split)
+    data = read_release_file(store_or_dir, version, "corpus.spacy")
+    return _docs(data, layer, split, vocab)
+
+
+def _docs(data: bytes, layer: str, split: str | None, vocab: Any) -> Iterator[Doc]:
+    import spacy
+    from spacy.tokens import DocBin
+
+    if vocab is None:
+        vocab = spacy.blank("en").vocab
+    for doc in DocBin(store_user_data=True).from_bytes(data).get_docs(vocab):
+        if (layer == "all" or doc.user_data.get("layer") == layer) and (
+            split is None or doc.user_data.get("split") == split
+        ):
+            yield doc
