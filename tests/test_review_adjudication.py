@@ -1,0 +1,177 @@
+"""A dispute goes to the adjudication project and comes back resolved; re-runs create nothing
+twice; a crash between import and bookkeeping is repaired by the re-run. Real Label Studio."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from annotators.labelstudio import (
+    ADJUDICATION_SUFFIX,
+    LabelStudioClient,
+    adjudication_title,
+    from_result,
+    to_result,
+)
+from corpus.adjudication import adjudicate
+from schemas.labelstudio_config import adjudication_config, label_config, parse_controls
+from schemas.records import AdjudicationInput, HumanAnnotation, SpanLabel
+from tests.ls_fixtures import ReviewTeam
+from tests.test_labelstudio import E_BERLIN, E_MERKEL, TEXT, _doc
+
+pytestmark = pytest.mark.integration
+
+E_MERKEL_ORG = SpanLabel(start=0, end=13, label="ORG")
+
+
+def test_review_adjudication_config_keeps_review_controls() -> None:
+    config = adjudication_config()
+    assert parse_controls(config) == parse_controls(label_config())
+    assert 'value="$versions"' in config
+    assert adjudication_title("news") == "news" + ADJUDICATION_SUFFIX
+
+
+def test_review_adjudication_dispute_goes_to_adjudicator_and_comes_back_resolved(
+    ls_client: LabelStudioClient, review_team: ReviewTeam
+) -> None:
+    title = f"adj-{uuid.uuid4().hex[:8]}"
+    review = ls_client.ensure_project(title, label_config(), overlap=2)
+    doc, calm = _doc("disputed"), _doc("agreed")
+    ids = ls_client.push(review, [doc, calm]).task_ids
+    a, b, _ = review_team.annotators
+    judge = review_team.adjudicator
+    # a and b disagree on Merkel's label and agree on Berlin; both agree on the calm document
+    ls_client.submit_annotation(
+        ids["disputed"], to_result(TEXT, [E_MERKEL, E_BERLIN]), email=a.email, password=a.password
+    )
+    ls_client.submit_annotation(
+        ids["disputed"],
+        to_result(TEXT, [E_MERKEL_ORG, E_BERLIN]),
+        email=b.email,
+        password=b.password,
+    )
+    for person in (a, b):
+        ls_client.submit_annotation(
+            ids["agreed"], to_result(TEXT, [E_BERLIN]), email=person.email, password=person.password
+        )
+    collected = {t.doc_id: t for t in ls_client.collect(review, adjudicators=[judge.email])}
+    assert all(t.done for t in collected.values())
+    results = {
+        d: adjudicate(AdjudicationInput(doc_id=d, annotations=t.annotations))
+        for d, t in collected.items()
+    }
+    assert results["agreed"].status == "adjudicated" or results["agreed"].status == "reviewed"
+    assert results["disputed"].status == "disputed"
+    disputes = results["disputed"].disputes
+    assert disputes
+
+    adj = ls_client.ensure_adjudication_project(title)
+    assert ls_client.ensure_adjudication_project(title) == adj
+    project = ls_client.project(adj)
+    assert project["title"] == adjudication_title(title) and project["maximum_annotations"] == 1
+    items = [(doc, collected["disputed"].annotations, disputes)]
+    report = ls_client.push_adjudication(adj, items)
+    assert (report.created, report.unchanged) == (1, 0)
+    again = ls_client.push_adjudication(adj, items)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
+    assert again.task_ids == report.task_ids
+
+    # the task shows both versions, without emails, and the disputed span
+    (task,) = ls_client.tasks(adj)
+    assert task["data"]["doc_id"] == "disputed" and task["data"]["disputes"] == len(disputes)
+    versions = task["data"]["versions"]
+    assert "annotator-1" in versions and "annotator-2" in versions and "DISPUTED" in versions
+    assert a.email not in versions and b.email not in versions
+    predictions = {
+        p["model_version"]: from_result(p["result"])[0]
+        for p in ls_client._predictions_by_task(adj)[task["id"]]
+    }
+    assert sorted(predictions) == ["annotator-1", "annotator-2"]
+    labels = {tuple(e.label for e in found) for found in predictions.values()}
+    assert labels == {("PERSON", "GPE"), ("ORG", "GPE")}
+
+    # the adjudicator gets it from the label stream and decides; an annotator who wanders
+    # into the adjudication project is not taken as an adjudicator
+    offered = ls_client.next_task(adj, email=judge.email, password=judge.password)
+    assert offered is not None and offered["id"] == task["id"]
+    ls_client.submit_annotation(
+        task["id"],
+        to_result(TEXT, [E_MERKEL, E_BERLIN]),
+        email=judge.email,
+        password=judge.password,
+    )
+    ls_client.submit_annotation(
+        task["id"], to_result(TEXT, [E_MERKEL_ORG]), email=a.email, password=a.password
+    )
+    decided = ls_client.collect_adjudication(adj, adjudicators=[judge.email])
+    (back,) = decided
+    assert decided.ignored == 1
+    assert back.doc_id == "disputed" and back.done
+    assert [(h.annotator, h.role) for h in back.annotations] == [(judge.email, "adjudicator")]
+    assert ls_client.collect_adjudication(adj, decided.cursor, adjudicators=[judge.email]) == []
+
+    final = adjudicate(
+        AdjudicationInput(
+            doc_id="disputed", annotations=[*collected["disputed"].annotations, *back.annotations]
+        )
+    )
+    assert final.status == "adjudicated" and not final.disputes
+    assert [(e.start, e.end, e.label) for e in final.entities] == [
+        (0, 13, "PERSON"),
+        (53, 59, "GPE"),
+    ]
+
+    # a task holding the adjudicator's work is never altered nor duplicated
+    late = [(doc, [*collected["disputed"].annotations, _late(a.email)], disputes)]
+    after = ls_client.push_adjudication(adj, late)
+    assert (after.created, after.skipped_human) == (0, 1)
+    assert len(ls_client.tasks(adj, fields=["id"])) == 1
+
+
+def _late(email: str) -> HumanAnnotation:
+    return HumanAnnotation(annotator=email, entities=[E_BERLIN])
+
+
+def test_review_adjudication_updates_untouched_task_when_versions_change(
+    ls_client: LabelStudioClient,
+) -> None:
+    adj = ls_client.ensure_adjudication_project(f"adj-up-{uuid.uuid4().hex[:8]}")
+    doc = _doc("d")
+    v1 = [HumanAnnotation(annotator="x@e.org", entities=[E_MERKEL]), _late("y@e.org")]
+    first = ls_client.push_adjudication(adj, [(doc, v1, [])])
+    v2 = [v1[0], HumanAnnotation(annotator="y@e.org", entities=[E_MERKEL_ORG])]
+    second = ls_client.push_adjudication(adj, [(doc, v2, [])])
+    assert (second.created, second.updated) == (0, 1)
+    assert second.task_ids == first.task_ids
+    (task,) = ls_client.tasks(adj)
+    assert "ORG" in task["data"]["versions"]
+
+
+def test_review_adjudication_crash_after_import_is_repaired_without_duplicates(
+    ls_client: LabelStudioClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after Label Studio imported the tasks and before push_adjudication
+    returned (so before the caller recorded anything): the re-run finds them and adds none."""
+    adj = ls_client.ensure_adjudication_project(f"adj-crash-{uuid.uuid4().hex[:8]}")
+    items = [
+        (_doc(f"c{i}"), [HumanAnnotation(annotator="x@e.org", entities=[E_MERKEL])], [])
+        for i in range(3)
+    ]
+    real = ls_client._request
+
+    def dies_after_import(method: str, path: str, **kwargs: object) -> object:
+        answer = real(method, path, **kwargs)
+        if method == "POST" and path.endswith("/import"):
+            raise KeyboardInterrupt("killed between import and bookkeeping")
+        return answer
+
+    monkeypatch.setattr(ls_client, "_request", dies_after_import)
+    with pytest.raises(KeyboardInterrupt):
+        ls_client.push_adjudication(adj, items)
+    monkeypatch.undo()
+    assert len(ls_client.tasks(adj, fields=["id"])) == 3  # imported, then the crash
+    report = ls_client.push_adjudication(adj, items)
+    assert (report.created, report.unchanged) == (0, 3)
+    assert sorted(report.task_ids) == ["c0", "c1", "c2"]
+    assert len(ls_client.tasks(adj, fields=["id"])) == 3
