@@ -46,6 +46,7 @@ class Ledger:
         source_sha256: str | None = None,
         reason: str | None = None,
         error_kind: str | None = None,
+        cleaner_version: str | None = None,
     ) -> LedgerEntry:
         entry = LedgerEntry.model_validate(
             {
@@ -56,6 +57,7 @@ class Ledger:
                 "stage": stage,
                 "reason": reason,
                 "error_kind": error_kind,
+                "cleaner_version": cleaner_version,
                 "run_id": self.run_id,
                 "at": now_iso(),
             }

@@ -47,11 +47,19 @@ def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) 
 
     batches = batched(refs, settings.batch_size)
     ingested = ingest_batch.map(
-        batches, settings=unmapped(settings), run_id=unmapped(run_id)
+        batches,
+        settings=unmapped(settings),
+        run_id=unmapped(run_id),
+        index=range(len(batches)),
+        total=unmapped(len(batches)),
     ).result()
     doc_ids = [d for out in ingested for d in out.processed + out.unchanged]
+    doc_batches = batched(doc_ids, settings.batch_size)
     annotated = annotate_batch.map(
-        batched(doc_ids, settings.batch_size), settings=unmapped(settings)
+        doc_batches,
+        settings=unmapped(settings),
+        index=range(len(doc_batches)),
+        total=unmapped(len(doc_batches)),
     ).result()
 
     pushed = push_review(settings)

@@ -155,8 +155,10 @@ class IngestOutcome:
     quarantined: list[tuple[str, str]]
 
 
-@task(name="ingest-batch", cache_policy=NO_CACHE)
-def ingest_batch(batch: list[SourceRef], settings: Settings, run_id: str) -> IngestOutcome:
+@task(name="ingest-batch", task_run_name="ingest-batch-{index}", cache_policy=NO_CACHE)
+def ingest_batch(
+    batch: list[SourceRef], settings: Settings, run_id: str, index: int = 0, total: int = 1
+) -> IngestOutcome:
     """Clean each source of the batch into `clean/<doc_id>.json`; an input already cleaned with
     the same bytes and cleaner version is skipped; a bad input is quarantined with its reason."""
     store = store_for(settings)
@@ -178,7 +180,7 @@ def ingest_batch(batch: list[SourceRef], settings: Settings, run_id: str) -> Ing
             last is not None
             and last.status == "processed"
             and last.source_sha256 == sha
-            and last.reason == f"cleaner {CLEANER_VERSION}"
+            and last.cleaner_version == CLEANER_VERSION
             and store.head(keys.clean(doc_id)) is not None
         ):
             out.unchanged.append(doc_id)
@@ -202,11 +204,13 @@ def ingest_batch(batch: list[SourceRef], settings: Settings, run_id: str) -> Ing
             "ingest",
             doc_id=doc_id,
             source_sha256=sha,
-            reason=f"cleaner {CLEANER_VERSION}",
+            cleaner_version=CLEANER_VERSION,
         )
         out.processed.append(doc_id)
     get_run_logger().info(
-        "ingest: %d cleaned, %d unchanged, %d skipped, %d quarantined",
+        "ingest batch %d/%d: %d cleaned, %d unchanged, %d skipped, %d quarantined",
+        index + 1,
+        total,
         len(out.processed),
         len(out.unchanged),
         len(out.skipped),
@@ -218,8 +222,10 @@ def ingest_batch(batch: list[SourceRef], settings: Settings, run_id: str) -> Ing
 # ---------------------------------------------------------------- annotate
 
 
-@task(name="annotate-batch", cache_policy=NO_CACHE)
-def annotate_batch(doc_ids: list[str], settings: Settings) -> dict[str, int]:
+@task(name="annotate-batch", task_run_name="annotate-batch-{index}", cache_policy=NO_CACHE)
+def annotate_batch(
+    doc_ids: list[str], settings: Settings, index: int = 0, total: int = 1
+) -> dict[str, int]:
     """Machine annotations for the batch into `machine/<doc_id>.json`; a document whose clean
     text and model are unchanged keeps its annotations."""
     from annotators.pipeline import annotate, load_nlp, model_version_for
@@ -243,7 +249,9 @@ def annotate_batch(doc_ids: list[str], settings: Settings) -> dict[str, int]:
         nlp = load_nlp(settings.spacy_model)
         for doc in annotate(todo, nlp=nlp):
             store.put_json(keys.machine(doc.doc_id), doc.model_dump(mode="json"))
-    get_run_logger().info("annotate: %d annotated, %d unchanged", len(todo), kept)
+    get_run_logger().info(
+        "annotate batch %d/%d: %d annotated, %d unchanged", index + 1, total, len(todo), kept
+    )
     return {"annotated": len(todo), "unchanged": kept}
 
 

@@ -212,6 +212,7 @@ class LedgerEntry(_Record):
     stage: str
     reason: str | None = None
     error_kind: str | None = None
+    cleaner_version: str | None = None
     run_id: str
     at: str
 
