@@ -13,7 +13,7 @@ from ingest.metadata import extract_metadata
 from ingest.offsets import apply_edits
 from schemas.records import CleanDocument, DocumentMetadata
 
-CLEANER_VERSION = "1.3.0"
+CLEANER_VERSION = "1.4.0"
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(LOADERS)
 DEFAULT_MAX_BYTES = 20_000_000
 
