@@ -3,6 +3,7 @@ keys, never whole corpora; the records themselves live in the store (see `keys`)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from annotators.labelstudio import LabelStudioClient, LabelStudioError
 from corpus.adjudication import adjudicate, agreement_report
 from corpus.ledger import Ledger
 from corpus.release import PublishResult, publish
-from corpus.store import Store, open_store, open_store_from_settings
+from corpus.store import PreconditionFailed, Store, open_store, open_store_from_settings
 from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, clean_bytes, make_doc_id
 from schemas import AdjudicationInput, AdjudicationResult, AnnotatedDocument, CleanDocument
 from schemas.labeling import DOCUMENT_FLAGS, ENTITY_LABELS, STANCE_LABELS, TARGET_LABELS
@@ -377,10 +378,8 @@ def pseudonym(store: Store, name: str) -> str:
     """A stable pseudonym per annotator: keyed with a random salt kept in the store, so emails
     cannot be guessed back from a release."""
     if store.head("config/pseudonym-salt") is None:
-        try:
+        with contextlib.suppress(PreconditionFailed):  # another run won the race: use theirs
             store.put_if_absent("config/pseudonym-salt", os.urandom(32).hex().encode())
-        except Exception:  # noqa: BLE001 - another run won the race; read theirs below
-            pass
     salt = store.get_bytes("config/pseudonym-salt")
     return "annotator-" + hashlib.sha256(salt + name.encode("utf-8")).hexdigest()[:10]
 
