@@ -81,6 +81,18 @@ class ReleaseRecord(_Strict):
     def _none_is_nothing_known(cls, value: Any) -> Any:
         return {} if value is None else value
 
+    @field_validator("annotators")
+    @classmethod
+    def _pseudonyms_only(cls, value: list[str]) -> list[str]:
+        # an email or a "First Last" name must never reach a release
+        for name in value:
+            if "@" in name or any(c.isspace() for c in name) or not name:
+                raise ValueError(
+                    f"annotator {name!r} looks like an email or a name; releases carry "
+                    "pseudonyms only (see flows.tasks.pseudonym)"
+                )
+        return value
+
     @model_validator(mode="after")
     def _offsets_inside_text(self) -> ReleaseRecord:
         n = len(self.text)

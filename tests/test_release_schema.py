@@ -65,6 +65,8 @@ def test_release_schema_accepts_pipeline_and_test_records() -> None:
             "evidence",
         ),
         ("annotators", "ann-1", "annotators"),
+        ("annotators", ["annotator-3f2a", "ann@example.org"], "pseudonyms only"),
+        ("annotators", ["Ann Lee"], "pseudonyms only"),
         ("split", "holdout", "split"),
         ("surprise", 1, "surprise"),
     ],
