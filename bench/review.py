@@ -1,0 +1,210 @@
+"""Review-loop throughput against a real Label Studio: push N tasks with predictions (batched
+import against one task per call) and collect N human annotations, in one run.
+
+    .venv/bin/python -m bench.review            # N = 10,000; starts its own Label Studio
+    .venv/bin/python -m bench.review --n 2000 --url http://127.0.0.1:PORT   # reuse a server
+
+How each figure is made (all against the same server, in the same run):
+- push, batched: `LabelStudioClient.push` (the pipeline's call) of N new documents, 500 a request.
+- push, one task per call: one import request per document (data + prediction), timed on a
+  sample (`--sample`, default 200) in its own project and extrapolated to N (N x mean).
+- re-push: the same N documents again: nothing to create or change (the idempotence check).
+- annotations in: N annotations have to exist before they can be collected. The fastest real
+  way is Label Studio's import of tasks that carry their annotations (`completed_by` an annotator
+  user), 500 a request, timed as "annotations, bulk import". As a person submits them (one POST
+  /api/tasks/<id>/annotations/ each, with the annotator's own token) they are timed on the sample
+  and extrapolated.
+- collect, full: `collect` of all N annotated tasks (paged, 500 a page); collect, incremental: the
+  next `collect` from its cursor when nothing changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from annotators.labelstudio import LabelStudioClient, to_import_task, to_result
+from schemas.labelstudio_config import label_config
+from schemas.records import AnnotatedDocument, DocumentMetadata, Entity, Evidence, Stance
+from services.labelstudio import LabelStudioService
+
+T = TypeVar("T")
+
+_NAMES = ("Angela Merkel", "Emmanuel Macron", "Olaf Scholz", "Ursula von der Leyen", "Joe Biden")
+_ORGS = ("European Union", "NATO", "United Nations", "World Bank", "Bundestag")
+_PLACES = ("Berlin", "Paris", "Brussels", "Washington", "Madrid")
+
+
+def synthetic_doc(i: int, rng: random.Random) -> AnnotatedDocument:
+    """A news-like document with three entities and one stance (evidence: first sentence)."""
+    person, org, place = rng.choice(_NAMES), rng.choice(_ORGS), rng.choice(_PLACES)
+    first = f"{person} praised the {org} on day {i}."
+    text = f"{first} Critics in {place} attacked the plan. " + "More context follows. " * 20
+    p0 = 0
+    o0 = first.index(org)
+    g0 = text.index(place, len(first))
+    return AnnotatedDocument(
+        source=f"bench/{i}.txt",
+        doc_id=f"bench-{i:06d}",
+        text=text,
+        metadata=DocumentMetadata(title=f"Bench {i}"),
+        content_hash=f"h{i}",
+        entities=[
+            Entity(start=p0, end=len(person), label="PERSON", text=person, score=0.9),
+            Entity(start=o0, end=o0 + len(org), label="ORG", text=org, score=0.8),
+            Entity(start=g0, end=g0 + len(place), label="GPE", text=place, score=0.95),
+        ],
+        stances=[
+            Stance(
+                target=org, label="FAVOR", score=0.7, evidence=[Evidence(start=0, end=len(first))]
+            )
+        ],
+        model_version="bench-m1",
+    )
+
+
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def batches(items: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(
+    client: LabelStudioClient, n: int, sample: int, batch: int
+) -> list[tuple[str, int, float, str]]:
+    rng = random.Random(7)
+    docs = [synthetic_doc(i, rng) for i in range(n)]
+    tag = uuid.uuid4().hex[:6]
+    rows: list[tuple[str, int, float, str]] = []
+
+    def project(name: str) -> int:
+        return client.ensure_project(f"bench-{name}-{tag}", label_config(), overlap=1)
+
+    # push
+    batched = project("push")
+    report, seconds = timed(lambda: client.push(batched, docs, batch_size=batch))
+    assert report.created == n, report
+    rows.append(("push, batched import", n, seconds, f"{batch} tasks a request"))
+    report, seconds = timed(lambda: client.push(batched, docs, batch_size=batch))
+    assert report.created == 0 and report.unchanged == n, report
+    rows.append(("re-push, nothing changed", n, seconds, "idempotence check"))
+
+    single = project("single")
+    few = docs[: min(sample, n)]
+
+    def one_per_call() -> None:
+        for doc in few:
+            client._request("POST", f"/api/projects/{single}/import", json=[to_import_task(doc)])
+
+    _, seconds = timed(one_per_call)
+    rows.append(
+        ("push, one task per call", n, seconds * n / len(few), f"extrapolated from {len(few)}")
+    )
+
+    # annotations in
+    email, password = f"bench-{tag}@example.org", f"pw-{uuid.uuid4().hex}"
+    annotator = client.create_user(email, password, first_name="bench")
+    annotated = project("collect")
+
+    def with_annotation(doc: AnnotatedDocument) -> dict[str, Any]:
+        task = to_import_task(doc)
+        task["annotations"] = [
+            {
+                "result": to_result(doc.text, doc.entities[:2], doc.stances),
+                "completed_by": annotator,
+                "lead_time": 12.5,
+            }
+        ]
+        return task
+
+    def bulk_annotations() -> None:
+        for chunk in batches(docs, batch):
+            client._request(
+                "POST",
+                f"/api/projects/{annotated}/import",
+                json=[with_annotation(d) for d in chunk],
+            )
+
+    _, seconds = timed(bulk_annotations)
+    rows.append(("annotations, bulk import", n, seconds, "tasks carrying annotations"))
+
+    ids = client.push(single, few).task_ids  # the sample's tasks already exist: ids only
+
+    def submit_each() -> None:
+        for doc in few:
+            result = to_result(doc.text, doc.entities[:2], doc.stances)
+            client.submit_annotation(ids[doc.doc_id], result, email=email, password=password)
+
+    _, seconds = timed(submit_each)
+    rows.append(
+        (
+            "annotations, one submit per call",
+            n,
+            seconds * n / len(few),
+            f"extrapolated from {len(few)}",
+        )
+    )
+
+    # collect
+    collected, seconds = timed(lambda: client.collect(annotated, page_size=batch))
+    assert len(collected) == n and all(t.done for t in collected), len(collected)
+    rows.append(("collect, full", n, seconds, f"{batch} tasks a page"))
+    nothing, seconds = timed(lambda: client.collect(annotated, since=collected.cursor))
+    rows.append(("collect, incremental (no change)", len(nothing), seconds, "from the cursor"))
+    return rows
+
+
+def print_table(rows: list[tuple[str, int, float, str]]) -> None:
+    print(f"| {'step':<34} | {'tasks':>7} | {'seconds':>9} | {'tasks/s':>8} | note")
+    print(f"|{'-' * 36}|{'-' * 9}|{'-' * 11}|{'-' * 10}|------")
+    for step, n, seconds, note in rows:
+        rate = f"{n / seconds:8.1f}" if seconds > 0 and n else "       -"
+        print(f"| {step:<34} | {n:>7} | {seconds:>9.2f} | {rate} | {note}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Label Studio push/collect throughput")
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--sample", type=int, default=200, help="one-per-call sample size")
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--url", help="use this running Label Studio instead of starting one")
+    parser.add_argument("--token", default=None)
+    args = parser.parse_args(argv)
+    if args.url:
+        from services.labelstudio import DEFAULT_TOKEN
+
+        client = LabelStudioClient(args.url, args.token or DEFAULT_TOKEN, timeout=600)
+        print_table(run(client, args.n, args.sample, args.batch))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
+        service = LabelStudioService(data_dir=Path(tmp) / "labelstudio", port=free_port())
+        started = time.perf_counter()
+        service.start(timeout=600)
+        print(f"Label Studio {service.url} up in {time.perf_counter() - started:.0f} s")
+        try:
+            client = LabelStudioClient(service.url, service.token, timeout=600)
+            print_table(run(client, args.n, args.sample, args.batch))
+        finally:
+            service.stop()
+
+
+if __name__ == "__main__":
+    main()
