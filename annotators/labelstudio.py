@@ -641,7 +641,8 @@ class LabelStudioClient:
             for doc_id, task_id in zip(batch, body.get("task_ids", []), strict=False):
                 report.task_ids[doc_id] = int(task_id)
             report.created += len(batch)
-        if wanted and self.project(project_id).get("model_version") != _pseudonym(0):
+        has_versions = any(preds for _, preds in wanted.values())
+        if has_versions and self.project(project_id).get("model_version") != _pseudonym(0):
             # The label stream pre-fills only the project's model_version: annotator-1's.
             self._request(
                 "PATCH", f"/api/projects/{project_id}/", json={"model_version": _pseudonym(0)}

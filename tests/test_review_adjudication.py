@@ -20,8 +20,6 @@ from schemas.records import AdjudicationInput, HumanAnnotation, SpanLabel
 from tests.ls_fixtures import ReviewTeam
 from tests.test_labelstudio import E_BERLIN, E_MERKEL, TEXT, _doc
 
-pytestmark = pytest.mark.integration
-
 E_MERKEL_ORG = SpanLabel(start=0, end=13, label="ORG")
 
 
@@ -32,6 +30,7 @@ def test_review_adjudication_config_keeps_review_controls() -> None:
     assert adjudication_title("news") == "news" + ADJUDICATION_SUFFIX
 
 
+@pytest.mark.integration
 def test_review_adjudication_dispute_goes_to_adjudicator_and_comes_back_resolved(
     ls_client: LabelStudioClient, review_team: ReviewTeam
 ) -> None:
@@ -133,6 +132,7 @@ def _late(email: str) -> HumanAnnotation:
     return HumanAnnotation(annotator=email, entities=[E_BERLIN])
 
 
+@pytest.mark.integration
 def test_review_adjudication_updates_untouched_task_when_versions_change(
     ls_client: LabelStudioClient,
 ) -> None:
@@ -148,6 +148,7 @@ def test_review_adjudication_updates_untouched_task_when_versions_change(
     assert "ORG" in task["data"]["versions"]
 
 
+@pytest.mark.integration
 def test_review_adjudication_crash_after_import_is_repaired_without_duplicates(
     ls_client: LabelStudioClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,3 +176,23 @@ def test_review_adjudication_crash_after_import_is_repaired_without_duplicates(
     assert (report.created, report.unchanged) == (0, 3)
     assert sorted(report.task_ids) == ["c0", "c1", "c2"]
     assert len(ls_client.tasks(adj, fields=["id"])) == 3
+
+
+def test_review_adjudication_task_shows_latest_version_per_annotator_without_emails() -> None:
+    from annotators.labelstudio import _adjudication_task
+    from schemas.records import Dispute
+
+    doc = _doc("u")
+    annotations = [
+        HumanAnnotation(annotator="zed@e.org", entities=[E_MERKEL_ORG]),
+        HumanAnnotation(annotator="amy@e.org", entities=[E_BERLIN]),
+        HumanAnnotation(annotator="zed@e.org", entities=[E_MERKEL]),  # resubmitted: wins
+        HumanAnnotation(annotator="judge@e.org", role="adjudicator", entities=[]),
+    ]
+    dispute = Dispute(kind="entity", start=0, end=13, votes={"PERSON": 1, "ORG": 1}, annotators=2)
+    data, predictions = _adjudication_task(doc, annotations, [dispute])
+    assert [p["model_version"] for p in predictions] == ["annotator-1", "annotator-2"]
+    assert [from_result(p["result"])[0] for p in predictions] == [[E_BERLIN], [E_MERKEL]]
+    assert "@" not in data["versions"]
+    assert "DISPUTED entity 'Angela Merkel' [0-13]: ORG x1, PERSON x1 (of 2)" in data["versions"]
+    assert (data["doc_id"], data["annotators"], data["disputes"]) == ("u", 2, 1)
