@@ -425,15 +425,32 @@ class LabelStudioClient:
     ) -> int:
         """The id of the project with this title, created if missing; its labeling config,
         instructions and overlap are updated when they differ. Label Studio refuses a config
-        that would drop labels already used in annotations (LabelStudioError, status 400)."""
+        that would drop labels already used in annotations (LabelStudioError, status 400).
+
+        Overlap (how many annotators label each task). The open-source edition hides the
+        setting in its UI, but its server enforces it, as read in label_studio 1.23.2 and
+        checked by tests/test_review_overlap.py: `maximum_annotations` (with
+        `overlap_cohort_percentage` 100) becomes every task's `overlap`, on import and, when
+        changed, on existing tasks; a task is `is_labeled` once it has that many submitted
+        (not skipped) annotations; the label stream (`/api/projects/<id>/next`, the UI's
+        "Label All Tasks") offers a user only tasks that are not labelled, that they have not
+        annotated or skipped, and not locked by as many others as places are left, filling
+        tasks already started first. So no assignment of our own is needed, and none would be
+        better: per-annotator filtered views or `assignee` fields in task data are advisory in
+        the open-source edition too (any member can open any task from the Data Manager), they
+        must be re-balanced by hand when someone leaves, and they would make us hand out work
+        the server already hands out. What the server cannot stop is a member opening a task
+        directly and annotating past the overlap, or a skip keeping a task from its last
+        annotator: `collect` therefore counts for itself (CollectedTask.annotators, `done`)
+        and extra annotations are simply more votes."""
         wanted: dict[str, Any] = {
             "label_config": label_config.strip(),  # as Label Studio stores it
             "expert_instruction": instructions,
             "show_instruction": bool(instructions),
         }
         if overlap is not None:
-            # Label Studio (open-source too) enforces this in its label stream: see
-            # OVERLAP_DESIGN. 100 %: every task gets `overlap`, not a sampled cohort.
+            # Enforced by the label stream (see the docstring). 100 %: every task gets
+            # `overlap` annotators, not only a sampled cohort.
             wanted["maximum_annotations"] = overlap
             wanted["overlap_cohort_percentage"] = 100
         same_title = sorted(
