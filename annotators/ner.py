@@ -10,6 +10,7 @@ the model's span as predicted, or a model span that `corpusflow_entity_fixes` ha
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import cast
 
@@ -34,6 +35,23 @@ _VALUE_LABELS = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARD
 _LEADING_WORDS = frozenset({"the", "a", "an", "this", "that", "these", "those"})
 _TRAILING_WORDS = frozenset({"'s", "’s", "'", "’"})
 _BRACKETS = frozenset({"(", ")", "[", "]", "{", "}"})
+_HYPHENS = frozenset({"-", "–", "—"})
+# lowercase words that do belong inside a person's name
+_NAME_PARTICLES = frozenset(
+    {"al", "bin", "ibn", "ben", "da", "de", "del", "der", "di", "dos", "du", "el", "la", "le"}
+    | {"van", "von", "y", "zu"}
+)
+_NAME_LABELS = frozenset({"PERSON", "ORG", "GPE", "NORP"})
+# Photo credit lines (`Photo: Li Tao/New China/AP/TT`, `Alexei Druzhinin, Sputnik, Kremlin Pool
+# Photo via AP/TASS`): the agencies and photographers they name are not what the text is about.
+# The first pattern runs from the keyword to the end of the line; the second from the start of
+# the clause (after the last full stop) that names a pool or an agency credit.
+CREDIT_PATTERNS = (
+    re.compile(r"\b(?:Photo(?:graph)?s?|Image|Picture|Credit)\s*(?::|by\b)[^\n]*"),
+    re.compile(
+        r"[^\n.]*\b(?:Pool Photo|via (?:AP|AFP|Getty|Reuters|EPA|TASS|Sputnik|Xinhua))\b[^\n]*"
+    ),
+)
 
 if not Doc.has_extension("ent_sources"):
     # "start:end" (character offsets) -> "ruler" | "model" | "fixed"
@@ -91,8 +109,69 @@ def split_span(span: Span) -> list[Span]:
     return out
 
 
+def credit_ranges(text: str) -> list[tuple[int, int]]:
+    """Character ranges of photo credits in `text`.
+
+    `Archive image. Photo: Li Tao/New China/AP/TT` -> [(15, 44)]
+    """
+    return [m.span() for pattern in CREDIT_PATTERNS for m in pattern.finditer(text)]
+
+
+def _joined_at(span: Span) -> list[int]:
+    """Token indices of hyphens that join two words without spaces (`Xi-Putin`)."""
+    doc = span.doc
+    return [
+        t.i
+        for t in span[1:-1]
+        if t.text in _HYPHENS and not t.whitespace_ and not doc[t.i - 1].whitespace_
+    ]
+
+
+def _is_joined_names(span: Span) -> bool:
+    """A span that names more than one thing or runs on into a headline: a joining hyphen, or
+    (for persons) a lowercase word that is not a name particle (`Xi Set to Meet`)."""
+    if _joined_at(span):
+        return True
+    return span.label_ == "PERSON" and any(
+        t.is_alpha and t.is_lower and t.lower_ not in _NAME_PARTICLES for t in span[1:]
+    )
+
+
+def split_joined_names(spans: list[Span]) -> list[Span]:
+    """Replace a span that joins names (`Xi-Putin Meeting`, `Xi Set to Meet`) by the names the
+    same document mentions elsewhere, each with the label it has there: `Xi`, `Putin`. A span
+    with a part that is no such name (`Jean-Claude Juncker`, a name met only here) is kept."""
+    known: dict[tuple[str, ...], str] = {}
+    for span in spans:
+        if span.label_ in _NAME_LABELS and not _is_joined_names(span):
+            known.setdefault(tuple(t.text for t in span), span.label_)
+            if span.label_ == "PERSON" and len(span) > 1:
+                for token in span:  # surnames and given names (`Xi` of `Xi Jinping`)
+                    if token.is_title:
+                        known.setdefault((token.text,), "PERSON")
+    out: list[Span] = []
+    for span in spans:
+        if span.label_ not in _NAME_LABELS or not _is_joined_names(span):
+            out.append(span)
+            continue
+        cuts = [span.start, *(i + 1 for i in _joined_at(span)), span.end]
+        parts: list[Span] = []
+        for begin, end in zip(cuts, cuts[1:], strict=False):
+            end = end - 1 if end < span.end else end  # without the hyphen
+            words = [t.text for t in span.doc[begin:end]]
+            match = next((n for n in range(len(words), 0, -1) if tuple(words[:n]) in known), None)
+            if match is None:
+                parts = []
+                break
+            name = tuple(words[:match])
+            parts.append(Span(span.doc, begin, begin + match, label=known[name]))
+        out += parts or [span]
+    return out
+
+
 def fix_entities(doc: Doc) -> Doc:
-    """Repair entity spans (brackets, articles, punctuation) and record each entity's source."""
+    """Repair entity spans (brackets, articles, punctuation, names joined by a hyphen or run on
+    into a headline), drop entities inside photo credits, and record each entity's source."""
     spans: list[Span] = []
     sources: dict[str, str] = {}
     for ent in doc.ents:
@@ -101,7 +180,14 @@ def fix_entities(doc: Doc) -> Doc:
             changed = (part.start, part.end) != (ent.start, ent.end)
             spans.append(part)
             sources[f"{part.start_char}:{part.end_char}"] = "fixed" if changed else origin
-    spans = filter_spans(spans)
+    repaired = split_joined_names(spans)
+    for span in repaired:
+        if not any(span is s for s in spans):  # a name cut out of a joined span
+            sources[f"{span.start_char}:{span.end_char}"] = "fixed"
+    credits = credit_ranges(doc.text)
+    spans = filter_spans(
+        [s for s in repaired if not any(a < s.end_char and s.start_char < b for a, b in credits)]
+    )
     doc.ents = spans
     doc._.ent_sources = {
         key: src
@@ -137,7 +223,10 @@ def add_ner_components(nlp: Language, *, ruler: bool = True, fixes: bool = True)
 
 
 __all__ = [
+    "CREDIT_PATTERNS",
     "SOURCE_SCORES",
+    "credit_ranges",
+    "split_joined_names",
     "add_ner_components",
     "entity_score",
     "fix_entities",

@@ -200,3 +200,94 @@ def test_stance_classifier_fits_and_round_trips(tmp_path):
     ]
     clf.save(tmp_path / "clf.json")
     assert StanceClassifier.load(tmp_path / "clf.json").weights == clf.weights
+
+
+# ------------------------------------------------------------------ joined names, credits
+
+
+def _spaced_doc(text: str, ents: list[tuple[str, str]]) -> Doc:
+    """A Doc tokenized by spaCy's English tokenizer, with entities given by (text, label), each
+    at its first occurrence after the previous one."""
+    doc = spacy.blank("en")(text)
+    spans, at = [], 0
+    for ent_text, label in ents:
+        start = text.index(ent_text, at)
+        spans.append(doc.char_span(start, start + len(ent_text), label=label))
+        at = start + len(ent_text)
+    doc.ents = spans
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("text", "ents", "expected"),
+    [
+        (  # a headline's name pair: the two leaders, each as the document names them
+            "Xi-Putin Meeting in Samarkand. Putin met Xi Jinping.",
+            [("Xi-Putin Meeting", "PERSON"), ("Putin", "PERSON"), ("Xi Jinping", "PERSON")],
+            [("Xi", "PERSON"), ("Putin", "PERSON"), ("Putin", "PERSON"), ("Xi Jinping", "PERSON")],
+        ),
+        (
+            "Putin-Xi talks. Putin and Xi spoke.",
+            [("Putin-Xi", "PERSON"), ("Putin", "PERSON"), ("Xi", "PERSON")],
+            [("Putin", "PERSON"), ("Xi", "PERSON"), ("Putin", "PERSON"), ("Xi", "PERSON")],
+        ),
+        (  # a title-case headline run on into the name
+            "Xi Set to Meet Putin. Xi arrived.",
+            [("Xi Set to Meet", "PERSON"), ("Putin", "PERSON"), ("Xi", "PERSON")],
+            [("Xi", "PERSON"), ("Putin", "PERSON"), ("Xi", "PERSON")],
+        ),
+        # unchanged: a hyphenated given name, a particle, a pair the document never names apart
+        (
+            "Jean-Claude Juncker spoke.",
+            [("Jean-Claude Juncker", "PERSON")],
+            [("Jean-Claude Juncker", "PERSON")],
+        ),
+        (
+            "Ursula von der Leyen spoke.",
+            [("Ursula von der Leyen", "PERSON")],
+            [("Ursula von der Leyen", "PERSON")],
+        ),
+        ("Modi-Sharif talks.", [("Modi-Sharif", "PERSON")], [("Modi-Sharif", "PERSON")]),
+    ],
+)
+def test_ner_fix_entities_splits_joined_names(text, ents, expected):
+    doc = fix_entities(_spaced_doc(text, ents))
+    assert [(e.text, e.label_) for e in doc.ents] == expected
+
+
+def test_ner_fix_entities_marks_split_names_fixed():
+    doc = fix_entities(
+        _spaced_doc("Xi-Putin Meeting. Putin met Xi.", [("Xi-Putin Meeting", "PERSON"),
+                    ("Putin", "PERSON"), ("Xi", "PERSON")])
+    )  # fmt: skip
+    assert [entity_score(doc, e) for e in doc.ents] == [SOURCE_SCORES["fixed"]] * 2 + [
+        SOURCE_SCORES["model"]
+    ] * 2
+
+
+@pytest.mark.parametrize(
+    ("text", "ents", "kept"),
+    [
+        (
+            "Putin met Xi. Archive image. Photo: Li Tao/New China/AP/TT",
+            [("Putin", "PERSON"), ("Xi", "PERSON"), ("Li Tao/New China/AP/TT", "PERSON")],
+            ["Putin", "Xi"],
+        ),
+        (
+            "Xi and Putin in Beijing, in February. "
+            "**Alexei Druzhinin, Sputnik, Kremlin Pool Photo via AP/TASS**\nXi spoke.",
+            [("Xi", "PERSON"), ("Putin", "PERSON"), ("Beijing", "GPE"),
+             ("Alexei Druzhinin", "PERSON"), ("Sputnik", "ORG"), ("Kremlin Pool Photo", "ORG"),
+             ("Xi", "PERSON")],
+            ["Xi", "Putin", "Beijing", "Xi"],
+        ),
+        (  # a photo mentioned in a sentence is no credit
+            "Putin posed for a photo with Xi.",
+            [("Putin", "PERSON"), ("Xi", "PERSON")],
+            ["Putin", "Xi"],
+        ),
+    ],
+)  # fmt: skip
+def test_ner_fix_entities_drops_photo_credits(text, ents, kept):
+    doc = fix_entities(_spaced_doc(text, ents))
+    assert [e.text for e in doc.ents] == kept
