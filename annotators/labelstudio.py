@@ -502,17 +502,7 @@ class LabelStudioClient:
         for doc in docs:
             wanted[doc.doc_id] = doc  # the last version of a doc_id wins
         report = PushReport()
-        existing: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for task in self._tasks_pages(
-            project_id,
-            {
-                "fields": "all",
-                "include": "id,data,total_annotations,cancelled_annotations,draft_exists",
-            },
-        ):
-            doc_id = (task.get("data") or {}).get("doc_id")
-            if doc_id is not None:
-                existing[str(doc_id)].append(task)
+        existing = self._existing_by_doc_id(project_id)
         predictions = self._predictions_by_task(project_id) if existing else {}
 
         new: list[AnnotatedDocument] = []

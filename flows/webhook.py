@@ -90,13 +90,16 @@ class WebhookReceiver:
             self.events += 1
             scheduled = self._timer is None
             if scheduled:
-                self._timer = threading.Timer(self.debounce, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
+                timer = threading.Timer(self.debounce, lambda: self._fire(timer))
+                timer.daemon = True
+                self._timer = timer
+                timer.start()
         return 202, {"accepted": action, "scheduled": scheduled}
 
-    def _fire(self) -> None:
+    def _fire(self, timer: threading.Timer | None) -> None:
         with self._lock:
+            if timer is not None and self._timer is not timer:
+                return  # flushed or closed meanwhile
             self._timer = None  # events from now on schedule the next run
         try:
             self.trigger()
@@ -109,10 +112,10 @@ class WebhookReceiver:
     def flush(self) -> None:
         """Run a pending trigger now (at shutdown, so no accepted event is lost)."""
         with self._lock:
-            timer = self._timer
+            timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
-            self._fire()
+            self._fire(None)
 
     def close(self) -> None:
         with self._lock:
