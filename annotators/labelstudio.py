@@ -856,9 +856,17 @@ class LabelStudioClient:
             annotations = task.get("annotations") or []
             times = [_parse_time(a["updated_at"]) for a in annotations if a.get("updated_at")]
             fresh = [t for t in times if after is None or t > after]
+            touched = _parse_time(task["updated_at"]) if task.get("updated_at") else None
             if not fresh:
-                continue
-            newest = max([*fresh, newest] if newest else fresh)
+                # No annotation is newer, yet the task changed: one of its annotations may
+                # have been deleted, and the rest must replace what the caller holds.
+                if after is None or touched is None or touched <= after or not times:
+                    continue
+                fresh = [touched]
+            # The server filters on the task's updated_at, which its annotation saves set a
+            # moment after their own: the cursor follows the task's, or the task comes again.
+            stamps = [*fresh, touched] if touched is not None else fresh
+            newest = max([*stamps, newest] if newest else stamps)
             human: list[HumanAnnotation] = []
             for a in annotations:
                 if a.get("was_cancelled"):

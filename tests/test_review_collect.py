@@ -123,3 +123,30 @@ def test_review_push_crash_between_import_and_bookkeeping_is_repaired(
     assert (again.created, again.updated, again.unchanged) == (0, 0, 5)
     doc_ids = sorted(t["data"]["doc_id"] for t in ls_client.tasks(project, fields=["id", "data"]))
     assert doc_ids == [d.doc_id for d in docs]
+
+
+def test_review_collect_brings_back_task_after_an_annotation_is_deleted(
+    ls_client: LabelStudioClient, review_team: ReviewTeam
+) -> None:
+    project = _project(ls_client)
+    ids = ls_client.push(project, [_doc("del"), _doc("calm")]).task_ids
+    a, b, _ = review_team.annotators
+    for person in (a, b):
+        ls_client.submit_annotation(
+            ids["calm"], to_result(TEXT, [E_BERLIN]), email=person.email, password=person.password
+        )
+    ls_client.submit_annotation(
+        ids["del"], to_result(TEXT, [E_MERKEL]), email=a.email, password=a.password
+    )
+    gone = ls_client.submit_annotation(
+        ids["del"], to_result(TEXT, [E_BERLIN]), email=b.email, password=b.password
+    )
+    first = ls_client.collect(project)
+    assert {t.doc_id: len(t.annotations) for t in first} == {"del": 2, "calm": 2}
+    ls_client._request("DELETE", f"/api/annotations/{gone}/")
+    (back,) = ls_client.collect(project, since=first.cursor)
+    assert back.doc_id == "del" and [h.annotator for h in back.annotations] == [a.email]
+    assert (back.annotators, back.done) == (1, True)  # overlap 1
+    assert list(ls_client.collect(project, since=first.cursor)) != []  # same cursor: again
+    later = ls_client.collect(project, since=ls_client.collect(project, since=first.cursor).cursor)
+    assert list(later) == []
