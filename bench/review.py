@@ -16,6 +16,11 @@ How each figure is made (all against the same server, in the same run):
   and extrapolated.
 - collect, full: `collect` of all N annotated tasks (paged, 500 a page); collect, incremental: the
   next `collect` from its cursor when nothing changed.
+
+Measured 2026-11-23, N = 10,000, Label Studio 1.23.2 (SQLite) on a loaded 2-core machine:
+push batched 19.0 s (528 tasks/s) against one task per call ~829 s (12/s, from 200); re-push
+21.1 s; annotations by bulk import 20.3 s (492/s) against one submit per call ~1086 s (9/s,
+from 200); full collect 23.9 s (418 tasks/s); incremental collect with nothing new 0.3 s.
 """
 
 from __future__ import annotations
