@@ -295,7 +295,8 @@ def _fast_docbin_class() -> Any:
             # one to_array call with integer ids: name lookups cost more than the copy
             k = len(self.attrs)
             table = doc.to_array([*self.attrs, SPACY, *string_ids])
-            self.tokens.append(table[:, :k])
+            # a copy, not a view: a view would keep the string columns alive until to_bytes
+            self.tokens.append(numpy.ascontiguousarray(table[:, :k]))
             self.spaces.append(numpy.asarray(table[:, k : k + 1], dtype=bool))
             self.flags.append({"has_unknown_spaces": doc.has_unknown_spaces})
             strings = doc.vocab.strings
@@ -322,20 +323,37 @@ def _fast_docbin_class() -> Any:
     return FastDocBin
 
 
+@lru_cache(maxsize=1)
+def _conll_attr_ids() -> list[int]:
+    from spacy.attrs import ENT_IOB, ENT_TYPE, IDX, IS_SPACE, LENGTH
+
+    return [IDX, LENGTH, IS_SPACE, ENT_IOB, ENT_TYPE]
+
+
 def _conll_lines(doc: Any) -> list[str]:
+    """`token _ _ tag` lines of one Doc, read from `to_array` rather than Token objects (those
+    cost more than the rest of the release). A blank line stands for a paragraph break: a
+    whitespace token holding a newline."""
     lines = ["-DOCSTART- -X- -X- O", ""]
+    text = doc.text
+    strings = doc.vocab.strings
+    types: dict[int, str] = {}
     pending_break = False
-    for token in doc:
-        if token.is_space:
-            pending_break = pending_break or "\n" in token.text
+    for idx, length, is_space, iob, ent_type in doc.to_array(_conll_attr_ids()).tolist():
+        token = text[idx : idx + length]
+        if is_space:
+            pending_break = pending_break or "\n" in token
             continue
         if pending_break and lines[-1] != "":
             lines.append("")
-        pending_break = "\n" in token.whitespace_
-        tag = "O" if not token.ent_iob_ or token.ent_iob_ == "O" else token.ent_iob_
-        if tag != "O":
-            tag = f"{tag}-{token.ent_type_}"
-        lines.append(f"{token.text} _ _ {tag}")
+        pending_break = False
+        if iob == 1 or iob == 3:  # IOB_STRINGS: "", "I", "O", "B"
+            label = types.get(ent_type)
+            if label is None:
+                label = types[ent_type] = strings[ent_type]
+            lines.append(f"{token} _ _ {'I' if iob == 1 else 'B'}-{label}")
+        else:
+            lines.append(f"{token} _ _ O")
     if lines[-1] != "":
         lines.append("")
     return lines
@@ -350,18 +368,18 @@ def write_spacy_and_conll(records: list[dict[str, Any]]) -> tuple[bytes, bytes, 
     `-DOCSTART-` line before each document (same order as corpus.jsonl), a blank line at each
     paragraph break."""
     db = _fast_docbin_class()(store_user_data=True)
-    lines: list[str] = []
+    conll: list[str] = []  # one string per document: millions of line strings cost GBs
     dropped = 0
     with _cached_msgpack_encoders():
         for record in records:
             doc, n = _spacy_doc(record)
             dropped += n
             db.add(doc)
-            lines += _conll_lines(doc)
+            conll.append("\n".join(_conll_lines(doc)))
     # DocBin keeps its strings in a set; sort them so equal input gives equal bytes in any
     # process (joining a claimed version relies on that).
     db.strings = sorted(db.strings)  # type: ignore[assignment]
-    return bytes(db.to_bytes()), ("\n".join(lines) + "\n").encode("utf-8"), dropped
+    return bytes(db.to_bytes()), ("\n".join(conll) + "\n").encode("utf-8"), dropped
 
 
 def write_docbin(records: list[dict[str, Any]]) -> tuple[bytes, int]:
