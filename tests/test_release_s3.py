@@ -64,15 +64,18 @@ def test_release_s3_two_processes_same_content_one_version(seaweed: SeaweedServi
     )
 
 
-def test_release_s3_two_processes_different_content_both_land_in_order(
+def test_release_s3_two_processes_different_content_both_land_linearly(
     seaweed: SeaweedService,
 ) -> None:
     prefix = f"race-{uuid.uuid4().hex[:8]}"
     results = _race(seaweed, prefix, [1, 2])
-    assert sorted(v for _, v in results) == ["v0001", "v0002"] and all(c for c, _ in results)
+    assert all(created for created, _ in results)
+    first, second = sorted(v for _, v in results)
+    # a publisher that lost the race for a number leaves an orphan claim and takes the next
+    # free one, so numbers may skip; history stays linear all the same
     store = make_s3_store(seaweed, prefix)
-    assert store.get_json(LATEST_KEY)["version"] == "v0002"
-    assert read_manifest(store, "v0002").previous == "v0001"
+    assert first == "v0001" and store.get_json(LATEST_KEY)["version"] == second
+    assert read_manifest(store, second).previous == first
 
 
 def test_release_s3_unchanged_input_writes_nothing(seaweed: SeaweedService) -> None:
