@@ -26,6 +26,7 @@ import io
 import json
 import threading
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -317,6 +318,28 @@ def _fast_docbin_class() -> Any:
                         self.strings.add(span.kb_id_)
                     if span.id in strings:
                         self.strings.add(span.id_)
+
+        def to_bytes(self) -> bytes:
+            # DocBin.to_bytes keeps the stacked token array alive next to its bytes while
+            # packing; here each array is turned into bytes at once (same message, same bytes)
+            lengths = [len(tokens) for tokens in self.tokens]
+            empty = numpy.asarray([]).tobytes("C")
+            msg = {
+                "version": self.version,
+                "attrs": self.attrs,
+                "tokens": numpy.vstack(self.tokens).tobytes("C") if self.tokens else empty,
+                "spaces": numpy.vstack(self.spaces).tobytes("C") if self.spaces else empty,
+                "lengths": numpy.asarray(lengths, dtype="int32").tobytes("C"),
+                "strings": sorted(self.strings),
+                "cats": self.cats,
+                "flags": self.flags,
+                "span_groups": self.span_groups,
+            }
+            if self.store_user_data:
+                msg["user_data"] = self.user_data
+            packed = srsly_msgpack_dumps(msg)
+            del msg
+            return zlib.compress(packed)
 
     from srsly import msgpack_dumps as srsly_msgpack_dumps
 
