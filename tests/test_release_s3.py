@@ -27,7 +27,7 @@ def _publish_in_child(
     records = make_records()
     if variant is not None:
         records[2]["text"] = f"Variant {variant}."
-    barrier.wait(timeout=60)
+    barrier.wait(timeout=240)
     try:
         result = do_publish(store, records)
         out.put((result.created, result.version))
@@ -36,7 +36,9 @@ def _publish_in_child(
 
 
 def _race(service: SeaweedService, prefix: str, variants: list[int | None]) -> list[Any]:
-    ctx = multiprocessing.get_context("fork")  # children inherit the imported spaCy
+    # spawn, not fork: by the time this runs the test session has threads (Prefect's
+    # harness, HTTP servers) whose locks a forked child would inherit mid-use
+    ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(len(variants)), ctx.Queue()
     procs = [
         ctx.Process(target=_publish_in_child, args=(service, prefix, barrier, out, v))
@@ -44,7 +46,7 @@ def _race(service: SeaweedService, prefix: str, variants: list[int | None]) -> l
     ]
     for p in procs:
         p.start()
-    results = [out.get(timeout=120) for _ in procs]
+    results = [out.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
