@@ -145,8 +145,8 @@ def _vote_stances(
     for target, labels in sorted(votes.items()):
         label, count = labels.most_common(1)[0]
         if _majority(n, count):
-            ev = sorted(evidence[(target, label)], key=lambda e: (e.start, e.end))
-            accepted.append(StanceLabel(target=target, label=label, evidence=tuple(ev)))  # type: ignore[arg-type]
+            kept = sorted(evidence[(target, label)], key=lambda e: (e.start, e.end))
+            accepted.append(StanceLabel(target=target, label=label, evidence=tuple(kept)))  # type: ignore[arg-type]
         else:
             disputes.append(Dispute(kind="stance", target=target, votes=dict(labels), annotators=n))
     return accepted, disputes

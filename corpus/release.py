@@ -42,9 +42,10 @@ from schemas.release import LatestPointer, ReleaseRecord
 
 RELEASES = "releases"
 LATEST_KEY = f"{RELEASES}/latest.json"
-REVIEW_STATUSES = ("machine", "reviewed", "adjudicated", "disputed")
-# Human-checked documents make the gold layer. Machine-only documents and disputed ones (held
-# from gold until someone decides, never dropped) make the silver layer.
+REVIEW_STATUSES = ("machine", "in_review", "reviewed", "adjudicated", "disputed")
+# Human-checked documents make the gold layer. Machine-only documents, documents still short of
+# their annotators (in_review) and disputed ones (held from gold until someone decides, never
+# dropped) make the silver layer.
 GOLD_STATUSES = frozenset({"reviewed", "adjudicated"})
 SPLITS = (("train", 80), ("dev", 10), ("test", 10))
 
@@ -131,8 +132,8 @@ def _canonical_record(record: dict[str, Any]) -> dict[str, Any]:
         raise PublishError(f"record without a doc_id: {str(record)[:120]}")
     try:
         ReleaseRecord.model_validate(record)
-    except ValidationError as e:
-        raise PublishError(f"record {doc_id}: {_explain(e)}") from None
+    except ValidationError as exc:
+        raise PublishError(f"record {doc_id}: {_explain(exc)}") from None
     text = record["text"]
     status = record.get("review_status", "machine")
     entities = []
@@ -554,7 +555,8 @@ def write_datasheet(
         f"{counts['documents']} documents, {counts.get('entities', 0)} entity mentions, "
         f"{counts.get('stances', 0)} stances. Layers: gold "
         f"{counts.get('layer_gold', 0)} (reviewed or adjudicated by people), silver "
-        f"{counts.get('layer_silver', 0)} (machine only, or disputed and held from gold). "
+        f"{counts.get('layer_silver', 0)} (machine labels: not yet or not fully reviewed, or "
+        "disputed and held from gold). "
         f"Splits by a hash of doc_id (stable across versions): train "
         f"{counts.get('split_train', 0)}, dev {counts.get('split_dev', 0)}, test "
         f"{counts.get('split_test', 0)}.",
@@ -607,7 +609,9 @@ def write_datasheet(
         "## Limitations",
         "",
         "- Silver documents carry machine labels only; their errors are the models' errors.",
-        "- Disputed documents are in the silver layer with `review_status: disputed`.",
+        "- Disputed documents are in the silver layer with `review_status: disputed`; "
+        "documents that fewer annotators than the overlap setting have labelled are there with "
+        "`review_status: in_review` and their machine labels.",
         f"- spaCy and CoNLL cannot hold overlapping entities: {dropped_overlaps} overlapping "
         "mention(s) were left out of those two files (kept in JSONL and Parquet); entity "
         "boundaries are widened to whole tokens there.",

@@ -65,7 +65,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             _emit(doc)
         else:
             docs.append(doc)
-    nlp = load_nlp(settings.spacy_model)
+    nlp = load_nlp(settings.spacy_model, stance_model=args.stance_model or settings.stance_model)
     for annotated in annotate(docs, nlp=nlp, extra_targets=args.target or ()):
         _emit(annotated.model_dump(mode="json"))
     return 1 if failed else 0
@@ -82,8 +82,10 @@ def _read_jsonl(path: str) -> Iterator[tuple[int, Any]]:
 def cmd_stance(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from annotators.pipeline import load_nlp
     from annotators.stance import predict_stance
     from schemas import StanceRequest
+    from schemas.settings import Settings
 
     failed = False
     rows: list[tuple[int, StanceRequest | dict[str, Any]]] = []
@@ -94,7 +96,9 @@ def cmd_stance(args: argparse.Namespace) -> int:
             failed = True
             rows.append((lineno, _line_error(args.jsonl, lineno, exc)))
     good = [r for _, r in rows if isinstance(r, StanceRequest)]
-    results = iter(predict_stance(good))
+    settings = Settings()
+    nlp = load_nlp(settings.spacy_model, stance_model=args.stance_model or settings.stance_model)
+    results = iter(predict_stance(good, nlp=nlp))
     for _, row in rows:
         _emit(next(results).model_dump() if isinstance(row, StanceRequest) else row)
     return 1 if failed else 0
@@ -178,10 +182,64 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the stance classifier on adjudicated labels and make it the one the annotate stage
+    uses: `models/stance/<version>.json` in the store (never overwritten) and
+    `models/stance/current.json` naming it."""
+    import tempfile
+
+    from annotators.train import train_stance_cli
+    from corpus.pull import pull
+    from corpus.store import PreconditionFailed
+    from flows.tasks import keys, store_for
+    from schemas.settings import Settings
+
+    settings = Settings() if args.store is None else Settings(store=args.store)
+    store = store_for(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(args.source)
+        if not source.exists():  # a release of the store: "latest" or a version like v0003
+            if source.suffix or "/" in args.source:
+                raise FileNotFoundError(f"no such file: {args.source}")
+            source = pull(store, args.source, dest=Path(tmp) / "release") / "corpus.jsonl"
+        model = Path(tmp) / "stance.json"
+        try:
+            version = train_stance_cli(source, model, with_seed=not args.no_seed)
+        except ValueError as exc:  # nothing to train on, a malformed line: say which
+            print(f"corpusflow train stance: {exc}", file=sys.stderr)
+            return 2
+        data = model.read_bytes()
+    key = keys.stance_model(version)
+    try:
+        store.put_if_absent(key, data, "application/json")
+    except PreconditionFailed:
+        pass  # the same examples made the same model before: its version names its content
+    store.put_json(keys.stance_model_current, {"version": version, "key": key})
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_bytes(data)
+    print(f"stance model {version} trained from {args.source}; current in {settings.store}/{key}")
+    print("the next `corpusflow run` re-annotates with it (model_version changes)")
+    return 0
+
+
+def cmd_webhook(args: argparse.Namespace) -> int:
+    from flows.webhook import main as webhook_main
+
+    webhook_main(args.rest)
+    return 0
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     from services.ctl import main as services_main
 
     return services_main([args.action])
+
+
+STANCE_MODEL_HELP = (
+    "a stance model file from `corpusflow train stance --out` (default: "
+    "$CORPUSFLOW_STANCE_MODEL, else the lexicon rules)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,10 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("annotate", help="clean and annotate documents (entities, stances)")
     p.add_argument("paths", nargs="+")
     p.add_argument("--target", action="append", help="an extra stance target (repeatable)")
+    p.add_argument("--stance-model", type=Path, default=None, help=STANCE_MODEL_HELP)
     p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("stance", help='stance per line of {"text", "target"}')
     p.add_argument("--jsonl", required=True, help="input file, or - for standard input")
+    p.add_argument("--stance-model", type=Path, default=None, help=STANCE_MODEL_HELP)
     p.set_defaults(func=cmd_stance)
 
     p = sub.add_parser("adjudicate", help="adjudicate annotators' versions per document")
@@ -222,6 +282,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
     p.set_defaults(func=cmd_pull)
 
+    p = sub.add_parser("train", help="train the stance classifier from adjudicated labels")
+    p.add_argument("what", choices=["stance"])
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="a JSONL of {text, target, label} or a release corpus.jsonl, or a release "
+        "version of the store (latest, v0003)",
+    )
+    p.add_argument("--no-seed", action="store_true", help="leave out the shipped seed examples")
+    p.add_argument("--out", default=None, help="also write the model file here")
+    p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "webhook",
+        help="receive Label Studio webhooks and start the flow's deployment",
+        add_help=False,
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_webhook)
+
     p = sub.add_parser("services", help="local Label Studio and SeaweedFS")
     p.add_argument("action", choices=["up", "down", "status", "where"])
     p.set_defaults(func=cmd_services)
@@ -229,11 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from corpus.store import StoreError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except FileNotFoundError as exc:
         print(f"corpusflow {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:  # a missing release or object, a refused credential
+        print(f"corpusflow {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,5 +1,6 @@
-"""The main flow: ingest -> annotate -> push -> collect -> adjudicate -> publish, once,
-incremental and idempotent. Thin orchestration: the work is in flows/tasks.py."""
+"""The main flow: ingest -> annotate -> push -> collect -> adjudicate (disputes go on to the
+adjudication project) -> publish, once, incremental and idempotent. Thin orchestration: the
+work is in flows/tasks.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from flows.tasks import (
     discover,
     ingest_batch,
     publish_release,
+    push_adjudication,
     push_review,
     store_for,
     write_run_report,
@@ -65,6 +67,7 @@ def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) 
     pushed = push_review(settings)
     collected = collect_review(settings)
     adjudicated = adjudicate_all(settings)
+    to_adjudicate = push_adjudication(settings, adjudicated["disputed"])
     release = publish_release(settings, code_version())
 
     report = {
@@ -82,7 +85,7 @@ def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) 
             "annotated": sum(a["annotated"] for a in annotated),
             "unchanged": sum(a["unchanged"] for a in annotated),
         },
-        "review": {"push": pushed, "collect": collected},
+        "review": {"push": pushed, "collect": collected, "adjudication": to_adjudicate},
         "adjudication": adjudicated["counts"],
         "agreement": adjudicated["agreement"],
         "release": {"version": release.version, "created": release.created},
@@ -111,6 +114,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"| push | {report['review']['push']} |",
         f"| collect | {report['review']['collect']} |",
         f"| adjudication | {report['adjudication']} |",
+        f"| to adjudicators | {report['review']['adjudication']} |",
         f"| release | {report['release']['version']} "
         f"({'new' if report['release']['created'] else 'unchanged'}) |",
     ]

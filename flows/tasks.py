@@ -24,7 +24,13 @@ from corpus.ledger import Ledger
 from corpus.release import PublishResult, publish
 from corpus.store import PreconditionFailed, Store, open_store, open_store_from_settings
 from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, clean_bytes, make_doc_id
-from schemas import AdjudicationInput, AdjudicationResult, AnnotatedDocument, CleanDocument
+from schemas import (
+    AdjudicationInput,
+    AdjudicationResult,
+    AnnotatedDocument,
+    CleanDocument,
+    HumanAnnotation,
+)
 from schemas.labeling import DOCUMENT_FLAGS, ENTITY_LABELS, STANCE_LABELS, TARGET_LABELS
 from schemas.labelstudio_config import instructions_html, label_config
 from schemas.settings import Settings
@@ -44,8 +50,19 @@ class keys:  # noqa: N801 - a namespace of store key builders
         return f"human/{doc_id}.json"
 
     @staticmethod
+    def adjudicator(doc_id: str) -> str:
+        """The adjudicator's decision collected from the adjudication project."""
+        return f"human-adjudication/{doc_id}.json"
+
+    @staticmethod
     def adjudicated(doc_id: str) -> str:
         return f"adjudicated/{doc_id}.json"
+
+    @staticmethod
+    def stance_model(version: str) -> str:
+        return f"models/stance/{version}.json"
+
+    stance_model_current = "models/stance/current.json"
 
     review_state = "review/state.json"
     import_file = "review/labelstudio-import.json"
@@ -232,7 +249,8 @@ def annotate_batch(
     from annotators.pipeline import annotate, load_nlp, model_version_for
 
     store = store_for(settings)
-    model_version = model_version_for(settings.spacy_model)
+    stance_model = stance_model_path(store, settings)
+    model_version = model_version_for(settings.spacy_model, stance_model=stance_model)
     todo: list[CleanDocument] = []
     kept = 0
     for doc_id in doc_ids:
@@ -247,13 +265,31 @@ def annotate_batch(
                 continue
         todo.append(clean)
     if todo:
-        nlp = load_nlp(settings.spacy_model)
+        nlp = load_nlp(settings.spacy_model, stance_model=stance_model)
         for doc in annotate(todo, nlp=nlp):
             store.put_json(keys.machine(doc.doc_id), doc.model_dump(mode="json"))
     get_run_logger().info(
         "annotate batch %d/%d: %d annotated, %d unchanged", index + 1, total, len(todo), kept
     )
     return {"annotated": len(todo), "unchanged": kept}
+
+
+def stance_model_path(store: Store, settings: Settings) -> Path | None:
+    """The stance model the annotate stage uses: CORPUSFLOW_STANCE_MODEL if set, else the one
+    `corpusflow train stance` made current in the store (copied once into the work folder,
+    by version), else None (the lexicon rules)."""
+    if settings.stance_model is not None:
+        return settings.stance_model
+    if store.head(keys.stance_model_current) is None:
+        return None
+    version = str(store.get_json(keys.stance_model_current)["version"])
+    local = settings.work_dir / "models" / "stance" / f"{version}.json"
+    if not local.exists():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(store.get_bytes(keys.stance_model(version)))
+        os.replace(tmp, local)
+    return local
 
 
 def machine_doc_ids(store: Store) -> list[str]:
@@ -295,7 +331,15 @@ def push_review(settings: Settings) -> dict[str, object]:
     state["project_id"] = project_id
     store.put_json(keys.review_state, state)
     get_run_logger().info("push: %s", report)
-    return {"mode": "label-studio", "project_id": project_id, **_as_dict(report)}
+    out: dict[str, object] = {"mode": "label-studio", "project_id": project_id}
+    out.update(_as_dict(report))
+    out.pop("task_ids", None)  # one id per document: too much for a run report
+    if settings.webhook_url:
+        if not settings.webhook_secret:
+            raise ValueError("CORPUSFLOW_WEBHOOK_URL is set but CORPUSFLOW_WEBHOOK_SECRET is not")
+        hook = client.register_webhook(project_id, settings.webhook_url, settings.webhook_secret)
+        out["webhook"] = {"id": hook.id, "created": hook.created, "updated": hook.updated}
+    return out
 
 
 INSTRUCTIONS = instructions_html()
@@ -319,7 +363,9 @@ def _as_dict(obj: object) -> dict[str, object]:
 
 @network_task("collect-review")
 def collect_review(settings: Settings) -> dict[str, int]:
-    """New and changed human annotations since the last collect into `human/<doc_id>.json`."""
+    """New and changed human annotations since the last collect: the review project's into
+    `human/<doc_id>.json` (with how many annotators submitted and whether that makes the
+    overlap), the adjudication project's into `human-adjudication/<doc_id>.json`."""
     if not settings.review_enabled:
         return {"collected": 0}
     store = store_for(settings)
@@ -329,19 +375,112 @@ def collect_review(settings: Settings) -> dict[str, int]:
         return {"collected": 0}
     client = LabelStudioClient(settings.label_studio_url or "", settings.label_studio_api_key or "")
     result = client.collect(
-        project_id, since=state.get("cursor"), adjudicators=settings.adjudicators
+        project_id,
+        since=state.get("cursor"),
+        adjudicators=settings.adjudicators,
+        overlap=settings.overlap,
     )
     for task_ in result:
-        anns = [a.model_dump(mode="json") for a in task_.annotations]
-        store.put_json(keys.human(task_.doc_id), {"task_id": task_.task_id, "annotations": anns})
+        store.put_json(
+            keys.human(task_.doc_id),
+            {
+                "task_id": task_.task_id,
+                "annotators": task_.annotators,
+                "done": task_.done,
+                "annotations": [a.model_dump(mode="json") for a in task_.annotations],
+            },
+        )
     if result.cursor:
         state["cursor"] = result.cursor
+    out = {"collected": len(result), "cancelled": result.cancelled}
+    adj_project = state.get("adjudication_project_id")
+    if adj_project is not None:
+        decided = client.collect_adjudication(
+            adj_project,
+            since=state.get("adjudication_cursor"),
+            adjudicators=settings.adjudicators or None,
+        )
+        for task_ in decided:
+            store.put_json(
+                keys.adjudicator(task_.doc_id),
+                {
+                    "task_id": task_.task_id,
+                    "annotations": [a.model_dump(mode="json") for a in task_.annotations],
+                },
+            )
+        if decided.cursor:
+            state["adjudication_cursor"] = decided.cursor
+        out.update(adjudicated=len(decided), ignored_not_adjudicator=decided.ignored)
+    store.put_json(keys.review_state, state)
+    get_run_logger().info("collect: %s", out)
+    return out
+
+
+@network_task("push-adjudication")
+def push_adjudication(settings: Settings, disputed: list[str]) -> dict[str, object]:
+    """Each disputed document to the adjudication project (created on the first dispute),
+    showing every annotator's version under a pseudonym; idempotent like `push_review`."""
+    if not settings.review_enabled or not disputed:
+        return {"disputed": len(disputed), "pushed": 0}
+    store = store_for(settings)
+    client = LabelStudioClient(settings.label_studio_url or "", settings.label_studio_api_key or "")
+    project_id = client.ensure_adjudication_project(settings.label_studio_project)
+    items = []
+    for doc_id in disputed:
+        doc = AnnotatedDocument.model_validate(store.get_json(keys.machine(doc_id)))
+        human = [HumanAnnotation.model_validate(a) for a in _human(store, doc_id)]
+        decision = AdjudicationResult.model_validate(store.get_json(keys.adjudicated(doc_id)))
+        items.append((doc, human, decision.disputes))
+    report = client.push_adjudication(project_id, items)
+    state = _review_state(store)
+    if state.get("adjudication_project_id") != project_id:
+        state["adjudication_project_id"] = project_id
         store.put_json(keys.review_state, state)
-    get_run_logger().info("collect: %d tasks with human work changed", len(result))
-    return {"collected": len(result), "cancelled": result.cancelled}
+    out: dict[str, object] = {"project_id": project_id, "disputed": len(disputed)}
+    out.update(_as_dict(report))
+    out.pop("task_ids", None)
+    get_run_logger().info("push adjudication: %s", out)
+    return out
+
+
+def _human(store: Store, doc_id: str) -> list[dict[str, Any]]:
+    if store.head(keys.human(doc_id)) is None:
+        return []
+    return list(store.get_json(keys.human(doc_id))["annotations"])
 
 
 # ---------------------------------------------------------------- adjudicate and publish
+
+
+def _no_decision(doc_id: str, status: str) -> AdjudicationResult:
+    return AdjudicationResult.model_validate(
+        {
+            "doc_id": doc_id,
+            "status": status,
+            "entities": [],
+            "stances": [],
+            "disputes": [],
+            "agreement": {"entity_f1": None, "stance_kappa": None},
+        }
+    )
+
+
+def decide(store: Store, doc_id: str, overlap: int) -> AdjudicationResult:
+    """The decision for one document from what people did: no human work -> machine; an
+    adjudicator's annotation (in the review or the adjudication project) -> final; fewer
+    annotators than `overlap` -> in_review (machine labels stand until the task is done);
+    else the adjudication rules."""
+    annotations = _human(store, doc_id)
+    if store.head(keys.adjudicator(doc_id)) is not None:
+        annotations += store.get_json(keys.adjudicator(doc_id))["annotations"]
+    if not annotations:
+        return _no_decision(doc_id, "machine")
+    item = AdjudicationInput.model_validate({"doc_id": doc_id, "annotations": annotations})
+    has_adjudicator = any(a.role == "adjudicator" for a in item.annotations)
+    annotators = len({a.annotator for a in item.annotations if a.role == "annotator"})
+    if not has_adjudicator and annotators < overlap:
+        return _no_decision(doc_id, "in_review")
+    return adjudicate(item)
 
 
 @task(name="adjudicate", cache_policy=NO_CACHE)
@@ -349,29 +488,21 @@ def adjudicate_all(settings: Settings) -> dict[str, object]:
     store = store_for(settings)
     counts: dict[str, int] = {}
     inputs = []
+    disputed = []
     for doc_id in machine_doc_ids(store):
-        if store.head(keys.human(doc_id)) is None:
-            result = AdjudicationResult.model_validate(
-                {
-                    "doc_id": doc_id,
-                    "status": "machine",
-                    "entities": [],
-                    "stances": [],
-                    "disputes": [],
-                    "agreement": {"entity_f1": None, "stance_kappa": None},
-                }
-            )
-        else:
-            human = store.get_json(keys.human(doc_id))
-            item = AdjudicationInput(doc_id=doc_id, annotations=human["annotations"])
+        result = decide(store, doc_id, settings.overlap)
+        human = _human(store, doc_id)
+        if human:  # agreement between annotators, done or not (adjudicators are left out)
+            item = AdjudicationInput.model_validate({"doc_id": doc_id, "annotations": human})
             inputs.append(item)
-            result = adjudicate(item)
+        if result.status == "disputed":
+            disputed.append(doc_id)
         store.put_json(keys.adjudicated(doc_id), result.model_dump(mode="json"))
         counts[result.status] = counts.get(result.status, 0) + 1
     report = agreement_report(inputs)
     store.put_json("review/agreement.json", report)
     get_run_logger().info("adjudicate: %s", counts)
-    return {"counts": counts, "agreement": report}
+    return {"counts": counts, "agreement": report, "disputed": disputed}
 
 
 def pseudonym(store: Store, name: str) -> str:
@@ -384,13 +515,29 @@ def pseudonym(store: Store, name: str) -> str:
     return "annotator-" + hashlib.sha256(salt + name.encode("utf-8")).hexdigest()[:10]
 
 
+def pseudonymize_agreement(store: Store, report: dict[str, Any]) -> dict[str, Any]:
+    """The agreement report as a release carries it: annotators under their pseudonyms (the
+    run report in the store keeps the emails, for the operator)."""
+    out = dict(report)
+    if "annotators" in out:
+        out["annotators"] = {
+            pseudonym(store, name): stats for name, stats in sorted(out["annotators"].items())
+        }
+    if "stance_kappa_pairwise" in out:
+        pairs = {}
+        for key, value in out["stance_kappa_pairwise"].items():
+            a, _, b = key.partition("~")
+            pa, pb = sorted((pseudonym(store, a), pseudonym(store, b)))
+            pairs[f"{pa}~{pb}"] = value
+        out["stance_kappa_pairwise"] = dict(sorted(pairs.items()))
+    return out
+
+
 def release_record(store: Store, doc: AnnotatedDocument, result: AdjudicationResult) -> dict:  # type: ignore[type-arg]
-    human = (
-        store.get_json(keys.human(doc.doc_id))
-        if result.status != "machine"
-        else {"annotations": []}
-    )
-    annotators = sorted({pseudonym(store, a["annotator"]) for a in human["annotations"]})
+    people = _human(store, doc.doc_id)
+    if store.head(keys.adjudicator(doc.doc_id)) is not None:
+        people += store.get_json(keys.adjudicator(doc.doc_id))["annotations"]
+    annotators = sorted({pseudonym(store, a["annotator"]) for a in people})
     gold = result.status in ("adjudicated", "reviewed")
     if gold:
         entities = [{**e.model_dump(), "text": doc.text[e.start : e.end]} for e in result.entities]
@@ -439,6 +586,7 @@ def publish_release(settings: Settings, code_version: str) -> PublishResult:
     agreement = (
         store.get_json("review/agreement.json") if store.head("review/agreement.json") else {}
     )
+    agreement = pseudonymize_agreement(store, agreement)
     schema = {
         "entity_labels": list(ENTITY_LABELS),
         "stance_labels": list(STANCE_LABELS),

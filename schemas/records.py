@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 StanceValue = Literal["FAVOR", "AGAINST", "NEUTRAL"]
 STANCE_LABELS: tuple[StanceValue, ...] = ("FAVOR", "AGAINST", "NEUTRAL")
-ReviewStatus = Literal["machine", "reviewed", "adjudicated", "disputed"]
+# machine: no human work yet; in_review: some annotators submitted, fewer than the overlap asks
+# for (machine labels still stand); reviewed / adjudicated / disputed: see the adjudication rules
+ReviewStatus = Literal["machine", "in_review", "reviewed", "adjudicated", "disputed"]
 Role = Literal["annotator", "adjudicator"]
 
 
@@ -192,7 +194,7 @@ class Agreement(_Record):
 
 class AdjudicationResult(_Record):
     doc_id: str
-    status: Literal["adjudicated", "reviewed", "disputed", "machine"]
+    status: ReviewStatus
     entities: list[SpanLabel]
     stances: list[StanceLabel]
     disputes: list[Dispute]

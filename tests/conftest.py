@@ -9,7 +9,7 @@ import pytest
 
 import flows  # noqa: F401  (Prefect defaults before Prefect is imported)
 
-pytest_plugins = ["tests.ls_fixtures", "tests.s3_fixtures"]
+pytest_plugins = ["tests.ls_fixtures", "tests.s3_fixtures", "tests.webhook_fixtures"]
 
 _SERVICE_VARS = (
     "CORPUSFLOW_STORE",

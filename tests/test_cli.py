@@ -121,3 +121,15 @@ def test_cli_annotate_adds_entities_and_stances() -> None:
         assert stance["label"] in {"FAVOR", "AGAINST", "NEUTRAL"}
         for ev in stance["evidence"]:
             assert 0 <= ev["start"] < ev["end"] <= len(text)
+
+
+def test_cli_train_refuses_clearly_when_there_is_nothing_to_train_on(tmp_path: Path) -> None:
+    store = f"file://{tmp_path / 'store'}"
+    code, _, err = run_cli("train", "stance", "--from", "latest", "--store", store)
+    assert code == 2 and "NotFound" in err and "Traceback" not in err
+    silver = tmp_path / "silver.jsonl"
+    silver.write_text(json.dumps({"doc_id": "d", "text": "x", "review_status": "machine"}) + "\n")
+    code, _, err = run_cli("train", "stance", "--from", str(silver), "--store", store)
+    assert code == 2 and "no labelled stances" in err and "Traceback" not in err
+    code, _, err = run_cli("train", "stance", "--from", str(tmp_path / "nope.jsonl"))
+    assert code == 2 and "no such file" in err

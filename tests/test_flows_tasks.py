@@ -1,8 +1,10 @@
 """Task logic that needs no service: source discovery, batching, the retry policy, release
-records (pseudonyms, gold vs machine layer)."""
+records (pseudonyms, gold vs machine layer), the review status of a document, the stance model
+the annotate stage picks."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import botocore.exceptions
@@ -11,7 +13,17 @@ import requests
 
 from annotators.labelstudio import LabelStudioError
 from corpus.store import LocalStore
-from flows.tasks import _retryable, batched, discover, keys, pseudonym, release_record
+from flows.tasks import (
+    _retryable,
+    batched,
+    decide,
+    discover,
+    keys,
+    pseudonym,
+    pseudonymize_agreement,
+    release_record,
+    stance_model_path,
+)
 from schemas import AdjudicationResult, AnnotatedDocument
 from schemas.settings import Settings
 
@@ -99,3 +111,73 @@ def test_flows_release_record_pseudonymises_and_picks_layer(tmp_path: Path) -> N
     assert [e["text"] for e in held["entities"]] == ["Putin"], (
         "disputed docs keep the machine layer"
     )
+
+
+def _ann(who: str, label: str, role: str = "annotator") -> dict:
+    return {"annotator": who, "role": role, "stances": [{"target": "China", "label": label}]}
+
+
+@pytest.mark.parametrize(
+    ("review", "adjudication", "overlap", "status"),
+    [
+        ([], [], 1, "machine"),
+        ([_ann("a", "FAVOR")], [], 1, "reviewed"),
+        ([_ann("a", "FAVOR")], [], 2, "in_review"),
+        ([_ann("a", "FAVOR"), _ann("b", "FAVOR")], [], 2, "adjudicated"),
+        ([_ann("a", "FAVOR"), _ann("b", "AGAINST")], [], 2, "disputed"),
+        # the adjudicator's decision is final, from either project, overlap reached or not
+        (
+            [_ann("a", "FAVOR"), _ann("b", "AGAINST")],
+            [_ann("j", "AGAINST", "adjudicator")],
+            2,
+            "adjudicated",
+        ),
+        ([_ann("a", "FAVOR")], [_ann("j", "AGAINST", "adjudicator")], 3, "adjudicated"),
+        ([_ann("a", "FAVOR"), _ann("j", "NEUTRAL", "adjudicator")], [], 2, "adjudicated"),
+        # an adjudicator does not count towards the overlap
+        ([_ann("a", "FAVOR"), _ann("b", "FAVOR")], [], 3, "in_review"),
+    ],
+)
+def test_flows_decide_status_from_what_people_did(
+    tmp_path: Path, review: list, adjudication: list, overlap: int, status: str
+) -> None:
+    store = LocalStore(tmp_path)
+    if review:
+        store.put_json(keys.human("d"), {"task_id": 1, "annotations": review})
+    if adjudication:
+        store.put_json(keys.adjudicator("d"), {"task_id": 9, "annotations": adjudication})
+    result = decide(store, "d", overlap)
+    assert result.status == status
+    if adjudication or any(a["role"] == "adjudicator" for a in review):
+        final = (adjudication or [a for a in review if a["role"] == "adjudicator"])[0]
+        assert [s.label for s in result.stances] == [final["stances"][0]["label"]]
+    if status in ("machine", "in_review"):
+        assert result.stances == [] and result.disputes == []
+
+
+def test_flows_agreement_in_a_release_names_no_annotator(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    report = {
+        "entity_f1_exact": 0.5,
+        "annotators": {"ann1@x.org": {"documents": 2}, "ann2@x.org": {"documents": 1}},
+        "stance_kappa_pairwise": {"ann1@x.org~ann2@x.org": 0.4},
+    }
+    out = pseudonymize_agreement(store, report)
+    assert "x.org" not in json.dumps(out)
+    p1, p2 = pseudonym(store, "ann1@x.org"), pseudonym(store, "ann2@x.org")
+    assert out["annotators"] == {p1: {"documents": 2}, p2: {"documents": 1}}
+    assert out["stance_kappa_pairwise"] == {"~".join(sorted((p1, p2))): 0.4}
+    assert out["entity_f1_exact"] == 0.5 and report["annotators"]["ann1@x.org"]  # input kept
+
+
+def test_flows_stance_model_from_the_store_is_fetched_once_by_version(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    settings = Settings(work_dir=tmp_path / "work")
+    assert stance_model_path(store, settings) is None
+    store.put_bytes(keys.stance_model("stance-clf-1"), b'{"x": 1}')
+    store.put_json(keys.stance_model_current, {"version": "stance-clf-1"})
+    path = stance_model_path(store, settings)
+    assert path is not None and path.read_bytes() == b'{"x": 1}'
+    assert path.name == "stance-clf-1.json"
+    explicit = Settings(work_dir=tmp_path / "work", stance_model=tmp_path / "mine.json")
+    assert stance_model_path(store, explicit) == tmp_path / "mine.json"

@@ -52,3 +52,34 @@ def test_pipeline_embedded_run_is_idempotent(
     # nothing is lost: the quarantined input is kept with its reason
     reasons = [k for k in store.list("quarantine/") if k.endswith("reason.json")]
     assert len(reasons) == 1
+
+    # an operator trains the stance classifier on labelled pairs; the next run re-annotates
+    # every document with it and records its version
+    from annotators.train import TrainedStance
+    from flows.cli import main as cli_main
+    from flows.tasks import keys
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        json.dumps(
+            {
+                "text": "Ankara has condemned Russia's invasion.",
+                "target": "Russia",
+                "label": "AGAINST",
+            }
+        )
+        + "\n"
+    )
+    assert cli_main(["train", "stance", "--from", str(gold), "--store", store_url]) == 0
+    current = store.get_json(keys.stance_model_current)
+    trained = TrainedStance.from_bytes(store.get_bytes(current["key"]))
+    assert current["version"] == trained.version
+    # training on the same examples again makes the same model: nothing new, no error
+    assert cli_main(["train", "stance", "--from", str(gold), "--store", store_url]) == 0
+    assert len(list(store.list("models/stance/"))) == 2  # the model and the current pointer
+
+    third = corpus_pipeline(sources=str(sources), store=store_url)
+    assert third["annotate"]["annotated"] == 5
+    assert third["release"]["created"] is True
+    manifest = json.loads(store.get_bytes(f"releases/{third['release']['version']}/manifest.json"))
+    assert any(trained.version in v for v in manifest["model_versions"])

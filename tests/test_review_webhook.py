@@ -7,44 +7,16 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from annotators.labelstudio import WEBHOOK_SECRET_HEADER, LabelStudioClient, to_result
-from flows.webhook import WebhookReceiver, make_server
+from flows.webhook import WebhookReceiver
 from schemas.labelstudio_config import label_config
 from tests.ls_fixtures import ReviewTeam
 from tests.test_labelstudio import E_MERKEL, TEXT, _doc
-
-SECRET = "s3cret-" + uuid.uuid4().hex
-
-
-class Calls:
-    def __init__(self) -> None:
-        self.count = 0
-        self.fired = threading.Event()
-
-    def __call__(self) -> None:
-        self.count += 1
-        self.fired.set()
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[WebhookReceiver, Calls, str]]:
-    calls = Calls()
-    hook = WebhookReceiver(calls, SECRET, debounce=0.5)
-    server = make_server(hook, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    try:
-        yield hook, calls, f"http://{host}:{port}/hooks/labelstudio"
-    finally:
-        server.shutdown()
-        server.server_close()
-        hook.close()
+from tests.webhook_fixtures import SECRET, Calls
 
 
 def _event(action: str = "ANNOTATION_CREATED", project: int = 1) -> dict[str, object]:
