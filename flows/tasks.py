@@ -309,6 +309,8 @@ def push_review(settings: Settings) -> dict[str, object]:
     """Every machine-annotated document to Label Studio, with predictions; Label Studio itself is
     asked which documents it already has, so a re-run (or a crash before our bookkeeping) never
     duplicates a task. Embedded mode writes a Label Studio import file instead."""
+    if settings.review_enabled and settings.webhook_url and not settings.webhook_secret:
+        raise ValueError("CORPUSFLOW_WEBHOOK_URL is set but CORPUSFLOW_WEBHOOK_SECRET is not")
     store = store_for(settings)
     doc_ids = machine_doc_ids(store)
     if not settings.review_enabled:
@@ -334,9 +336,7 @@ def push_review(settings: Settings) -> dict[str, object]:
     out: dict[str, object] = {"mode": "label-studio", "project_id": project_id}
     out.update(_as_dict(report))
     out.pop("task_ids", None)  # one id per document: too much for a run report
-    if settings.webhook_url:
-        if not settings.webhook_secret:
-            raise ValueError("CORPUSFLOW_WEBHOOK_URL is set but CORPUSFLOW_WEBHOOK_SECRET is not")
+    if settings.webhook_url and settings.webhook_secret:
         hook = client.register_webhook(project_id, settings.webhook_url, settings.webhook_secret)
         out["webhook"] = {"id": hook.id, "created": hook.created, "updated": hook.updated}
     return out
@@ -364,8 +364,7 @@ def _as_dict(obj: object) -> dict[str, object]:
 @network_task("collect-review")
 def collect_review(settings: Settings) -> dict[str, int]:
     """New and changed human annotations since the last collect: the review project's into
-    `human/<doc_id>.json` (with how many annotators submitted and whether that makes the
-    overlap), the adjudication project's into `human-adjudication/<doc_id>.json`."""
+    `human/<doc_id>.json`, the adjudication project's into `human-adjudication/<doc_id>.json`."""
     if not settings.review_enabled:
         return {"collected": 0}
     store = store_for(settings)
@@ -381,15 +380,9 @@ def collect_review(settings: Settings) -> dict[str, int]:
         overlap=settings.overlap,
     )
     for task_ in result:
-        store.put_json(
-            keys.human(task_.doc_id),
-            {
-                "task_id": task_.task_id,
-                "annotators": task_.annotators,
-                "done": task_.done,
-                "annotations": [a.model_dump(mode="json") for a in task_.annotations],
-            },
-        )
+        # whether the task is done is decided at adjudication, against the overlap of that run
+        anns = [a.model_dump(mode="json") for a in task_.annotations]
+        store.put_json(keys.human(task_.doc_id), {"task_id": task_.task_id, "annotations": anns})
     if result.cursor:
         state["cursor"] = result.cursor
     out = {"collected": len(result), "cancelled": result.cancelled}
@@ -444,9 +437,17 @@ def push_adjudication(settings: Settings, disputed: list[str]) -> dict[str, obje
 
 
 def _human(store: Store, doc_id: str) -> list[dict[str, Any]]:
+    """The annotations collected from the review project (adjudicators' included)."""
     if store.head(keys.human(doc_id)) is None:
         return []
     return list(store.get_json(keys.human(doc_id))["annotations"])
+
+
+def _adjudicator(store: Store, doc_id: str) -> list[dict[str, Any]]:
+    """The annotations collected from the adjudication project."""
+    if store.head(keys.adjudicator(doc_id)) is None:
+        return []
+    return list(store.get_json(keys.adjudicator(doc_id))["annotations"])
 
 
 # ---------------------------------------------------------------- adjudicate and publish
@@ -465,14 +466,17 @@ def _no_decision(doc_id: str, status: str) -> AdjudicationResult:
     )
 
 
-def decide(store: Store, doc_id: str, overlap: int) -> AdjudicationResult:
+def decide(
+    doc_id: str,
+    review: Sequence[dict[str, Any]],
+    adjudication: Sequence[dict[str, Any]],
+    overlap: int,
+) -> AdjudicationResult:
     """The decision for one document from what people did: no human work -> machine; an
     adjudicator's annotation (in the review or the adjudication project) -> final; fewer
     annotators than `overlap` -> in_review (machine labels stand until the task is done);
     else the adjudication rules."""
-    annotations = _human(store, doc_id)
-    if store.head(keys.adjudicator(doc_id)) is not None:
-        annotations += store.get_json(keys.adjudicator(doc_id))["annotations"]
+    annotations = [*review, *adjudication]
     if not annotations:
         return _no_decision(doc_id, "machine")
     item = AdjudicationInput.model_validate({"doc_id": doc_id, "annotations": annotations})
@@ -490,8 +494,8 @@ def adjudicate_all(settings: Settings) -> dict[str, object]:
     inputs = []
     disputed = []
     for doc_id in machine_doc_ids(store):
-        result = decide(store, doc_id, settings.overlap)
         human = _human(store, doc_id)
+        result = decide(doc_id, human, _adjudicator(store, doc_id), settings.overlap)
         if human:  # agreement between annotators, done or not (adjudicators are left out)
             item = AdjudicationInput.model_validate({"doc_id": doc_id, "annotations": human})
             inputs.append(item)
@@ -534,9 +538,7 @@ def pseudonymize_agreement(store: Store, report: dict[str, Any]) -> dict[str, An
 
 
 def release_record(store: Store, doc: AnnotatedDocument, result: AdjudicationResult) -> dict:  # type: ignore[type-arg]
-    people = _human(store, doc.doc_id)
-    if store.head(keys.adjudicator(doc.doc_id)) is not None:
-        people += store.get_json(keys.adjudicator(doc.doc_id))["annotations"]
+    people = _human(store, doc.doc_id) + _adjudicator(store, doc.doc_id)
     annotators = sorted({pseudonym(store, a["annotator"]) for a in people})
     gold = result.status in ("adjudicated", "reviewed")
     if gold:

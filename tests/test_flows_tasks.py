@@ -139,14 +139,9 @@ def _ann(who: str, label: str, role: str = "annotator") -> dict:
     ],
 )
 def test_flows_decide_status_from_what_people_did(
-    tmp_path: Path, review: list, adjudication: list, overlap: int, status: str
+    review: list, adjudication: list, overlap: int, status: str
 ) -> None:
-    store = LocalStore(tmp_path)
-    if review:
-        store.put_json(keys.human("d"), {"task_id": 1, "annotations": review})
-    if adjudication:
-        store.put_json(keys.adjudicator("d"), {"task_id": 9, "annotations": adjudication})
-    result = decide(store, "d", overlap)
+    result = decide("d", review, adjudication, overlap)
     assert result.status == status
     if adjudication or any(a["role"] == "adjudicator" for a in review):
         final = (adjudication or [a for a in review if a["role"] == "adjudicator"])[0]
