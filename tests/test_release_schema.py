@@ -125,6 +125,7 @@ def test_release_manifest_lists_code_models_and_every_status(tmp_path: Path) -> 
     assert manifest.code_version == "test-1" and manifest.model_versions == ["ner-1"]
     assert {k: v for k, v in manifest.counts.items() if k.startswith("status_")} == {
         "status_machine": 1,
+        "status_in_review": 0,
         "status_reviewed": 0,
         "status_adjudicated": 1,
         "status_disputed": 1,
