@@ -128,9 +128,12 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.pipeline import corpus_pipeline
+    from flows.pipeline import corpus_pipeline, review_cycle
 
-    report = corpus_pipeline(sources=args.sources, store=args.store)
+    if args.review_only:
+        report = review_cycle(store=args.store)
+    else:
+        report = corpus_pipeline(sources=args.sources, store=args.store)
     if args.json:
         _emit(report)
     else:
@@ -139,6 +142,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def summary(report: dict[str, Any]) -> str:
+    if "ingest" not in report:  # a review cycle
+        return "\n".join(
+            [
+                f"corpusflow review {report['run_id']}",
+                f"  collect    {report['review']['collect']}",
+                f"  adjudicate {report['adjudication']}",
+                f"  disputes   {report['review']['adjudication']}",
+                _release_line(report),
+                f"  report     {report['store'].rstrip('/')}/{report['report_key']}",
+            ]
+        )
     ing, push = report["ingest"], report["review"]["push"]
     lines = [
         f"corpusflow run {report['run_id']}: {report['inputs']} inputs from {report['sources']}",
@@ -157,14 +171,22 @@ def summary(report: dict[str, Any]) -> str:
             f"{report['review']['collect'].get('collected', 0)} annotated tasks collected"
         )
     lines.append(f"  adjudicate {report['adjudication']}")
-    rel = report["release"]
-    fate = "new" if rel["created"] else "unchanged, nothing published"
-    lines.append(f"  release    {rel['version']} ({fate}) in {report['store']}")
+    if report["review"]["adjudication"].get("disputed"):
+        lines.append(f"  disputes   {report['review']['adjudication']}")
+    lines.append(_release_line(report))
     for kind in ("skipped", "quarantined"):
         for item in ing[kind]:
             lines.append(f"  {kind:<10} {item['source']}: {item['reason']}")
     lines.append(f"  report     {report['store'].rstrip('/')}/{report['report_key']}")
     return "\n".join(lines)
+
+
+def _release_line(report: dict[str, Any]) -> str:
+    rel = report["release"]
+    if rel["version"] is None:
+        return f"  release    none: no document in {report['store']} yet"
+    fate = "new" if rel["created"] else "unchanged, nothing published"
+    return f"  release    {rel['version']} ({fate}) in {report['store']}"
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -274,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    p.add_argument(
+        "--review-only",
+        action="store_true",
+        help="only collect, adjudicate and publish (no ingest, annotate or push)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("pull", help="download a release and verify every checksum")

@@ -65,10 +65,7 @@ def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) 
     ).result()
 
     pushed = push_review(settings)
-    collected = collect_review(settings)
-    adjudicated = adjudicate_all(settings)
-    to_adjudicate = push_adjudication(settings, adjudicated["disputed"])
-    release = publish_release(settings, code_version())
+    tail = collect_adjudicate_publish(settings)
 
     report = {
         "run_id": run_id,
@@ -85,14 +82,52 @@ def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) 
             "annotated": sum(a["annotated"] for a in annotated),
             "unchanged": sum(a["unchanged"] for a in annotated),
         },
-        "review": {"push": pushed, "collect": collected, "adjudication": to_adjudicate},
-        "adjudication": adjudicated["counts"],
-        "agreement": adjudicated["agreement"],
-        "release": {"version": release.version, "created": release.created},
     }
+    tail["review"] = {"push": pushed, **tail["review"]}
+    report.update(tail)
     report["report_key"] = write_run_report(store_for(settings), run_id, report)
     create_markdown_artifact(
         key="corpusflow-run-report", markdown=render_markdown(report), description="corpusflow run"
+    )
+    return report
+
+
+def collect_adjudicate_publish(settings: Settings) -> dict[str, Any]:
+    """The review half of a run: collect what annotators and adjudicators did, adjudicate, send
+    disputes to the adjudication project, publish if the content changed."""
+    collected = collect_review(settings)
+    adjudicated = adjudicate_all(settings)
+    to_adjudicate = push_adjudication(settings, adjudicated["disputed"])
+    release = publish_release(settings, code_version())
+    return {
+        "review": {"collect": collected, "adjudication": to_adjudicate},
+        "adjudication": adjudicated["counts"],
+        "agreement": adjudicated["agreement"],
+        "release": release,
+    }
+
+
+@flow(name="corpusflow-review", log_prints=True)
+def review_cycle(store: str | None = None) -> dict[str, Any]:
+    """Collect, adjudicate, send disputes on and publish, without ingesting or annotating:
+    what the webhook receiver starts when annotators work (deployment `corpusflow-review/
+    review`). Documents are pushed to Label Studio by `corpus_pipeline`."""
+    settings = Settings() if store is None else Settings(store=store)
+    run_id = uuid.uuid4().hex[:12]
+    report: dict[str, Any] = {"run_id": run_id, "store": settings.store}
+    report.update(collect_adjudicate_publish(settings))
+    report["report_key"] = write_run_report(store_for(settings), run_id, report)
+    rel = report["release"]
+    create_markdown_artifact(
+        key="corpusflow-review-report",
+        markdown=(
+            f"# corpusflow review {run_id}\n\n| stage | result |\n|---|---|\n"
+            f"| collect | {report['review']['collect']} |\n"
+            f"| adjudication | {report['adjudication']} |\n"
+            f"| to adjudicators | {report['review']['adjudication']} |\n"
+            f"| release | {rel['version']} ({'new' if rel['created'] else 'unchanged'}) |\n"
+        ),
+        description="corpusflow review cycle",
     )
     return report
 

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from annotators.labelstudio import LabelStudioClient, LabelStudioError
 from corpus.adjudication import adjudicate, agreement_report
 from corpus.ledger import Ledger
-from corpus.release import PublishResult, publish
+from corpus.release import publish, read_latest
 from corpus.store import PreconditionFailed, Store, open_store, open_store_from_settings
 from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, clean_bytes, make_doc_id
 from schemas import (
@@ -576,9 +576,15 @@ def release_record(store: Store, doc: AnnotatedDocument, result: AdjudicationRes
 
 
 @network_task("publish-release")
-def publish_release(settings: Settings, code_version: str) -> PublishResult:
+def publish_release(settings: Settings, code_version: str) -> dict[str, object]:
+    """A new release version when the content changed: {"version", "created"}. A store with no
+    document publishes nothing (version: the latest one, or None)."""
     store = store_for(settings)
     doc_ids = machine_doc_ids(store)
+    if not doc_ids:
+        latest, _etag = read_latest(store)
+        get_run_logger().warning("publish: no document in the store, nothing to publish")
+        return {"version": latest["version"] if latest else None, "created": False}
     records = []
     model_versions: set[str] = set()
     for doc in iter_machine(store, doc_ids):
@@ -607,7 +613,7 @@ def publish_release(settings: Settings, code_version: str) -> PublishResult:
     get_run_logger().info(
         "publish: %s %s", result.version, "created" if result.created else "unchanged, nothing new"
     )
-    return result
+    return {"version": result.version, "created": result.created}
 
 
 def write_run_report(store: Store, run_id: str, report: dict) -> str:  # type: ignore[type-arg]

@@ -1,5 +1,6 @@
 """A small webhook receiver for Label Studio: annotation created, updated or deleted -> (after
-a quiet moment) one run of the collect-and-adjudicate flow through its Prefect deployment.
+a quiet moment) one run of the collect-and-adjudicate flow (`flows.pipeline.review_cycle`)
+through its Prefect deployment.
 
     python -m flows.webhook --port 8787 --secret "$CORPUSFLOW_WEBHOOK_SECRET"
 
@@ -24,7 +25,7 @@ from annotators.labelstudio import WEBHOOK_ACTIONS, WEBHOOK_SECRET_HEADER
 
 log = logging.getLogger("corpusflow.webhook")
 
-DEFAULT_DEPLOYMENT = "corpusflow-run/samples"
+DEFAULT_DEPLOYMENT = "corpusflow-review/review"  # flows.pipeline.review_cycle
 MAX_BODY = 10 * 1024 * 1024  # Label Studio sends whole annotations; anything bigger is not it
 
 

@@ -133,3 +133,18 @@ def test_cli_train_refuses_clearly_when_there_is_nothing_to_train_on(tmp_path: P
     assert code == 2 and "no labelled stances" in err and "Traceback" not in err
     code, _, err = run_cli("train", "stance", "--from", str(tmp_path / "nope.jsonl"))
     assert code == 2 and "no such file" in err
+
+
+def test_cli_review_only_on_an_empty_store_publishes_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    proc = subprocess.run(
+        [*CLI, "run", "--review-only", "--store", f"file://{store}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "corpusflow review" in proc.stdout and "release    none" in proc.stdout
+    assert not (store / "releases").exists()
+    assert len(list((store / "runs").glob("*.json"))) == 1  # the run is still reported

@@ -34,7 +34,7 @@ def test_e2e_review_loop_adjudicates_and_reruns_create_nothing(
     monkeypatch: pytest.MonkeyPatch,
     receiver: tuple[object, Calls, str],
 ) -> None:
-    from flows.pipeline import corpus_pipeline
+    from flows.pipeline import corpus_pipeline, review_cycle
 
     seaweed.ensure_bucket(BUCKET)
     env = {
@@ -170,8 +170,9 @@ def test_e2e_review_loop_adjudicates_and_reruns_create_nothing(
         password=judge[1],
     )
 
-    third = corpus_pipeline(sources=samples)
-    assert third["review"]["push"]["created"] == 0
+    # what the webhook starts: collect, adjudicate, publish (no ingest, annotate or push)
+    third = review_cycle()
+    assert "push" not in third["review"]
     assert third["review"]["collect"]["adjudicated"] == 1
     assert third["adjudication"] == {"adjudicated": 2, "in_review": 1, "machine": 2}
     assert third["review"]["adjudication"] == {"disputed": 0, "pushed": 0}
