@@ -245,13 +245,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_webhook(args: argparse.Namespace) -> int:
-    from flows.webhook import main as webhook_main
-
-    webhook_main(args.rest)
-    return 0
-
-
 def cmd_services(args: argparse.Namespace) -> int:
     from services.ctl import main as services_main
 
@@ -323,13 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
-        "webhook",
-        help="receive Label Studio webhooks and start the flow's deployment",
-        add_help=False,
+    # listed for --help; its options belong to flows.webhook, which main() hands them to
+    sub.add_parser(
+        "webhook", help="receive Label Studio webhooks and start the review flow's deployment"
     )
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_webhook)
 
     p = sub.add_parser("services", help="local Label Studio and SeaweedFS")
     p.add_argument("action", choices=["up", "down", "status", "where"])
@@ -340,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from corpus.store import StoreError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["webhook"]:
+        from flows.webhook import main as webhook_main
+
+        webhook_main(argv[1:])
+        return 0
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -148,3 +148,38 @@ def test_cli_review_only_on_an_empty_store_publishes_nothing(tmp_path: Path) -> 
     assert "corpusflow review" in proc.stdout and "release    none" in proc.stdout
     assert not (store / "releases").exists()
     assert len(list((store / "runs").glob("*.json"))) == 1  # the run is still reported
+
+
+def test_cli_webhook_takes_its_options_and_serves(tmp_path: Path) -> None:
+    import time
+
+    import requests
+
+    from services.seaweedfs import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "webhook", "--port", str(port), "--secret", "s3cret", "--debounce", "60"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/hooks/labelstudio"
+    try:
+        for _ in range(200):
+            try:
+                assert requests.get(url, timeout=2).json() == {"events": 0, "runs": 0}
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.communicate()[1][-2000:]
+                time.sleep(0.1)
+        event = {"action": "ANNOTATION_CREATED", "project": {"id": 1}}
+        assert requests.post(url, json=event, timeout=5).status_code == 403
+        signed = {"X-Corpusflow-Secret": "s3cret"}
+        answer = requests.post(url, json=event, headers=signed, timeout=5)
+        assert answer.status_code == 202
+        assert requests.get(url, timeout=2).json() == {"events": 1, "runs": 0}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
