@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from pydantic import BaseModel, Field
@@ -46,6 +46,9 @@ ADJUDICATION_SUFFIX = " – adjudication"
 COLLECT_FIELDS = "id,data,annotations,result,completed_by,updated_at,was_cancelled,lead_time"
 WEBHOOK_SECRET_HEADER = "X-Corpusflow-Secret"
 WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
+
+
+_W = TypeVar("_W")  # what a task is built from: a document, an adjudication item
 
 
 class LabelStudioError(RuntimeError):
@@ -501,16 +504,37 @@ class LabelStudioClient:
         wanted: dict[str, AnnotatedDocument] = {}
         for doc in docs:
             wanted[doc.doc_id] = doc  # the last version of a doc_id wins
+        report, pushed = self._reconcile(
+            project_id,
+            wanted,
+            lambda task, doc, current: self._sync_task(task, doc, current),
+            to_import_task,
+            batch_size,
+        )
+        self._show_model_version(project_id, [wanted[d] for d in pushed])
+        return report
+
+    def _reconcile(
+        self,
+        project_id: int,
+        wanted: dict[str, _W],
+        sync: Callable[[dict[str, Any], _W, list[dict[str, Any]]], bool],
+        to_payload: Callable[[_W], dict[str, Any]],
+        batch_size: int,
+    ) -> tuple[PushReport, list[str]]:
+        """Make the project hold one task per doc_id of `wanted`: missing ones imported in
+        batches (`to_payload`), existing ones without human work brought up to date by `sync`
+        (task, wanted item, the task's current predictions) -> changed?, tasks with human work
+        left alone. Returns the report and the doc_ids created or updated."""
         report = PushReport()
         existing = self._existing_by_doc_id(project_id)
         predictions = self._predictions_by_task(project_id) if existing else {}
-
-        new: list[AnnotatedDocument] = []
-        pushed: list[AnnotatedDocument] = []  # whose prediction is now in Label Studio
-        for doc_id, doc in wanted.items():
+        new: list[str] = []
+        pushed: list[str] = []
+        for doc_id, item in wanted.items():
             tasks = existing.get(doc_id)
             if not tasks:
-                new.append(doc)
+                new.append(doc_id)
                 continue
             report.task_ids[doc_id] = min(t["id"] for t in tasks)
             if any(_holds_human_work(t) for t in tasks):
@@ -518,29 +542,25 @@ class LabelStudioClient:
                 continue
             changed = False
             for task in tasks:
-                changed |= self._sync_task(task, doc, predictions.get(task["id"], []))
+                changed |= sync(task, item, predictions.get(task["id"], []))
             if changed:
                 report.updated += 1
-                pushed.append(doc)
+                pushed.append(doc_id)
             else:
                 report.unchanged += 1
-
         for start in range(0, len(new), batch_size):
             batch = new[start : start + batch_size]
-            payload = [to_import_task(doc) for doc in batch]
             body = self._request(
                 "POST",
                 f"/api/projects/{project_id}/import",
                 params={"return_task_ids": "true"},
-                json=payload,
+                json=[to_payload(wanted[d]) for d in batch],
             )
-            for doc, task_id in zip(batch, body.get("task_ids", []), strict=False):
-                report.task_ids[doc.doc_id] = int(task_id)
+            for doc_id, task_id in zip(batch, body.get("task_ids", []), strict=False):
+                report.task_ids[doc_id] = int(task_id)
             report.created += len(batch)
             pushed.extend(batch)
-
-        self._show_model_version(project_id, pushed)
-        return report
+        return report, pushed
 
     def _sync_task(
         self, task: dict[str, Any], doc: AnnotatedDocument, current: list[dict[str, Any]]
@@ -614,40 +634,15 @@ class LabelStudioClient:
         wanted: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         for doc, human, disputes in items:
             wanted[doc.doc_id] = _adjudication_task(doc, human, disputes)
-        report = PushReport()
-        existing = self._existing_by_doc_id(project_id)
-        predictions = self._predictions_by_task(project_id) if existing else {}
-        new: list[str] = []
-        for doc_id, (data, preds) in wanted.items():
-            tasks = existing.get(doc_id)
-            if not tasks:
-                new.append(doc_id)
-                continue
-            report.task_ids[doc_id] = min(t["id"] for t in tasks)
-            if any(_holds_human_work(t) for t in tasks):
-                report.skipped_human += 1
-                continue
-            changed = False
-            for task in tasks:
-                changed |= self._sync_adjudication_task(
-                    task, data, preds, predictions.get(task["id"], [])
-                )
-            if changed:
-                report.updated += 1
-            else:
-                report.unchanged += 1
-        for start in range(0, len(new), batch_size):
-            batch = new[start : start + batch_size]
-            payload = [{"data": wanted[d][0], "predictions": wanted[d][1]} for d in batch]
-            body = self._request(
-                "POST",
-                f"/api/projects/{project_id}/import",
-                params={"return_task_ids": "true"},
-                json=payload,
-            )
-            for doc_id, task_id in zip(batch, body.get("task_ids", []), strict=False):
-                report.task_ids[doc_id] = int(task_id)
-            report.created += len(batch)
+        report, _pushed = self._reconcile(
+            project_id,
+            wanted,
+            lambda task, item, current: self._sync_adjudication_task(
+                task, item[0], item[1], current
+            ),
+            lambda item: {"data": item[0], "predictions": item[1]},
+            batch_size,
+        )
         has_versions = any(preds for _, preds in wanted.values())
         if has_versions and self.project(project_id).get("model_version") != _pseudonym(0):
             # The label stream pre-fills only the project's model_version: annotator-1's.
