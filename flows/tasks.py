@@ -509,37 +509,58 @@ def adjudicate_all(settings: Settings) -> dict[str, object]:
     return {"counts": counts, "agreement": report, "disputed": disputed}
 
 
+class Pseudonyms:
+    """Stable pseudonyms for annotators: keyed with a random salt kept in the store, so emails
+    cannot be guessed back from a release. The salt is read (or created) once, at first use,
+    so a publish costs one read of it, not one per annotation."""
+
+    KEY = "config/pseudonym-salt"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._salt: bytes | None = None
+
+    def __call__(self, name: str) -> str:
+        if self._salt is None:
+            if self.store.head(self.KEY) is None:
+                with contextlib.suppress(PreconditionFailed):  # another run won: use theirs
+                    self.store.put_if_absent(self.KEY, os.urandom(32).hex().encode())
+            self._salt = self.store.get_bytes(self.KEY)
+        return "annotator-" + hashlib.sha256(self._salt + name.encode("utf-8")).hexdigest()[:10]
+
+
 def pseudonym(store: Store, name: str) -> str:
-    """A stable pseudonym per annotator: keyed with a random salt kept in the store, so emails
-    cannot be guessed back from a release."""
-    if store.head("config/pseudonym-salt") is None:
-        with contextlib.suppress(PreconditionFailed):  # another run won the race: use theirs
-            store.put_if_absent("config/pseudonym-salt", os.urandom(32).hex().encode())
-    salt = store.get_bytes("config/pseudonym-salt")
-    return "annotator-" + hashlib.sha256(salt + name.encode("utf-8")).hexdigest()[:10]
+    """The pseudonym of one annotator (see Pseudonyms)."""
+    return Pseudonyms(store)(name)
 
 
-def pseudonymize_agreement(store: Store, report: dict[str, Any]) -> dict[str, Any]:
+def pseudonymize_agreement(report: dict[str, Any], names: Pseudonyms) -> dict[str, Any]:
     """The agreement report as a release carries it: annotators under their pseudonyms (the
     run report in the store keeps the emails, for the operator)."""
     out = dict(report)
     if "annotators" in out:
         out["annotators"] = {
-            pseudonym(store, name): stats for name, stats in sorted(out["annotators"].items())
+            names(name): stats for name, stats in sorted(out["annotators"].items())
         }
     if "stance_kappa_pairwise" in out:
         pairs = {}
         for key, value in out["stance_kappa_pairwise"].items():
             a, _, b = key.partition("~")
-            pa, pb = sorted((pseudonym(store, a), pseudonym(store, b)))
+            pa, pb = sorted((names(a), names(b)))
             pairs[f"{pa}~{pb}"] = value
         out["stance_kappa_pairwise"] = dict(sorted(pairs.items()))
     return out
 
 
-def release_record(store: Store, doc: AnnotatedDocument, result: AdjudicationResult) -> dict:  # type: ignore[type-arg]
+def release_record(
+    store: Store,
+    doc: AnnotatedDocument,
+    result: AdjudicationResult,
+    names: Pseudonyms | None = None,
+) -> dict[str, Any]:
+    names = names or Pseudonyms(store)
     people = _human(store, doc.doc_id) + _adjudicator(store, doc.doc_id)
-    annotators = sorted({pseudonym(store, a["annotator"]) for a in people})
+    annotators = sorted({names(a["annotator"]) for a in people})
     gold = result.status in ("adjudicated", "reviewed")
     if gold:
         entities = [{**e.model_dump(), "text": doc.text[e.start : e.end]} for e in result.entities]
@@ -587,14 +608,15 @@ def publish_release(settings: Settings, code_version: str) -> dict[str, object]:
         return {"version": latest["version"] if latest else None, "created": False}
     records = []
     model_versions: set[str] = set()
+    names = Pseudonyms(store)
     for doc in iter_machine(store, doc_ids):
         decision = AdjudicationResult.model_validate(store.get_json(keys.adjudicated(doc.doc_id)))
-        records.append(release_record(store, doc, decision))
+        records.append(release_record(store, doc, decision, names))
         model_versions.add(doc.model_version)
     agreement = (
         store.get_json("review/agreement.json") if store.head("review/agreement.json") else {}
     )
-    agreement = pseudonymize_agreement(store, agreement)
+    agreement = pseudonymize_agreement(agreement, names)
     schema = {
         "entity_labels": list(ENTITY_LABELS),
         "stance_labels": list(STANCE_LABELS),

@@ -14,6 +14,7 @@ import requests
 from annotators.labelstudio import LabelStudioError
 from corpus.store import LocalStore
 from flows.tasks import (
+    Pseudonyms,
     _retryable,
     batched,
     decide,
@@ -157,7 +158,7 @@ def test_flows_agreement_in_a_release_names_no_annotator(tmp_path: Path) -> None
         "annotators": {"ann1@x.org": {"documents": 2}, "ann2@x.org": {"documents": 1}},
         "stance_kappa_pairwise": {"ann1@x.org~ann2@x.org": 0.4},
     }
-    out = pseudonymize_agreement(store, report)
+    out = pseudonymize_agreement(report, Pseudonyms(store))
     assert "x.org" not in json.dumps(out)
     p1, p2 = pseudonym(store, "ann1@x.org"), pseudonym(store, "ann2@x.org")
     assert out["annotators"] == {p1: {"documents": 2}, p2: {"documents": 1}}
