@@ -182,7 +182,8 @@ class LabelStudioService:
         )
         response.raise_for_status()
         self.token = str(response.json()["token"])
-        # the password on stdin (getpass reads it there: no terminal), never on a command line
+        # the password on stdin, never on a command line; getpass reads stdin only when there
+        # is no terminal to open, hence a session of its own
         done = subprocess.run(
             [str(self.binary), "reset_password", "--username", self.username],
             input=self.password + "\n",
@@ -191,6 +192,7 @@ class LabelStudioService:
             cwd=self.data_dir,
             env=self._server_env(),
             timeout=300,
+            start_new_session=True,
         )
         if done.returncode != 0:
             raise LabelStudioStartError(

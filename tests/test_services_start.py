@@ -327,3 +327,55 @@ def test_services_up_generates_secrets_narrates_and_reuses(
             assert saved[name] not in second.out + second.err, name
     finally:
         ctl.main(["down"])
+
+
+@pytest.mark.integration
+def test_services_labelstudio_retires_the_token_and_password_older_checkouts_shared(
+    tmp_path: Path,
+) -> None:
+    """A Label Studio first started by an older checkout (token and password the same for
+    everyone) gets a new token and our generated password; the old token stops working."""
+    import requests
+
+    from services.labelstudio import _PUBLISHED_TOKEN
+    from tests.ls_fixtures import free_port
+
+    port = free_port()
+    old = LabelStudioService(
+        data_dir=tmp_path / "labelstudio",
+        port=port,
+        password="corpusflow-admin",
+        token=_PUBLISHED_TOKEN,
+    )
+    old.start(timeout=480)
+    try:
+        upgraded = LabelStudioService(
+            data_dir=tmp_path / "labelstudio", port=port, token=_PUBLISHED_TOKEN
+        )
+        assert upgraded.retire_published_token(progress=None) is True
+        assert upgraded.token != _PUBLISHED_TOKEN
+
+        def whoami(token: str) -> int:
+            return requests.get(
+                f"{upgraded.url}/api/current-user/whoami",
+                headers={"Authorization": f"Token {token}"},
+                timeout=10,
+            ).status_code
+
+        assert whoami(upgraded.token) == 200
+        assert whoami(_PUBLISHED_TOKEN) == 401
+        # Label Studio's own tool says the generated password is now the admin's
+        check = subprocess.run(
+            [str(upgraded.binary), "reset_password", "--username", upgraded.username],
+            input=upgraded.password + "\n",
+            capture_output=True,
+            text=True,
+            cwd=upgraded.data_dir,
+            env=upgraded._server_env(),
+            timeout=300,
+            start_new_session=True,
+        )
+        assert "same as current" in check.stdout, check.stdout[-2000:]
+        assert upgraded.retire_published_token(progress=None) is False  # once is enough
+    finally:
+        old.stop()
