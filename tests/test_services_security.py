@@ -313,3 +313,40 @@ def test_services_seaweed_config_files_are_private(seaweed: SeaweedService) -> N
     ):
         assert path.stat().st_mode & 0o777 == 0o600, path
     assert not (seaweed.data_dir / "tls" / "ca.key").exists()  # no one can mint a certificate
+
+
+def test_services_no_identity_can_raise_its_own_rights(
+    seaweed: SeaweedService, planted: Planted
+) -> None:
+    """The embedded IAM API answers on the S3 port: it must refuse new keys and policies."""
+    import boto3
+
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }
+    )
+    for key, secret in (
+        (seaweed.access_key, seaweed.secret_key),
+        (seaweed.readonly_access_key, seaweed.readonly_secret_key),
+        (seaweed.operator_access_key, seaweed.operator_secret_key),
+    ):
+        iam = boto3.client(
+            "iam",
+            endpoint_url=seaweed.endpoint_url,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            region_name=seaweed.region,
+        )
+        with pytest.raises(ClientError):
+            iam.create_user(UserName=f"extra-{uuid.uuid4().hex[:6]}")
+        with pytest.raises(ClientError):
+            iam.create_access_key(UserName="corpusflow-reader")
+        with pytest.raises(ClientError):
+            iam.put_user_policy(
+                UserName="corpusflow-reader", PolicyName="all", PolicyDocument=policy
+            )
+    reader = make_s3_store(seaweed, planted.prefix, readonly=True)
+    with pytest.raises(AccessDenied):
+        reader.get_bytes("config/pseudonym-salt")
