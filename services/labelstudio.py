@@ -248,7 +248,9 @@ class LabelStudioService:
                     # The admin is created once, with the token of the first start.
                     raise LabelStudioStartError(
                         f"Label Studio on {self.url} rejects the API token; was {self.data_dir} "
-                        "first started with another LABEL_STUDIO_USER_TOKEN?"
+                        "first started with another one (LABEL_STUDIO_USER_TOKEN, or "
+                        "LABEL_STUDIO_API_KEY in .services/env)? Put that one back, or "
+                        "`make clean-data` to start afresh"
                     )
             if progress and time.monotonic() - told >= every:
                 told = time.monotonic()
