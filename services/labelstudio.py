@@ -4,6 +4,7 @@ at its first start (generated, never a default), its data, log and pidfile in on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -194,7 +195,9 @@ class LabelStudioService:
             timeout=300,
             start_new_session=True,
         )
-        if done.returncode != 0:
+        # it exits 0 when it changed nothing ("not found"): read what it says
+        said = done.stdout.lower()
+        if done.returncode != 0 or not ("successfully" in said or "same as current" in said):
             raise LabelStudioStartError(
                 f"could not set a new admin password in {self.data_dir}:\n{done.stdout[-2000:]}"
             )
@@ -217,7 +220,8 @@ class LabelStudioService:
         for entry in nested.iterdir():
             os.replace(entry, self.data_dir / entry.name)
         nested.rmdir()
-        nested.parent.rmdir()
+        with contextlib.suppress(OSError):  # anything else in there is not ours to delete
+            nested.parent.rmdir()
         if progress:
             progress(f"Label Studio: moved its data from {nested} to {self.data_dir}")
 

@@ -92,7 +92,8 @@ class SeaweedService:
     readonly_secret_key: str = ""
     operator_access_key: str = ""
     operator_secret_key: str = ""
-    # "bucket/prefix" of each store whose releases the reader may read; `*` matches a segment
+    # "bucket/prefix" of each store whose releases the reader may read; `*` is a wildcard (the
+    # tests give each test a prefix of its own), so a production root should name its prefix
     release_roots: tuple[str, ...] = ("corpusflow/store",)
     binary: Path = field(default_factory=lambda: _VENV_WEED)
     # Every other port `weed mini` opens. The gRPC ports are given explicitly because weed
