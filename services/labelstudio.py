@@ -102,7 +102,7 @@ class LabelStudioService:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, timeout: float = 240, progress: Callable[[str], None] | None = _say) -> None:
+    def start(self, timeout: float = 480, progress: Callable[[str], None] | None = _say) -> None:
         """Start Label Studio unless ours is already up (or starting), then wait until it
         answers and accepts the token; `progress` hears how the wait goes every few seconds."""
         deadline = time.monotonic() + timeout
