@@ -191,12 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample", type=int, default=200, help="one-per-call sample size")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--url", help="use this running Label Studio instead of starting one")
-    parser.add_argument("--token", default=None)
+    parser.add_argument("--token", default=None, help="its admin token (with --url)")
     args = parser.parse_args(argv)
     if args.url:
-        from services.labelstudio import DEFAULT_TOKEN
-
-        client = LabelStudioClient(args.url, args.token or DEFAULT_TOKEN, timeout=600)
+        if not args.token:
+            parser.error("--url needs --token (no Label Studio has a default token)")
+        client = LabelStudioClient(args.url, args.token, timeout=600)
         print_table(run(client, args.n, args.sample, args.batch))
         return
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:

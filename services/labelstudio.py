@@ -1,47 +1,92 @@
-"""Run a local Label Studio: headless, on 127.0.0.1, with a pre-made admin and legacy API token,
-its data, log and pidfile in one folder. Used by `make services-up` and the test fixtures."""
+"""Run a local Label Studio: headless, on 127.0.0.1, with an admin and a legacy API token made
+at its first start (generated, never a default), its data, log and pidfile in one folder. Used by
+`make services-up` and the test fixtures."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
-DEFAULT_TOKEN = "c0f5e2a9d4b1c87e36f0a5d2b9e4c1f7a83d6b20"
+from services.common import PortInUse, port_is_free
+
 _REPO = Path(__file__).resolve().parent.parent
+# Label Studio's base data folder, made relative to a relative LABEL_STUDIO_BASE_DATA_DIR: where
+# the data of checkouts started before the path was made absolute lies.
+_NESTED = Path(".services") / "labelstudio"
+
+
+# The admin token and password every checkout got before they were generated: an instance
+# still holding them is open to anyone who has read this repository's history.
+_PUBLISHED_TOKEN = "c0f5e2a9d4b1c87e36f0a5d2b9e4c1f7a83d6b20"
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 class LabelStudioStartError(RuntimeError):
     """Label Studio did not come up; the message holds the tail of its log."""
 
 
+class LabelStudioPortInUse(LabelStudioStartError, PortInUse):
+    """Our port is held by another process."""
+
+
 @dataclass
 class LabelStudioService:
+    """`password` and `token` are the admin's; empty ones are generated (the first start creates
+    the admin with them, so a caller keeps them: `services up` writes `.services/env`)."""
+
     data_dir: Path
     port: int = 8085
     host: str = "127.0.0.1"
     username: str = "admin@corpusflow.local"
-    password: str = "corpusflow-admin"
-    token: str = DEFAULT_TOKEN
+    password: str = ""
+    token: str = ""
     binary: Path = field(default_factory=lambda: _REPO / ".services/ls-venv/bin/label-studio")
 
+    def __post_init__(self) -> None:
+        # Label Studio runs in data_dir: a relative LABEL_STUDIO_BASE_DATA_DIR would nest there
+        self.data_dir = Path(self.data_dir).resolve()
+        self.password = self.password or secrets.token_urlsafe(18)
+        self.token = self.token or secrets.token_hex(20)  # a legacy token: 40 characters
+
     @classmethod
-    def from_env(cls, base: Path) -> LabelStudioService:
-        """A service under `base` (data in `base/labelstudio`), overridden by the environment."""
+    def from_env(cls, base: Path, saved: Mapping[str, str] | None = None) -> LabelStudioService:
+        """A service under `base` (data in `base/labelstudio`). The admin comes from the
+        environment (LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD, LABEL_STUDIO_USER_TOKEN),
+        else from `saved` (what `.services/env` holds), else is generated."""
         env = {k: v for k, v in os.environ.items() if v}  # an empty variable counts as unset
-        service = cls(data_dir=base / "labelstudio")
-        if "CORPUSFLOW_LS_PORT" in env:
-            service.port = int(env["CORPUSFLOW_LS_PORT"])
-        service.username = env.get("LABEL_STUDIO_USERNAME", service.username)
-        service.password = env.get("LABEL_STUDIO_PASSWORD", service.password)
-        service.token = env.get("LABEL_STUDIO_USER_TOKEN", service.token)
-        return service
+        saved = dict(saved or {})
+        return cls(
+            data_dir=Path(base) / "labelstudio",
+            port=int(env.get("CORPUSFLOW_LS_PORT", 8085)),
+            username=env.get("LABEL_STUDIO_USERNAME")
+            or saved.get("LABEL_STUDIO_USERNAME")
+            or "admin@corpusflow.local",
+            password=env.get("LABEL_STUDIO_PASSWORD") or saved.get("LABEL_STUDIO_PASSWORD", ""),
+            token=env.get("LABEL_STUDIO_USER_TOKEN") or saved.get("LABEL_STUDIO_API_KEY", ""),
+        )
+
+    def env(self) -> dict[str, str]:
+        """What `.services/env` keeps of this service: the pipeline's URL and token, and the
+        admin's login for people."""
+        return {
+            "LABEL_STUDIO_URL": self.url,
+            "LABEL_STUDIO_API_KEY": self.token,
+            "LABEL_STUDIO_USERNAME": self.username,
+            "LABEL_STUDIO_PASSWORD": self.password,
+        }
 
     @property
     def url(self) -> str:
@@ -57,39 +102,29 @@ class LabelStudioService:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, timeout: float = 240) -> None:
+    def start(self, timeout: float = 480, progress: Callable[[str], None] | None = _say) -> None:
         """Start Label Studio unless ours is already up (or starting), then wait until it
-        answers and accepts the token."""
+        answers and accepts the token; `progress` hears how the wait goes every few seconds."""
         deadline = time.monotonic() + timeout
         pid = self._pid()
         if pid is not None:
             # Ours, from this data folder: up already, or still starting (another caller).
-            self._wait_ready(deadline, lambda: _alive(pid), started=False)
+            self._wait_ready(deadline, lambda: _alive(pid), started=False, progress=progress)
             return
-        if self._healthy():
-            # Something answers on our port but is not ours: a second server would only fail
-            # to bind, so say what is there instead.
-            raise LabelStudioStartError(
-                f"{self.url} is already served by a process not started from {self.data_dir}"
+        if self._healthy() or not port_is_free(self.host, self.port):
+            # Our port is taken by something that is not ours: a second server would only fail
+            # to bind, after a minute of starting, so say what to change instead.
+            raise LabelStudioPortInUse(
+                f"Label Studio cannot start, another process holds port {self.port} on "
+                f"{self.host}: stop it or set CORPUSFLOW_LS_PORT to a free port"
             )
         self.pid_path.unlink(missing_ok=True)  # stale, from a crashed run
         if not self.binary.exists():
             raise LabelStudioStartError(f"{self.binary} not found: run `make install`")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "LABEL_STUDIO_USERNAME": self.username,
-            "LABEL_STUDIO_PASSWORD": self.password,
-            "LABEL_STUDIO_USER_TOKEN": self.token,
-            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-            "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
-            "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
-            # Annotators join through the organisation's invite link only.
-            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-            "DJANGO_DB": "sqlite",
-            "SENTRY_DSN": "",
-            "FRONTEND_SENTRY_DSN": "",
-        }
+        self.data_dir.chmod(0o700)  # its database holds the admin's token
+        self._move_nested_data(progress)
+        env = self._server_env()
         cmd = [
             str(self.binary),
             "start",
@@ -112,28 +147,124 @@ class LabelStudioService:
             )
         self.pid_path.write_text(str(process.pid))
         try:
-            self._wait_ready(deadline, lambda: process.poll() is None, started=True)
+            self._wait_ready(
+                deadline, lambda: process.poll() is None, started=True, progress=progress
+            )
         except LabelStudioStartError:
             self.stop()
             raise
 
-    def _wait_ready(self, deadline: float, alive: Callable[[], bool], started: bool) -> None:
+    def _server_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "LABEL_STUDIO_USERNAME": self.username,
+            "LABEL_STUDIO_PASSWORD": self.password,
+            "LABEL_STUDIO_USER_TOKEN": self.token,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
+            "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
+            # Annotators join through the organisation's invite link only.
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            "DJANGO_DB": "sqlite",
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+        }
+
+    def retire_published_token(self, progress: Callable[[str], None] | None = _say) -> bool:
+        """An instance first started by an older checkout has the token and password that were
+        then the same for everyone: give it a new token and our (generated) password. True
+        when `token` changed (the caller keeps the new one)."""
+        if self.token != _PUBLISHED_TOKEN:
+            return False
+        response = requests.post(
+            f"{self.url}/api/current-user/reset-token/",
+            headers={"Authorization": f"Token {self.token}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        self.token = str(response.json()["token"])
+        # the password on stdin, never on a command line; getpass reads stdin only when there
+        # is no terminal to open, hence a session of its own
+        done = subprocess.run(
+            [str(self.binary), "reset_password", "--username", self.username],
+            input=self.password + "\n",
+            capture_output=True,
+            text=True,
+            cwd=self.data_dir,
+            env=self._server_env(),
+            timeout=300,
+            start_new_session=True,
+        )
+        # it exits 0 when it changed nothing ("not found"): read what it says
+        said = done.stdout.lower()
+        if done.returncode != 0 or not ("successfully" in said or "same as current" in said):
+            raise LabelStudioStartError(
+                f"could not set a new admin password in {self.data_dir}:\n{done.stdout[-2000:]}"
+            )
+        if progress:
+            progress("Label Studio: replaced the admin token and password older versions shared")
+        return True
+
+    def _move_nested_data(self, progress: Callable[[str], None] | None) -> None:
+        """Data of a checkout started while LABEL_STUDIO_BASE_DATA_DIR was relative lies in
+        data_dir/.services/labelstudio: move it up, where Label Studio now looks."""
+        nested = self.data_dir / _NESTED
+        if not nested.is_dir():
+            return
+        clashes = sorted(p.name for p in nested.iterdir() if (self.data_dir / p.name).exists())
+        if clashes:
+            raise LabelStudioStartError(
+                f"Label Studio data in both {self.data_dir} and {nested} ({', '.join(clashes)}): "
+                f"keep one (move the other away) and start again"
+            )
+        for entry in nested.iterdir():
+            os.replace(entry, self.data_dir / entry.name)
+        nested.rmdir()
+        with contextlib.suppress(OSError):  # anything else in there is not ours to delete
+            nested.parent.rmdir()
+        if progress:
+            progress(f"Label Studio: moved its data from {nested} to {self.data_dir}")
+
+    def _wait_ready(
+        self,
+        deadline: float,
+        alive: Callable[[], bool],
+        started: bool,
+        progress: Callable[[str], None] | None = None,
+        every: float = 5.0,
+    ) -> None:
         healthy_since: float | None = None
+        began = time.monotonic()
+        told = began
         while time.monotonic() < deadline:
             if not alive():
                 raise LabelStudioStartError(
                     f"Label Studio on {self.url} exited while starting:\n{self._log_tail()}"
                 )
-            if self._healthy():
+            healthy = self._healthy()
+            if healthy:
                 if self._token_works():
+                    if progress and time.monotonic() - began > every:
+                        progress(f"Label Studio: ready on {self.url} after {_ago(began)}")
                     return
                 healthy_since = healthy_since or time.monotonic()
                 if time.monotonic() - healthy_since > 30:
                     # The admin is created once, with the token of the first start.
                     raise LabelStudioStartError(
                         f"Label Studio on {self.url} rejects the API token; was {self.data_dir} "
-                        "first started with another LABEL_STUDIO_USER_TOKEN?"
+                        "first started with another one (LABEL_STUDIO_USER_TOKEN, or "
+                        "LABEL_STUDIO_API_KEY in .services/env)? Put that one back, or "
+                        "`make clean-data` to start afresh"
                     )
+            if progress and time.monotonic() - told >= every:
+                told = time.monotonic()
+                waits = (
+                    "for the admin's API token to be accepted"
+                    if healthy
+                    else f"for {self.url}/health (a first start takes 1-2 minutes)"
+                )
+                left = max(0, deadline - told)
+                progress(f"Label Studio: {_ago(began)} elapsed, waiting {waits}; {left:.0f} s left")
             time.sleep(1.0)
         what = "start" if started else "become ready"
         raise LabelStudioStartError(
@@ -210,6 +341,10 @@ class LabelStudioService:
         except FileNotFoundError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _ago(since: float) -> str:
+    return f"{time.monotonic() - since:.0f} s"
 
 
 def _alive(pid: int) -> bool:

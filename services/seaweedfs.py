@@ -1,9 +1,13 @@
 """A local SeaweedFS (`weed mini`) for development and tests: a real, authenticated S3 endpoint
-with an admin identity and a read+list-only identity, every port set explicitly."""
+with three identities (publisher, reader of `releases/` only, operator) and no way around them:
+the filer and master HTTP APIs are off, the volume servers want signed tokens, every gRPC port
+wants a client certificate that exists only in the instance's folder (mode 700)."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import json
 import os
 import secrets
@@ -11,9 +15,12 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from services.common import PortInUse, port_is_free
 
 _VENV_WEED = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "weed"
 
@@ -21,8 +28,35 @@ _VENV_WEED = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "weed"
 RESERVED_PORTS = frozenset({8080, 8085, 8333, 9333, 8888})
 
 
+# The setting that moves each port of a `from_env` instance (a gRPC port follows its HTTP port).
+PORT_SETTINGS = {
+    "s3": "CORPUSFLOW_S3_PORT",
+    "s3_grpc": "CORPUSFLOW_S3_GRPC_PORT",
+    "master": "CORPUSFLOW_SEAWEED_MASTER_PORT",
+    "master_grpc": "CORPUSFLOW_SEAWEED_MASTER_PORT (gRPC on it + 10000)",
+    "volume": "CORPUSFLOW_SEAWEED_VOLUME_PORT",
+    "volume_grpc": "CORPUSFLOW_SEAWEED_VOLUME_PORT (gRPC on it + 10000)",
+    "filer": "CORPUSFLOW_SEAWEED_FILER_PORT",
+    "filer_grpc": "CORPUSFLOW_SEAWEED_FILER_PORT (gRPC on it + 10000)",
+    "admin": "CORPUSFLOW_SEAWEED_ADMIN_PORT",
+    "admin_grpc": "CORPUSFLOW_SEAWEED_ADMIN_PORT (gRPC on it + 10000)",
+}
+
+# Names in `.services/env` (and in the environment, which wins) of the non-pipeline identities.
+READER_VARS = ("CORPUSFLOW_S3_READONLY_ACCESS_KEY", "CORPUSFLOW_S3_READONLY_SECRET_KEY")
+OPERATOR_VARS = ("CORPUSFLOW_S3_OPERATOR_ACCESS_KEY", "CORPUSFLOW_S3_OPERATOR_SECRET_KEY")
+
+# gRPC components of one `weed mini` process; each gets the same certificate (weed checks the
+# CA, not host names), and [grpc.client] is what the S3 gateway and `weed shell` present.
+_GRPC_SECTIONS = ("master", "volume", "filer", "s3", "admin", "worker", "msg_broker", "msg_agent")
+
+
 class SeaweedError(RuntimeError):
     """SeaweedFS could not be started, or something else holds its place."""
+
+
+class SeaweedPortInUse(SeaweedError, PortInUse):
+    """A port of ours is held by another process."""
 
 
 def free_port(host: str = "127.0.0.1", *, avoid: set[int] | None = None) -> int:
@@ -37,17 +71,18 @@ def free_port(host: str = "127.0.0.1", *, avoid: set[int] | None = None) -> int:
     raise SeaweedError("no free port found")
 
 
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+def _new_key(prefix: str) -> tuple[str, str]:
+    return prefix + secrets.token_hex(8), secrets.token_urlsafe(24)
 
 
 @dataclass
 class SeaweedService:
+    """One `weed mini` instance. `access_key`/`secret_key` are the publisher's (what the pipeline
+    uses: read, write, list, tag; no bucket administration); `readonly_*` the reader's (get and
+    list under `<root>/releases/` of each of `release_roots`, nothing else); `operator_*` the
+    operator's (admin: buckets and their settings). Keys not given are generated; a caller
+    that needs them again keeps them (`services up` writes them to `.services/env`)."""
+
     data_dir: Path
     s3_port: int = 8333
     host: str = "127.0.0.1"
@@ -55,6 +90,11 @@ class SeaweedService:
     secret_key: str = ""
     readonly_access_key: str = ""
     readonly_secret_key: str = ""
+    operator_access_key: str = ""
+    operator_secret_key: str = ""
+    # "bucket/prefix" of each store whose releases the reader may read; `*` is a wildcard (the
+    # tests give each test a prefix of its own), so a production root should name its prefix
+    release_roots: tuple[str, ...] = ("corpusflow/store",)
     binary: Path = field(default_factory=lambda: _VENV_WEED)
     # Every other port `weed mini` opens. The gRPC ports are given explicitly because weed
     # otherwise derives them (+10000) and two instances would collide. The admin worker dials
@@ -73,24 +113,36 @@ class SeaweedService:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
         self.binary = Path(self.binary)
+        self.release_roots = tuple(r.strip("/") for r in self.release_roots)
         if not (self.access_key and self.secret_key):
-            self.access_key, self.secret_key = self._stored_credentials("admin")
+            self.access_key, self.secret_key = _new_key("cfpub")
         if not (self.readonly_access_key and self.readonly_secret_key):
-            self.readonly_access_key, self.readonly_secret_key = self._stored_credentials(
-                "readonly"
-            )
+            self.readonly_access_key, self.readonly_secret_key = _new_key("cfro")
+        if not (self.operator_access_key and self.operator_secret_key):
+            self.operator_access_key, self.operator_secret_key = _new_key("cfop")
 
     # ------------------------------------------------------------ construction
 
     @classmethod
-    def from_env(cls, base: Path) -> SeaweedService:
+    def from_env(
+        cls,
+        base: Path,
+        saved: Mapping[str, str] | None = None,
+        *,
+        release_roots: tuple[str, ...] = ("corpusflow/store",),
+    ) -> SeaweedService:
         """The developer instance under `base/seaweedfs`, configured by CORPUSFLOW_S3_* and
-        CORPUSFLOW_SEAWEED_*_PORT variables; credentials not given in the environment are
-        generated once and kept in the data folder so a restart reuses them."""
+        CORPUSFLOW_SEAWEED_*_PORT variables. Keys come from the environment, else from `saved`
+        (what `.services/env` holds: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are the
+        publisher's there), else are generated."""
         env = {k: v for k, v in os.environ.items() if v != ""}
+        saved = dict(saved or {})
 
         def port(name: str, default: int) -> int:
             return int(env.get(name, default))
+
+        def key(env_name: str, saved_name: str) -> str:
+            return env.get(env_name) or saved.get(saved_name, "")
 
         s3_port = port("CORPUSFLOW_S3_PORT", 8333)
         master_port = port("CORPUSFLOW_SEAWEED_MASTER_PORT", 9333)
@@ -110,10 +162,13 @@ class SeaweedService:
             "filer_grpc_port": filer_port + 10000,
             "admin_port": admin_port,
             "admin_grpc_port": admin_port + 10000,
-            "access_key": env.get("CORPUSFLOW_S3_ACCESS_KEY", ""),
-            "secret_key": env.get("CORPUSFLOW_S3_SECRET_KEY", ""),
-            "readonly_access_key": env.get("CORPUSFLOW_S3_READONLY_ACCESS_KEY", ""),
-            "readonly_secret_key": env.get("CORPUSFLOW_S3_READONLY_SECRET_KEY", ""),
+            "access_key": key("CORPUSFLOW_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+            "secret_key": key("CORPUSFLOW_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+            "readonly_access_key": key(READER_VARS[0], READER_VARS[0]),
+            "readonly_secret_key": key(READER_VARS[1], READER_VARS[1]),
+            "operator_access_key": key(OPERATOR_VARS[0], OPERATOR_VARS[0]),
+            "operator_secret_key": key(OPERATOR_VARS[1], OPERATOR_VARS[1]),
+            "release_roots": release_roots,
         }
         if "CORPUSFLOW_WEED" in env:
             kwargs["binary"] = Path(env["CORPUSFLOW_WEED"])
@@ -131,7 +186,7 @@ class SeaweedService:
             return p
 
         admin = pick()
-        while admin + 10000 > 65535 or not _port_is_free(host, admin + 10000):
+        while admin + 10000 > 65535 or not port_is_free(host, admin + 10000):
             admin = pick()
         taken.add(admin + 10000)
         ports = {
@@ -146,13 +201,7 @@ class SeaweedService:
             "admin_port": admin,
             "admin_grpc_port": admin + 10000,
         }
-        creds = {
-            "access_key": "cf" + secrets.token_hex(8),
-            "secret_key": secrets.token_urlsafe(24),
-            "readonly_access_key": "cfro" + secrets.token_hex(8),
-            "readonly_secret_key": secrets.token_urlsafe(24),
-        }
-        return cls(data_dir=data_dir, **{**ports, **creds, **kwargs})
+        return cls(data_dir=data_dir, **{**ports, **kwargs})
 
     # ------------------------------------------------------------ paths
 
@@ -173,6 +222,11 @@ class SeaweedService:
         return self.data_dir / "s3-identities.json"
 
     @property
+    def security_file(self) -> Path:
+        """weed reads ./security.toml first; weed runs in data_dir, and so must `weed shell`."""
+        return self.data_dir / "security.toml"
+
+    @property
     def ports(self) -> dict[str, int]:
         return {
             "s3": self.s3_port,
@@ -187,42 +241,94 @@ class SeaweedService:
             "admin_grpc": self.admin_grpc_port,
         }
 
-    def _stored_credentials(self, who: str) -> tuple[str, str]:
-        path = self.data_dir / "credentials.json"
-        stored: dict[str, list[str]] = {}
-        if path.exists():
-            stored = json.loads(path.read_text())
-        if who not in stored:
-            prefix = "cf" if who == "admin" else "cfro"
-            stored[who] = [prefix + secrets.token_hex(8), secrets.token_urlsafe(24)]
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(stored, indent=2))
-            tmp.chmod(0o600)
-            os.replace(tmp, path)
-        key, secret = stored[who]
-        return key, secret
+    def env(self, bucket: str, prefix: str = "") -> dict[str, str]:
+        """Environment variables pointing corpusflow (as the publisher) at this instance."""
+        store = f"s3://{bucket}/{prefix}".rstrip("/")
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": self.region,
+            "CORPUSFLOW_STORE": store,
+        }
+
+    def other_identities_env(self) -> dict[str, str]:
+        """The reader's and the operator's keys, under the names `from_env` reads back."""
+        return {
+            READER_VARS[0]: self.readonly_access_key,
+            READER_VARS[1]: self.readonly_secret_key,
+            OPERATOR_VARS[0]: self.operator_access_key,
+            OPERATOR_VARS[1]: self.operator_secret_key,
+        }
+
+    # ------------------------------------------------------------ configuration
 
     def _identities(self) -> dict[str, object]:
+        def identity(name: str, key: str, secret: str, actions: list[str]) -> dict[str, object]:
+            return {
+                "name": name,
+                "credentials": [{"accessKey": key, "secretKey": secret}],
+                "actions": actions,
+            }
+
+        # SeaweedFS scopes an action to a resource with "Action:bucket/path/*"; the reader's
+        # are scoped so it never sees the salt, human/, runs/ (emails) or anything unpublished.
+        reader_actions = [
+            f"{action}:{root}/releases/*"
+            for root in self.release_roots
+            for action in ("Read", "List")
+        ]
         return {
             "identities": [
-                {
-                    "name": "corpusflow-admin",
-                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-                },
-                {
-                    "name": "corpusflow-readonly",
-                    "credentials": [
-                        {
-                            "accessKey": self.readonly_access_key,
-                            "secretKey": self.readonly_secret_key,
-                        }
-                    ],
-                    "actions": ["Read", "List"],
-                },
+                identity(
+                    "corpusflow-operator",
+                    self.operator_access_key,
+                    self.operator_secret_key,
+                    ["Admin", "Read", "List", "Tagging", "Write"],
+                ),
+                identity(
+                    "corpusflow-publisher",
+                    self.access_key,
+                    self.secret_key,
+                    ["Read", "List", "Tagging", "Write"],
+                ),
+                identity(
+                    "corpusflow-reader",
+                    self.readonly_access_key,
+                    self.readonly_secret_key,
+                    reader_actions,
+                ),
             ]
         }
+
+    def _security_toml(self, tls_dir: Path) -> str:
+        """Fresh signing keys on every start (the tokens they sign live 10 s) and mTLS on every
+        gRPC port. Without them the filer, master and volume ports answer anyone."""
+
+        def key() -> str:
+            return secrets.token_urlsafe(32)
+
+        ca, cert, keyfile = (tls_dir / n for n in ("ca.crt", "weed.crt", "weed.key"))
+        lines = [
+            "# written by services/seaweedfs.py at each start; regenerated, never edited",
+            "[jwt.signing]",  # master -> volume writes
+            f'key = "{key()}"',
+            "[jwt.signing.read]",  # master -> volume reads
+            f'key = "{key()}"',
+            "[jwt.filer_signing]",
+            f'key = "{key()}"',
+            "[jwt.filer_signing.read]",
+            f'key = "{key()}"',
+            "[access]",
+            "ui = false",
+            "[filer.expose_directory_metadata]",
+            "enabled = false",
+            "[grpc]",
+            f'ca = "{ca}"',
+        ]
+        for section in (*_GRPC_SECTIONS, "client"):
+            lines += [f"[grpc.{section}]", f'cert = "{cert}"', f'key = "{keyfile}"']
+        return "\n".join(lines) + "\n"
 
     def command(self) -> list[str]:
         d = self.data_dir
@@ -232,6 +338,10 @@ class SeaweedService:
             f"-dir={d / 'data'}",
             f"-ip={self.host}",
             f"-ip.bind={self.host}",
+            # the filer's and master's HTTP APIs read, write and delete without any key; the S3
+            # gateway talks gRPC to them, so nothing of ours needs them
+            "-disableHttp",
+            "-filer.exposeDirectoryData=false",
             f"-master.port={self.master_port}",
             f"-master.port.grpc={self.master_grpc_port}",
             "-master.telemetry=false",
@@ -239,7 +349,7 @@ class SeaweedService:
             f"-volume.port.grpc={self.volume_grpc_port}",
             f"-filer.port={self.filer_port}",
             f"-filer.port.grpc={self.filer_grpc_port}",
-            # unix sockets default to /tmp/seaweedfs-*-<port>.sock; keep them with the instance
+            # unix sockets default to /tmp/seaweedfs-*-<port>.sock; keep them in our 700 folder
             f"-filer.localSocket={d / 'filer.sock'}",
             f"-s3.port={self.s3_port}",
             f"-s3.port.grpc={self.s3_grpc_port}",
@@ -252,6 +362,17 @@ class SeaweedService:
             f"-admin.port={self.admin_port}",
             f"-admin.port.grpc={self.admin_grpc_port}",
         ]
+
+    def _write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        (self.data_dir / "data").mkdir(exist_ok=True)
+        tls_dir = self.data_dir / "tls"
+        _write_tls(tls_dir, self.host)
+        _write_private(self.identities_file, json.dumps(self._identities(), indent=2))
+        _write_private(self.security_file, self._security_toml(tls_dir))
+        # keys lived here before `.services/env` held them; nothing reads this file any more
+        (self.data_dir / "credentials.json").unlink(missing_ok=True)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -276,14 +397,21 @@ class SeaweedService:
         return pid
 
     def answers(self) -> bool:
-        """True when the S3 endpoint accepts our admin credentials."""
+        """True when the S3 endpoint accepts our operator's credentials."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client(connect_timeout=1, attempts=1).list_buckets()
+            self.client(operator=True, connect_timeout=1, attempts=1).list_buckets()
         except (BotoCoreError, ClientError):  # refused, not ready, or not our credentials
             return False
         return True
+
+    def _busy_ports(self) -> list[str]:
+        return [
+            f"port {p} ({name}: {PORT_SETTINGS[name]})"
+            for name, p in self.ports.items()
+            if not port_is_free(self.host, p)
+        ]
 
     def start(self, timeout: float = 60) -> None:
         """Start `weed mini` detached, or reuse the live instance of this data folder."""
@@ -291,20 +419,18 @@ class SeaweedService:
             return
         stale = self._pid()
         if stale is not None:
-            self.stop()
-        busy = [f"{n}={p}" for n, p in self.ports.items() if not _port_is_free(self.host, p)]
+            self.stop()  # ours, but with other keys or wedged: restart with the current ones
+        busy = self._busy_ports()
         if busy:
-            raise SeaweedError(
-                f"ports already in use, cannot start SeaweedFS in {self.data_dir}: "
-                + ", ".join(busy)
+            raise SeaweedPortInUse(
+                f"SeaweedFS cannot start, another process holds {'; '.join(busy)}: "
+                "stop it or set that variable to a free port"
             )
         if not self.binary.exists():
             raise SeaweedError(f"weed binary not found at {self.binary} (run `make install`)")
-        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
-        tmp = self.identities_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._identities(), indent=2))
-        tmp.chmod(0o600)
-        os.replace(tmp, self.identities_file)
+        self._write_config()
+        # WEED_JWT_* and the like win over security.toml: ours must be the configuration
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WEED_")}
         with open(self.logfile, "ab") as log:
             proc = subprocess.Popen(
                 self.command(),
@@ -312,12 +438,19 @@ class SeaweedService:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
+                env=env,
                 start_new_session=True,
             )
         self.pidfile.write_text(str(proc.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                busy = self._busy_ports()  # lost a race for a port since the check above
+                if busy:
+                    raise SeaweedPortInUse(
+                        f"SeaweedFS exited, another process holds {'; '.join(busy)}: "
+                        "stop it or set that variable to a free port"
+                    )
                 raise SeaweedError(
                     f"weed mini exited with {proc.returncode}; log {self.logfile}:\n"
                     + self._log_tail()
@@ -368,15 +501,24 @@ class SeaweedService:
 
     # ------------------------------------------------------------ clients
 
-    def client(self, readonly: bool = False, *, connect_timeout: float = 5, attempts: int = 3):  # type: ignore[no-untyped-def]
+    def client(  # type: ignore[no-untyped-def]
+        self,
+        readonly: bool = False,
+        *,
+        operator: bool = False,
+        connect_timeout: float = 5,
+        attempts: int = 3,
+    ):
+        """A boto3 client as the publisher, the reader (`readonly`) or the `operator`."""
         import boto3
         from botocore.config import Config
 
-        key, secret = (
-            (self.readonly_access_key, self.readonly_secret_key)
-            if readonly
-            else (self.access_key, self.secret_key)
-        )
+        if operator:
+            key, secret = self.operator_access_key, self.operator_secret_key
+        elif readonly:
+            key, secret = self.readonly_access_key, self.readonly_secret_key
+        else:
+            key, secret = self.access_key, self.secret_key
         return boto3.session.Session().client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -395,24 +537,13 @@ class SeaweedService:
         from botocore.exceptions import ClientError
 
         try:
-            self.client().create_bucket(Bucket=name)
+            self.client(operator=True).create_bucket(Bucket=name)
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") not in (
                 "BucketAlreadyOwnedByYou",
                 "BucketAlreadyExists",
             ):
                 raise
-
-    def env(self, bucket: str, prefix: str = "") -> dict[str, str]:
-        """Environment variables pointing corpusflow at this instance."""
-        store = f"s3://{bucket}/{prefix}".rstrip("/")
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_REGION": self.region,
-            "CORPUSFLOW_STORE": store,
-        }
 
 
 def _alive(pid: int) -> bool:
@@ -430,3 +561,73 @@ def _alive(pid: int) -> bool:
             return stat.read_text().split(") ", 1)[1][:1] != "Z"
         except (FileNotFoundError, IndexError):
             return False
+
+
+def _write_private(path: Path, text: str | bytes) -> None:
+    """Write atomically, readable by the owner only from the first byte on."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
+    os.replace(tmp, path)
+
+
+def _write_tls(folder: Path, host: str) -> None:
+    """A throwaway CA and one certificate it signed, for every gRPC server and client of one
+    weed process. The CA's key is never written: no one can mint another certificate, and the
+    next start replaces all of it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=3650)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corpusflow local SeaweedFS CA")])
+    ca = (
+        x509.CertificateBuilder(
+            issuer_name=ca_name,
+            subject_name=ca_name,
+            public_key=ca_key.public_key(),
+            serial_number=x509.random_serial_number(),
+            not_valid_before=start,
+            not_valid_after=end,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    try:
+        names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        names.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder(
+            issuer_name=ca_name,
+            subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corpusflow-weed")]),
+            public_key=key.public_key(),
+            serial_number=x509.random_serial_number(),
+            not_valid_before=start,
+            not_valid_after=end,
+        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    _write_private(folder / "ca.crt", ca.public_bytes(pem))
+    _write_private(folder / "weed.crt", cert.public_bytes(pem))
+    _write_private(
+        folder / "weed.key",
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import pytest
 
 from annotators.labelstudio import LabelStudioClient
-from services.labelstudio import DEFAULT_TOKEN, LabelStudioService
+from services.labelstudio import LabelStudioService
 
 # A developer may point the tests at a Label Studio already running (started with
-# SSRF_PROTECTION_ENABLED=false and the default token) to skip the cold start.
+# SSRF_PROTECTION_ENABLED=false) and give its admin token to skip the cold start.
 _REUSE = "CORPUSFLOW_TEST_LS_URL"
+_REUSE_TOKEN = "CORPUSFLOW_TEST_LS_TOKEN"
 
 
 def free_port() -> int:
@@ -30,14 +31,14 @@ class _Running:
     """What the tests need of a Label Studio they did not start."""
 
     url: str
-    token: str = DEFAULT_TOKEN
+    token: str
 
 
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioService]:
     """A running Label Studio (its `url` and admin `token`), stopped after the session."""
     if os.environ.get(_REUSE):
-        yield _Running(os.environ[_REUSE].rstrip("/"))  # type: ignore[misc]
+        yield _Running(os.environ[_REUSE].rstrip("/"), os.environ[_REUSE_TOKEN])  # type: ignore[misc]
         return
     service = LabelStudioService(data_dir=tmp_path_factory.mktemp("labelstudio"), port=free_port())
     # The webhook tests register a receiver on 127.0.0.1, which Label Studio's SSRF guard

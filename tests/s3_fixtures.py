@@ -1,5 +1,6 @@
 """A real SeaweedFS for the integration tests: one fresh instance per session on free ports,
-with an admin and a read-only identity; each test gets its own bucket prefix."""
+with its three identities (publisher, reader of releases/, operator); each test gets its own
+bucket prefix."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from corpus.store import S3Store, s3_client
 from services.seaweedfs import SeaweedService
 
 TEST_BUCKET = "corpusflow-test"
+# Stores the tests' reader may read the releases of: every prefix of these buckets.
+READER_ROOTS = (f"{TEST_BUCKET}/*", "corpusflow-e2e/*")
 
 
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedService]:
-    service = SeaweedService.on_free_ports(tmp_path_factory.mktemp("seaweedfs"))
+    service = SeaweedService.on_free_ports(
+        tmp_path_factory.mktemp("seaweedfs"), release_roots=READER_ROOTS
+    )
     service.start(timeout=60)
     try:
         service.ensure_bucket(TEST_BUCKET)
@@ -25,12 +30,16 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedService
         service.stop()
 
 
-def make_s3_store(service: SeaweedService, prefix: str, *, readonly: bool = False) -> S3Store:
-    key, secret = (
-        (service.readonly_access_key, service.readonly_secret_key)
-        if readonly
-        else (service.access_key, service.secret_key)
-    )
+def make_s3_store(
+    service: SeaweedService, prefix: str, *, readonly: bool = False, operator: bool = False
+) -> S3Store:
+    """A store on `prefix` as the publisher, the reader (`readonly`) or the `operator`."""
+    if operator:
+        key, secret = service.operator_access_key, service.operator_secret_key
+    elif readonly:
+        key, secret = service.readonly_access_key, service.readonly_secret_key
+    else:
+        key, secret = service.access_key, service.secret_key
     client = s3_client(endpoint_url=service.endpoint_url, access_key=key, secret_key=secret)
     return S3Store(client, TEST_BUCKET, prefix)
 

@@ -176,14 +176,14 @@ def test_store_s3_open_store_talks_to_seaweedfs(seaweed) -> None:  # type: ignor
 @pytest.mark.integration
 def test_store_s3_readonly_identity_reads_but_cannot_write(seaweed) -> None:  # type: ignore[no-untyped-def]
     admin = make_s3_store(seaweed, "ro-check")
-    admin.put_bytes("k", b"v")
+    admin.put_bytes("releases/k", b"v")  # the reader sees releases/ only
     ro = make_s3_store(seaweed, "ro-check", readonly=True)
-    assert ro.get_bytes("k") == b"v"
-    assert list(ro.list("")) == ["k"]
+    assert ro.get_bytes("releases/k") == b"v"
+    assert list(ro.list("releases/")) == ["releases/k"]
     with pytest.raises(AccessDenied):
-        ro.put_bytes("k2", b"v")
+        ro.put_bytes("releases/k2", b"v")
     with pytest.raises(AccessDenied):
-        ro.put_if_absent("k3", b"v")
+        ro.put_if_absent("releases/k3", b"v")
 
 
 @pytest.mark.integration
