@@ -23,6 +23,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
+from ingest.charsets import BINARY_MAGIC, CONTROL_CHARS, Decoded, decode_bytes
 from ingest.errors import IngestError
 
 # unstructured reports usage over the network unless told not to; ingest must stay offline
@@ -40,84 +41,51 @@ MEDIA_TYPES = {
     ".eml": "message/rfc822",
 }
 
-# signatures of binary formats that must not be read as text
-BINARY_MAGIC = (
-    b"%PDF",
-    b"PK\x03\x04",
-    b"\x89PNG",
-    b"GIF8",
-    b"\xff\xd8\xff",
-    b"\x7fELF",
-    b"MZ",
-    b"\x1f\x8b",
-    b"BZh",
-    b"7z\xbc\xaf",
-    b"Rar!",
-    b"\xd0\xcf\x11\xe0",
-)
-
-
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
-
-
 @dataclass
 class Loaded:
     text: str
     media_type: str
     hints: dict[str, Any] = field(default_factory=dict)
     markdown: bool = False
+    # source spans the cleaners must keep whole (tables in the article)
+    keep: list[tuple[int, int]] = field(default_factory=list)
+    # source spans the loader found to be noise (a navigation table, a header by its position
+    # on the page), with their kind; the cleaners remove the blocks they cover
+    noise: list[tuple[int, int, str]] = field(default_factory=list)
+    # the main-content extractor found an article: cleaning may never empty it
+    extracted: bool = False
 
 
-def decode_text(data: bytes, source: str) -> str:
-    """Bytes -> text: BOM (UTF-8/16/32) first, then UTF-8, cp1252, latin-1.
+def decode_source(
+    data: bytes, source: str, *, charset: str | None = None, markup: bool = False
+) -> Decoded:
+    """Bytes -> Decoded text (see `ingest.charsets.decode_bytes`): BOM, the `charset` the source
+    came with (HTTP header), the markup's declaration, UTF-8, detection."""
+    return decode_bytes(data, source, declared=charset, markup=markup)
 
-    b"\\xef\\xbb\\xbfcaf\\xc3\\xa9" -> "café"; b"caf\\xe9" -> "café" (cp1252)
+
+def decode_text(data: bytes, source: str, charset: str | None = None) -> str:
+    """Bytes -> text by `decode_source`.
+
+    b"\\xef\\xbb\\xbfcaf\\xc3\\xa9" -> "café"; b"caf\\xe9" -> "café" (detected)
     """
-    for bom, codec in (
-        (b"\xef\xbb\xbf", "utf-8"),
-        (b"\xff\xfe\x00\x00", "utf-32-le"),
-        (b"\x00\x00\xfe\xff", "utf-32-be"),
-        (b"\xff\xfe", "utf-16-le"),
-        (b"\xfe\xff", "utf-16-be"),
-    ):
-        if data.startswith(bom):
-            try:
-                return data[len(bom) :].decode(codec)
-            except UnicodeDecodeError as exc:
-                raise IngestError(
-                    "undecodable",
-                    f"has a {codec} byte-order mark but is not {codec}: {exc}",
-                    source,
-                ) from exc
-    if data.startswith(BINARY_MAGIC) or b"\x00" in data[:8192]:
-        raise IngestError("binary", "is binary data, not text", source)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        try:
-            text = data.decode("cp1252")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
-    controls = len(CONTROL_CHARS.findall(text))
-    if controls > max(2, len(text) // 50):
-        raise IngestError(
-            "undecodable",
-            f"{controls} control characters in {len(text)}: not a text encoding",
-            source,
-        )
-    return text
+    return decode_source(data, source, charset=charset).text
 
 
-def load_text(data: bytes, source: str) -> Loaded:
+def load_text(data: bytes, source: str, charset: str | None = None) -> Loaded:
     """Plain text: decoded as is. unstructured's partition_text is not used because it
     normalises whitespace and would lose offsets into the file; our block splitter keeps them."""
-    return Loaded(decode_text(data, source), "text/plain")
+    decoded = decode_source(data, source, charset=charset)
+    return Loaded(decoded.text, "text/plain", {"decoding": decoded.provenance()})
 
 
-def load_markdown(data: bytes, source: str) -> Loaded:
+def load_markdown(data: bytes, source: str, charset: str | None = None) -> Loaded:
     """Markdown: decoded as is (partition_md renders through HTML and loses offsets); markdown
     syntax is removed by the inline cleaners, each removal traced."""
-    return Loaded(decode_text(data, source), "text/markdown", markdown=True)
+    decoded = decode_source(data, source, charset=charset)
+    return Loaded(
+        decoded.text, "text/markdown", {"decoding": decoded.provenance()}, markdown=True
+    )
 
 
 def paragraphs_text(parts: list[str]) -> str:
@@ -125,14 +93,22 @@ def paragraphs_text(parts: list[str]) -> str:
     return "\n\n".join(p.strip() for p in parts if p and p.strip())
 
 
-def load_html(data: bytes, source: str) -> Loaded:
+def load_html(data: bytes, source: str, charset: str | None = None) -> Loaded:
     """HTML: main content by trafilatura. Measured against unstructured's partition_html on
-    pages with nav, cookie banner, share bar, related list and footer (bench/clean.py
-    `--html-compare`): trafilatura keeps the article and drops the page chrome; partition_html
-    keeps every text element of the page, so most chrome would reach the cleaners."""
+    pages with nav, cookie banner, share bar, related list and footer (bench/clean.py): trafilatura
+    keeps the article and drops the page chrome; partition_html keeps every text element of the
+    page, so most chrome would reach the cleaners.
+
+    The bytes are decoded by us (BOM, `charset`, the page's meta/XML declaration, detection) and
+    trafilatura gets text, so a page is never re-decoded by a guess. Its tree is rendered by
+    `ingest.htmltext`: the text trafilatura would give, tables one block of rows each (kept by
+    the cleaners, cells in `hints["tables"]`), navigation tables marked as noise."""
     import trafilatura
 
-    text = decode_text(data, source)
+    from ingest.htmltext import render_body
+
+    decoded = decode_source(data, source, charset=charset, markup=True)
+    text = decoded.text
     try:
         doc = trafilatura.bare_extraction(
             text,
@@ -144,11 +120,13 @@ def load_html(data: bytes, source: str) -> Loaded:
     except (ValueError, TypeError) as exc:
         raise IngestError("parse_error", f"HTML could not be parsed: {exc}", source) from exc
     found: dict[str, Any] = {}
+    body = None
     if isinstance(doc, dict):
         found = doc
+        body = doc.get("body")
     elif doc is not None:
         found = doc.as_dict()
-    body = found.get("text") or html_fallback_text(text)
+        body = getattr(doc, "body", None)
     author = found.get("author") or ""
     hints: dict[str, Any] = {
         "title": found.get("title"),
@@ -157,8 +135,20 @@ def load_html(data: bytes, source: str) -> Loaded:
         "source_url": found.get("url"),
         "sitename": found.get("sitename"),
         "language": found.get("language"),
+        "decoding": decoded.provenance(),
     }
-    return Loaded(paragraphs_text(body.split("\n")), "text/html", hints)
+    if body is not None and found.get("text"):
+        page = render_body(body)
+        loaded = Loaded(page.text, "text/html", hints, extracted=True)
+        for table in page.tables:
+            if table.navigation:
+                loaded.noise.append((table.start, table.end, "navigation"))
+            else:
+                loaded.keep.append((table.start, table.end))
+                hints.setdefault("tables", []).append(table.as_record())
+        return loaded
+    hints["extractor"] = "partition_html"  # trafilatura found no article
+    return Loaded(paragraphs_text(html_fallback_text(text).split("\n")), "text/html", hints)
 
 
 def html_fallback_text(text: str) -> str:

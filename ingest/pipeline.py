@@ -13,7 +13,7 @@ from ingest.metadata import extract_metadata
 from ingest.offsets import apply_edits
 from schemas.records import CleanDocument, DocumentMetadata
 
-CLEANER_VERSION = "1.4.0"
+CLEANER_VERSION = "2.0.0"
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(LOADERS)
 DEFAULT_MAX_BYTES = 20_000_000
 
@@ -60,8 +60,16 @@ def clean_bytes(
     loaded = LOADERS[suffix](data, source)
     if not loaded.text.strip():
         raise IngestError("empty_after_cleaning", "has no text content", source)
-    cleaned = clean_text(loaded.text, markdown=loaded.markdown)
+    cleaned = clean_text(
+        loaded.text, markdown=loaded.markdown, keep=loaded.keep, noise=loaded.noise
+    )
     applied = apply_edits(loaded.text, cleaned.edits)
+    if not applied.text.strip() and loaded.extracted:
+        # the extractor found an article and our cleaners would remove all of it: its judgement
+        # wins, only spacing and inline repairs are applied (and the fact is recorded)
+        cleaned = clean_text(loaded.text, markdown=loaded.markdown, conservative=True)
+        applied = apply_edits(loaded.text, cleaned.edits)
+        loaded.hints["cleaning"] = "conservative: full cleaning left nothing of the article"
     if not applied.text.strip():
         raise IngestError(
             "empty_after_cleaning",

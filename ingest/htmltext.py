@@ -1,0 +1,117 @@
+"""trafilatura's extracted tree -> the decoded source text of an HTML page, with its tables.
+
+trafilatura renders its own tree to text (`xmltotxt`); we let it, so the text holds exactly what
+trafilatura alone would keep, except that each table is rendered by us: one block, a row per
+line, cells separated by " | ", its source span recorded so the cleaners keep it whole, and its
+cells returned so a downstream user can get the table back."""
+
+from __future__ import annotations
+
+import re
+from copy import deepcopy
+from dataclasses import dataclass, field
+from typing import Any
+
+MARKER = "\u2063TABLE{}\u2063"
+MARKER_LINE = re.compile("^\u2063TABLE(\\d+)\u2063$")
+CELL_SEPARATOR = " | "
+
+
+@dataclass
+class Table:
+    """The cells of one table, row by row; `header` when its first row is a head row."""
+
+    rows: list[list[str]]
+    header: bool = False
+    navigation: bool = False
+    start: int = 0
+    end: int = 0
+
+    def as_record(self) -> dict[str, Any]:
+        return {"rows": self.rows, "header": self.header, "start": self.start, "end": self.end}
+
+
+@dataclass
+class PageText:
+    text: str
+    tables: list[Table] = field(default_factory=list)
+
+
+def cell_text(cell: Any) -> str:
+    """Whitespace-collapsed text of a cell; ' | ' inside it would split the row, so it is kept
+    as '/'."""
+    return " ".join("".join(cell.itertext()).split()).replace(CELL_SEPARATOR, " / ")
+
+
+def is_navigation_table(rows: list[list[str]]) -> bool:
+    """A menu laid out as a table: one row or one column of short link-like items, no digits.
+
+    [["News", "Sport", "Weather"]] -> True; [["Alpha", "120"], ["Beta", "98"]] -> False
+    """
+    cells = [c for row in rows for c in row if c]
+    if len(cells) < 3:
+        return False
+    one_line = len(rows) == 1 or all(len([c for c in row if c]) <= 1 for row in rows)
+    short = all(len(c.split()) <= 3 and not re.search(r"\d", c) for c in cells)
+    return one_line and short
+
+
+def table_rows(table: Any) -> tuple[list[list[str]], bool]:
+    rows = []
+    header = False
+    for k, row in enumerate(table.iter("row")):
+        cells = [cell_text(c) for c in row.findall("cell")]
+        if k == 0 and any(c.get("role") == "head" for c in row.findall("cell")):
+            header = True
+        if any(cells):
+            rows.append(cells)
+    return rows, header
+
+
+def render_body(body: Any) -> PageText:
+    """trafilatura's body element -> blocks joined by a blank line, tables rendered by us.
+
+    Every line of trafilatura's text becomes a block (a paragraph, a heading, a list item), as
+    `paragraphs_text` would make it; a table is one block of rows."""
+    from trafilatura.xml import xmltotxt
+
+    tree = deepcopy(body)
+    tables: list[Table] = []
+    for table in list(tree.iter("table")):
+        if any(a.tag == "table" for a in table.iterancestors()):
+            continue  # nested: its rows are rendered with the outer table
+        rows, header = table_rows(table)
+        placeholder = table.makeelement("p", {})
+        placeholder.text = MARKER.format(len(tables))
+        placeholder.tail = table.tail
+        tables.append(Table(rows, header, is_navigation_table(rows)))
+        parent = table.getparent()
+        if parent is None:
+            continue
+        parent.replace(table, placeholder)
+    raw = xmltotxt(tree, False)
+    parts: list[str] = []
+    pos = 0
+    kept: list[Table] = []
+    for line in raw.split("\n"):
+        line = line.strip()
+        if not line:
+            continue
+        m = MARKER_LINE.match(line)
+        if m:
+            table = tables[int(m.group(1))]
+            line = "\n".join(CELL_SEPARATOR.join(c for c in row) for row in table.rows)
+            if not line.strip():
+                continue
+            table.start, table.end = pos, pos + len(line)
+            kept.append(table)
+        elif "\u2063TABLE" in line:
+            # a table inside a paragraph: its rows go in the line as text
+            line = re.sub(
+                "\u2063TABLE(\\d+)\u2063",
+                lambda m: " ".join(" ".join(r) for r in tables[int(m.group(1))].rows),
+                line,
+            )
+        parts.append(line)
+        pos += len(line) + 2
+    return PageText("\n\n".join(parts), kept)
