@@ -196,8 +196,8 @@ def _decode(data: bytes, source: str, declared: str | None, markup: bool) -> Dec
         raise IngestError("binary", "is binary data, not text", source)
     candidates: list[tuple[str | None, str]] = [(declared, "http")]
     if markup:
-        label, where = declared_in_markup(data)
-        candidates.append((label, where or "meta"))
+        in_markup, where = declared_in_markup(data)
+        candidates.append((in_markup, where or "meta"))
     for label, method in candidates:
         codec = normalise_label(label)
         if codec is None:

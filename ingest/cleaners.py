@@ -404,12 +404,14 @@ def find_header(blocks: list[Block], labels: dict[int, str]) -> tuple[dict[int, 
             break
         zone.append(i)
     byline_at = None
+    # date lines all through the text are a listing's fields (events by date), not a dateline
+    listing = sum(1 for b in blocks if P.DATE_LINE.match(b.text.strip())) >= 3
     for i in zone:
         t = blocks[i].text.strip()
         if parse_byline(t) is not None:
             out[i] = "byline"
             byline_at = i if byline_at is None else byline_at
-        elif P.DATE_LINE.match(t):
+        elif P.DATE_LINE.match(t) and not listing:
             out[i] = "dateline"
             byline_at = i if byline_at is None else byline_at
     heads = [i for i in zone if i not in out and is_heading_like(blocks[i].text)]
@@ -486,6 +488,8 @@ def parse_byline(text: str) -> list[str] | None:
         if not m:
             continue
         names = names_of(m.group("names"))
+        if shape is P.BYLINE_NAME_DATE and names and any(count_words(n) < 2 for n in names):
+            continue  # "Markets | March 3, 2023": a section and a date
         if names:
             return names
     return parse_name_role(t)
@@ -599,9 +603,7 @@ def is_listing_field(texts: list[str]) -> bool:
     if len(distinct) < 2 or any(P.PAGE_NUMBER.match(t.strip()) for t in texts):
         return False
     valued = [
-        t
-        for t in texts
-        if P.DATE.search(t) or P.WEEKDAY_OR_TIME.search(t) or P.PRICE.search(t)
+        t for t in texts if P.DATE.search(t) or P.WEEKDAY_OR_TIME.search(t) or P.PRICE.search(t)
     ]
     return len(valued) == len(texts)
 
@@ -628,7 +630,8 @@ def label_repeated_lines(blocks: list[Block], labels: dict[int, str]) -> dict[in
 def label_running_titles(blocks: list[Block], labels: dict[int, str]) -> dict[int, str]:
     """A report's title repeated as a running header on every page: a heading-like line of
     three words or more that comes back on two pages or more (or, in a text without page
-    breaks, three times). Its first occurrence in the opening blocks stays: it is the title."""
+    breaks, three times). Every occurrence goes; when the first block of the text is one, it
+    is the document's title in the metadata (see `clean_text`)."""
     pages = len({b.page for b in blocks})
     groups: dict[str, list[int]] = {}
     for i, b in enumerate(blocks):
@@ -642,12 +645,7 @@ def label_running_titles(blocks: list[Block], labels: dict[int, str]) -> dict[in
         enough = len(on_pages) >= 2 if pages >= 2 else len(members) >= 3
         if not enough or is_listing_field([blocks[i].text for i in members]):
             continue
-        first = members[0]
-        opening = [i for i in range(len(blocks)) if i not in labels][:3]
-        for i in members:
-            if i == first and i in opening:
-                continue
-            out[i] = "running_title"
+        out.update({i: "running_title" for i in members})
     return out
 
 
@@ -701,8 +699,10 @@ def label_signatures(blocks: list[Block], labels: dict[int, str]) -> dict[int, s
 
     def short(i: int) -> bool:
         lines = [line for line in blocks[i].text.split("\n") if line.strip()]
-        return len(lines) <= 8 and all(len(line) <= 100 for line in lines) and not any(
-            is_narrative(line) for line in lines
+        return (
+            len(lines) <= 8
+            and all(len(line) <= 100 for line in lines)
+            and not any(is_narrative(line) for line in lines)
         )
 
     for pos, i in enumerate(tail):
@@ -773,7 +773,8 @@ def continues_sentence(before: str, after: str, page_break: bool = False) -> boo
     ("... talks were held in", "Samarkand, the capital ...") -> True (page break)
     ("... the final section", "Background") -> False
     """
-    if not re.match(r"^[\"'“‘(]?[A-ZÀ-Þ]", after) or not is_narrative(after):
+    prose = is_narrative(after) or (ends_sentence(after) and count_words(after) >= 4)
+    if not re.match(r"^[\"'“‘(]?[A-ZÀ-Þ]", after) or not prose:
         return False
     if is_heading_like(after) or P.BYLINE.match(after):
         return False
@@ -865,6 +866,8 @@ def drop_inline_page_numbers(text: str, base: int) -> list[Edit]:
         line = lines[k]
         if (
             P.LONE_NUMBER_LINE.match(line)
+            and count_words(lines[k - 1]) >= 3
+            and not P.LONE_NUMBER_LINE.match(lines[k + 1])
             and ends_open(lines[k - 1])
             and not ends_sentence(lines[k - 1])
             and lines[k + 1].strip()
@@ -910,6 +913,9 @@ def join_wrapped_lines(text: str, base: int, vocabulary: set[str]) -> list[Edit]
 
 
 # ------------------------------------------------------------------ the order
+
+
+RUNNING_KINDS = frozenset({"running_title", "running_header", "repeated_boilerplate"})
 
 
 def covering(blocks: list[Block], spans: Sequence[tuple[int, int]]) -> set[int]:
@@ -977,6 +983,9 @@ def clean_text(
         edits += drop_social_links(b.text, b.start)
         edits += drop_inline_page_numbers(b.text, b.start)
         edits += join_wrapped_lines(b.text, b.start, vocabulary)
+    first = next((i for i in range(len(blocks)) if labels.get(i) not in {"whitespace"}), None)
+    if "title" not in roles and first is not None and labels.get(first) in RUNNING_KINDS:
+        roles["title"] = [first]  # a running title repeated from the first page on
     for kind in ("source", "rights", "disclaimer", "published_chrome", "caption"):
         roles[kind] = [i for i, k in labels.items() if k == kind]
     return Cleaned(edits, labels, blocks, roles)

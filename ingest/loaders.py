@@ -23,7 +23,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
-from ingest.charsets import BINARY_MAGIC, CONTROL_CHARS, Decoded, decode_bytes
+from ingest.charsets import Decoded, decode_bytes
 from ingest.errors import IngestError
 
 # unstructured reports usage over the network unless told not to; ingest must stay offline
@@ -40,6 +40,7 @@ MEDIA_TYPES = {
     ".pdf": "application/pdf",
     ".eml": "message/rfc822",
 }
+
 
 @dataclass
 class Loaded:
@@ -83,9 +84,7 @@ def load_markdown(data: bytes, source: str, charset: str | None = None) -> Loade
     """Markdown: decoded as is (partition_md renders through HTML and loses offsets); markdown
     syntax is removed by the inline cleaners, each removal traced."""
     decoded = decode_source(data, source, charset=charset)
-    return Loaded(
-        decoded.text, "text/markdown", {"decoding": decoded.provenance()}, markdown=True
-    )
+    return Loaded(decoded.text, "text/markdown", {"decoding": decoded.provenance()}, markdown=True)
 
 
 def paragraphs_text(parts: list[str]) -> str:

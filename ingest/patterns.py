@@ -209,7 +209,9 @@ PAGE_OF_LINE = re.compile(
     _I,
 )
 # a number glued to a running title: "2 | Example Review", "Example Review | 3", "Example Review 3"
-NUMBERED_TITLE = re.compile(r"^(?:\d{1,4}\s*[|•·–—-]?\s+(?P<a>\D.{2,120})|(?P<b>.{3,120}?\D)\s*[|•·–—-]?\s+\d{1,4})$")
+NUMBERED_TITLE = re.compile(
+    r"^(?:\d{1,4}\s*[|•·–—-]?\s+(?P<a>\D.{2,120})|(?P<b>.{3,120}?\D)\s*[|•·–—-]?\s+\d{1,4})$"
+)
 SERIES_LINE = re.compile(
     r"^(?:[\w&.,'’()-]+\s+){0,6}?"
     r"(?:working|discussion|policy|occasional|research|briefing|technical|conference|staff|"
@@ -227,7 +229,8 @@ RELATED_INLINE = re.compile(
     r"\s*:\s*\S.{0,200}$"
 )
 TOC_HEADING = re.compile(
-    r"^(?:table of contents|contents|content|inhalt|inhaltsverzeichnis|innehåll|innehållsförteckning"
+    r"^(?:table of contents|contents|content|inhalt|inhaltsverzeichnis|innehåll"
+    r"|innehållsförteckning"
     r"|sommaire|table des matières|índice|spis treści|obsah|indice|in this (?:issue|report))\s*:?$",
     _I,
 )
@@ -261,14 +264,18 @@ PHONE = re.compile(
 )
 CONTACT_START = re.compile(
     r"^(?:contact(?: us| info| information| the author)?|get in touch|reach us|e-?mail us|"
-    r"call us|press contact|media contact|kontakt)\b\s*[:|–-]?", _I
+    r"call us|press contact|media contact|kontakt)\b\s*[:|–-]?",
+    _I,
 )
 # inside a sentence: "did not Page 12 of 30 conclude", "did not – 12 – conclude"
 INLINE_PAGE_NUMBER = re.compile(
-    r"(?<=[a-z,;])[ \t]+(?:(?:Page|PAGE|Seite|Sida|Página)\s+\d{1,4}(?:\s+(?:of|/|von|av|de)\s+\d{1,4})?"
+    r"(?<=[a-z,;])[ \t]+(?:(?:Page|PAGE|Seite|Sida|Página)\s+\d{1,4}"
+    r"(?:\s+(?:of|/|von|av|de)\s+\d{1,4})?"
     r"|[-–—]\s*\d{1,4}\s*[-–—])(?=[ \t]+[a-z])"
 )
-LONE_NUMBER_LINE = re.compile(r"^[ \t]*(?:\d{1,4}|[-–—]\s*\d{1,4}\s*[-–—]|" + PAGE_OF + r")[ \t]*$", _I)
+LONE_NUMBER_LINE = re.compile(
+    r"^[ \t]*(?:\d{1,4}|[-–—]\s*\d{1,4}\s*[-–—]|" + PAGE_OF + r")[ \t]*$", _I
+)
 ROLE_WORDS = re.compile(
     r"\b(?:correspondent|editor|writer|reporter|fellow|analyst|professor|director|researcher|"
     r"contributor|columnist|staff|senior|chief|lecturer|head|associate|assistant|manager|"
@@ -304,5 +311,6 @@ CONTINUING_WORDS = frozenset(
     against during without within under over after before through across toward towards
     his her its their our your my is are was were be been being has have had will would
     can could should may might must shall not no such this these those both either neither
-    said says told according including""".split()
+    said says told according including near like beside behind beyond via per until till despite
+    throughout along around amid amongst towards whether""".split()
 )

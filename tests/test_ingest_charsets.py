@@ -147,5 +147,7 @@ def test_ingest_charsets_declared_utf8_with_bad_byte_counts_it() -> None:
 
 def test_ingest_charsets_mostly_undecodable_is_refused() -> None:
     with pytest.raises(IngestError) as info:
-        decode_bytes(b'<meta charset="utf-8">' + bytes(range(0x80, 0x100)) * 4, "z.html", markup=True)
+        decode_bytes(
+            b'<meta charset="utf-8">' + bytes(range(0x80, 0x100)) * 4, "z.html", markup=True
+        )
     assert info.value.kind == "undecodable"
