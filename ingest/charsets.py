@@ -182,14 +182,14 @@ def decode_bytes(
 
 
 def _decode(data: bytes, source: str, declared: str | None, markup: bool) -> Decoded:
-    for bom, codec in BOMS:
+    for bom, bom_codec in BOMS:
         if data.startswith(bom):
             try:
-                return Decoded(data[len(bom) :].decode(codec), codec, "bom")
+                return Decoded(data[len(bom) :].decode(bom_codec), bom_codec, "bom")
             except UnicodeDecodeError as exc:
                 raise IngestError(
                     "undecodable",
-                    f"has a {codec} byte-order mark but is not {codec}: {exc}",
+                    f"has a {bom_codec} byte-order mark but is not {bom_codec}: {exc}",
                     source,
                 ) from exc
     if data.startswith(BINARY_MAGIC) or b"\x00" in data[:8192]:
