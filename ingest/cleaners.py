@@ -878,6 +878,20 @@ def drop_inline_page_numbers(text: str, base: int) -> list[Edit]:
     return edits
 
 
+def rejoin_hyphen(head: str, after: str, vocabulary: set[str] | frozenset[str]) -> str:
+    """What replaces a hyphen at a line or page end: '-' when the hyphenated form is a word of
+    the text and the joined form is not ("Western-" + "dominated"), else nothing.
+
+    ("Wes", "tern powers", {"western"}) -> ""; ("self", "interest", {"self-interest"}) -> "-"
+    """
+    first = re.match(r"[^\W\d_]+", after.lstrip())
+    if not first:
+        return ""
+    joined = (head + first.group()).casefold()
+    hyphenated = f"{head}-{first.group()}".casefold()
+    return "-" if hyphenated in vocabulary and joined not in vocabulary else ""
+
+
 def join_wrapped_lines(text: str, base: int, vocabulary: set[str]) -> list[Edit]:
     """Hard-wrapped lines of one paragraph become one line; a word hyphenated across the break
     is re-joined (keeping the hyphen when the hyphenated form is used elsewhere).
@@ -903,10 +917,8 @@ def join_wrapped_lines(text: str, base: int, vocabulary: set[str]) -> list[Edit]
         hy = re.search(r"([^\W\d_]+)-$", stripped)
         first = re.match(r"[^\W\d_]+", nxt.lstrip())
         if hy and first and nxt.lstrip()[:1].islower():
-            joined = (hy.group(1) + first.group()).casefold()
-            hyphenated = f"{hy.group(1)}-{first.group()}".casefold()
-            keep = hyphenated in vocabulary and joined not in vocabulary
-            edits.append(Edit(base + cut - 1, base + resume, "dehyphenate", "-" if keep else ""))
+            keep = rejoin_hyphen(hy.group(1), nxt, vocabulary)
+            edits.append(Edit(base + cut - 1, base + resume, "dehyphenate", keep))
         else:
             edits.append(Edit(base + cut, base + resume, "line_join", " "))
     return edits
@@ -932,6 +944,7 @@ def clean_text(
     markdown: bool = False,
     keep: Sequence[tuple[int, int]] = (),
     noise: Sequence[tuple[int, int, str]] = (),
+    continues: Sequence[int] = (),
     conservative: bool = False,
 ) -> Cleaned:
     """Find all noise in `source` and return the edits that remove or repair it.
@@ -946,7 +959,9 @@ def clean_text(
     navigation, repeated title, byline, dateline; (7) headers that interrupt a sentence, then
     e-mail signatures at the end; then block spacing, paragraphs re-joined across breaks, and
     inline fixes (markup, escapes, doubled dashes, page numbers in a sentence, hyphenation).
-    Blocks overlapping `keep` (tables in an article) are never removed nor edited inside.
+    Blocks overlapping `keep` (tables in an article) are never removed nor edited inside;
+    a block ending at one of `continues` (the layout says its paragraph goes on after the page
+    break) is joined to the next kept block when it stops mid-sentence.
     `conservative` keeps every block: only spacing and inline repairs (used when full cleaning
     would empty an article a main-content extractor found)."""
     blocks = split_blocks(source)
@@ -971,9 +986,9 @@ def clean_text(
         labels.update(label_interrupting_headers(blocks, labels))
         labels.update(label_signatures(blocks, labels))
         labels = {i: k for i, k in labels.items() if i not in protected}
-    edits = edits_for_blocks(source, blocks, labels, protected)
     # only needed to decide how to re-join a word hyphenated at a line end
     vocabulary = {w.casefold() for w in P.WORD.findall(source)} if "-\n" in source else set()
+    edits = edits_for_blocks(source, blocks, labels, protected, set(continues), vocabulary)
     for i, b in enumerate(blocks):
         if i in labels or i in protected:
             continue
@@ -996,6 +1011,8 @@ def edits_for_blocks(
     blocks: list[Block],
     labels: dict[int, str],
     protected: set[int] | frozenset[int] = frozenset(),
+    continues: set[int] | frozenset[int] = frozenset(),
+    vocabulary: set[str] | frozenset[str] = frozenset(),
 ) -> list[Edit]:
     """Removals for labelled blocks (each with the whitespace after it), the spacing between
     kept blocks normalised to one blank line, and paragraphs re-joined across breaks."""
@@ -1017,14 +1034,26 @@ def edits_for_blocks(
             continue
         after = blocks[next_kept[i]]
         gap = source[b.end : gap_end]
+        layout_join = (
+            b.end in continues and ends_open(b.text) and bool(re.match(r"\W?\w", after.text))
+        )
         if (
             i not in protected
             and next_kept[i] not in protected
-            and should_join(b.text, after.text, "\f" in source[b.end : after.start])
+            and (
+                layout_join or should_join(b.text, after.text, "\f" in source[b.end : after.start])
+            )
         ):
-            hy = re.search(r"[^\W\d_]-$", b.text)
+            hy = re.search(r"([^\W\d_]+)-$", b.text)
             if hy:
-                edits.append(Edit(b.end - 1, gap_end, "dehyphenate", ""))
+                edits.append(
+                    Edit(
+                        b.end - 1,
+                        gap_end,
+                        "dehyphenate",
+                        rejoin_hyphen(hy.group(1), after.text, vocabulary),
+                    )
+                )
             else:
                 edits.append(Edit(b.end, gap_end, "paragraph_join", " "))
         elif gap == "\n\n":

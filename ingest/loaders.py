@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
@@ -55,6 +56,8 @@ class Loaded:
     noise: list[tuple[int, int, str]] = field(default_factory=list)
     # the main-content extractor found an article: cleaning may never empty it
     extracted: bool = False
+    # source offsets (block ends) where the layout says the paragraph goes on after the break
+    continues: list[int] = field(default_factory=list)
 
 
 def decode_source(
@@ -175,25 +178,45 @@ def load_docx(data: bytes, source: str) -> Loaded:
     return Loaded(paragraphs_text([el.text for el in elements]), MEDIA_TYPES[".docx"], hints)
 
 
-def load_pdf(data: bytes, source: str) -> Loaded:
+def load_pdf(data: bytes, source: str, charset: str | None = None) -> Loaded:
     """PDF: pdfminer.six page by page (unstructured[pdf] would pull torch); text boxes joined
-    by a blank line, pages by a form feed."""
-    from pdfminer.high_level import extract_pages
-    from pdfminer.layout import LAParams, LTTextContainer
+    by a blank line, pages by a form feed. Running headers, footers and page numbers found by
+    their place on the page, and paragraphs that go on over a page break, come with the text
+    (see `ingest.pdflayout`). A PDF without a text layer is read by OCR where tesseract is
+    installed (`metadata.ocr: true`); without it the error says how to enable OCR."""
     from pdfminer.pdfparser import PDFSyntaxError
 
+    from ingest.pdflayout import OCR_HELP, layout_text, ocr_pages, ocr_text, page_boxes
+
+    del charset  # a PDF declares its own encodings
     if not data.startswith(b"%PDF"):
         raise IngestError("parse_error", "does not start with a PDF header", source)
-    pages: list[str] = []
     try:
-        for layout in extract_pages(io.BytesIO(data), laparams=LAParams()):
-            boxes = [el.get_text() for el in layout if isinstance(el, LTTextContainer)]
-            pages.append(paragraphs_text(boxes))
+        boxes, sizes = page_boxes(data)
     except PDFSyntaxError as exc:
         raise IngestError("parse_error", f"PDF could not be parsed: {exc}", source) from exc
     except Exception as exc:  # noqa: BLE001 - pdfminer raises many types for broken files
         raise IngestError("parse_error", f"PDF could not be read: {exc}", source) from exc
-    return Loaded("\n\n\f".join(pages), "application/pdf", pdf_hints(data))
+    page = layout_text(boxes, sizes)
+    hints = pdf_hints(data)
+    if page.text_pages == 0 and page.pages > 0:
+        try:
+            text = ocr_text(ocr_pages(data))
+        except FileNotFoundError as exc:
+            raise IngestError(
+                "empty_after_cleaning",
+                f"is a scanned PDF: {page.pages} pages without a text layer; {OCR_HELP}",
+                source,
+            ) from exc
+        except (subprocess.SubprocessError, OSError) as exc:
+            raise IngestError(
+                "parse_error", f"OCR of the scanned PDF failed: {exc}", source
+            ) from exc
+        hints["ocr"] = True
+        return Loaded(text, "application/pdf", hints)
+    loaded = Loaded(page.text, "application/pdf", hints, noise=page.noise)
+    loaded.continues = page.continues
+    return loaded
 
 
 def pdf_hints(data: bytes) -> dict[str, Any]:
@@ -209,9 +232,13 @@ def pdf_hints(data: bytes) -> dict[str, Any]:
         return {}
     created = info.get("/CreationDate")
     m = re.match(r"D:(\d{4})(\d{2})(\d{2})", str(created or ""))
+    # producers' placeholders (reportlab writes these when none is set) are not metadata
+    placeholder = {"untitled", "anonymous", "unknown", "unspecified", ""}
+    title = (info.title or "").strip()
+    author = (info.author or "").strip()
     return {
-        "title": info.title or None,
-        "authors": [info.author] if info.author else [],
+        "title": title if title.casefold() not in placeholder else None,
+        "authors": [author] if author.casefold() not in placeholder else [],
         "published": f"{m.group(1)}-{m.group(2)}-{m.group(3)}" if m else None,
     }
 

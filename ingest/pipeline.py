@@ -61,7 +61,11 @@ def clean_bytes(
     if not loaded.text.strip():
         raise IngestError("empty_after_cleaning", "has no text content", source)
     cleaned = clean_text(
-        loaded.text, markdown=loaded.markdown, keep=loaded.keep, noise=loaded.noise
+        loaded.text,
+        markdown=loaded.markdown,
+        keep=loaded.keep,
+        noise=loaded.noise,
+        continues=loaded.continues,
     )
     applied = apply_edits(loaded.text, cleaned.edits)
     if not applied.text.strip() and loaded.extracted:
