@@ -258,7 +258,19 @@ def classify_block(text: str) -> str | None:
             "rights",
             lambda s: (
                 len(s) <= 500
-                and has("copyright", "©", "(c)", "rights reserved", "reprinted", "not be re")
+                and has(
+                    "copyright",
+                    "©",
+                    "(c)",
+                    "rights reserved",
+                    "reprinted",
+                    "not be re",
+                    "prawa zastrzeżone",
+                    "rechte vorbehalten",
+                    "droits réservés",
+                    "derechos reservados",
+                    "rättigheter förbehållna",
+                )
                 and bool(P.RIGHTS.search(s))
             ),
         ),
@@ -382,7 +394,7 @@ def label_related_lists(blocks: list[Block], labels: dict[int, str]) -> dict[int
             t = blocks[j].text.strip()
             if j in labels:
                 continue
-            if is_narrative(t) and "\n" not in t:
+            if (is_narrative(t) and "\n" not in t) or is_contact_block(t):
                 break
             if all(len(line) <= 160 for line in t.split("\n")):
                 out[j] = "related_links"

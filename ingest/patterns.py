@@ -51,7 +51,10 @@ DONATION = re.compile(
 )
 RIGHTS = re.compile(
     r"(?:^\s*(?:copyright\s*(?:©|\(c\)|\d{4})|©\s*\d{4}|\(c\)\s*\d{4})"
-    r"|\ball rights reserved\b|\breprinted (?:here )?(?:with|by) (?:the )?(?:kind )?permission\b"
+    r"|\ball rights reserved\b|\bwszelkie prawa zastrzeżone\b|\balle rechte vorbehalten\b"
+    r"|\btous droits réservés\b|\btodos los derechos reservados\b"
+    r"|\balla rättigheter förbehållna\b"
+    r"|\breprinted (?:here )?(?:with|by) (?:the )?(?:kind )?permission\b"
     r"|\b(?:may|must) not be (?:reproduced|republished|redistributed)\b.{0,80}"
     r"\b(?:without|permission|in (?:any|whole))\b)",
     _I,
