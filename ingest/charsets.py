@@ -205,9 +205,10 @@ def _decode(data: bytes, source: str, declared: str | None, markup: bool) -> Dec
         if codec.startswith(("utf-16", "utf-32")):
             codec = "utf-8"  # an ASCII-readable declaration cannot be in UTF-16 (WHATWG)
         text, replaced = count_replaced(data, codec)
-        if replaced and not codec.startswith("utf-8"):
-            # a declared single-byte codec that has undefined bytes (cp1252's 0x81...): the
-            # bytes disagree with the label; let the checks below decide
+        if replaced and not (codec == "utf-8" and mostly_utf8(data, replaced)):
+            # the bytes disagree with the label (a page that says UTF-8 but is cp1252, cp1252's
+            # undefined 0x81...): detection decides when it decodes with fewer replacements;
+            # a UTF-8 page with a few broken bytes keeps its label and counts them
             fallback = _undeclared(data, label)
             if fallback.replaced < replaced:
                 return fallback

@@ -654,7 +654,7 @@ def label_running_titles(blocks: list[Block], labels: dict[int, str]) -> dict[in
     out: dict[int, str] = {}
     for members in groups.values():
         on_pages = {blocks[i].page for i in members}
-        enough = len(on_pages) >= 2 if pages >= 2 else len(members) >= 3
+        enough = len(on_pages) >= max(2, (pages + 1) // 2) if pages >= 2 else len(members) >= 3
         if not enough or is_listing_field([blocks[i].text for i in members]):
             continue
         out.update({i: "running_title" for i in members})

@@ -262,8 +262,13 @@ CLOSING = re.compile(
     _I,
 )
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# a phone number: labelled, international (+44 ...) or a national number with an area code;
+# dates (2022-09-15, 15.09.2022) do not match
 PHONE = re.compile(
-    r"(?:\b(?:tel|phone|mobile|mob|cell|fax|t|m|f)\.?\s*:?\s*)?\+?\(?\d[\d ()./-]{6,}\d\b", _I
+    r"\b(?:tel|phone|mobile|mob|cell|fax)\.?\s*:?\s*\+?[\d(][\d ()./-]{5,}\d"
+    r"|\+\d{1,3}[ .-]?\(?\d[\d ().-]{5,}\d"
+    r"|\b0\d{2,4}[ /-]?\d{3}[ -]?\d{3,4}\b",
+    _I,
 )
 CONTACT_START = re.compile(
     r"^(?:contact(?: us| info| information| the author)?|get in touch|reach us|e-?mail us|"

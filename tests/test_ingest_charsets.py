@@ -151,3 +151,13 @@ def test_ingest_charsets_mostly_undecodable_is_refused() -> None:
             b'<meta charset="utf-8">' + bytes(range(0x80, 0x100)) * 4, "z.html", markup=True
         )
     assert info.value.kind == "undecodable"
+
+
+def test_ingest_charsets_page_labelled_utf8_but_cp1252_is_detected() -> None:
+    """A wrong label (common on old sites): detection wins when it decodes cleanly, and the
+    label is kept in the provenance."""
+    page = ('<meta charset="utf-8"><p>' + GERMAN + " “Zitat” – Ende.</p>").encode("cp1252")
+    decoded = decode_bytes(page, "w.html", markup=True)
+    assert "Maßnahmen" in decoded.text and "“Zitat”" in decoded.text
+    assert decoded.replaced == 0 and decoded.method == "detected"
+    assert decoded.provenance()["declared"] == "utf-8"

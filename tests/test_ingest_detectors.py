@@ -395,6 +395,9 @@ def test_ingest_detectors_signature_look_alike_stays(tail: str) -> None:
         ("Press contact\npress@example.org\n+1 202 555 0143", True),
         ("Write to the editor at letters@example.org if you disagree with this article.", False),
         ("The vote was 55 to 45 in favour.", False),
+        ("Updated 2022-09-15", False),
+        ("Published 15.09.2022 10:30", False),
+        ("Helpline 0800 123 4567", True),
     ],
 )
 def test_ingest_detectors_contact_block(block: str, contact: bool) -> None:
