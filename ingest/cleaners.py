@@ -209,7 +209,9 @@ def is_series_line(text: str) -> bool:
     "The working paper series began in 1990 and now has 200 titles." -> False
     """
     t = text.strip()
-    return len(t) <= 140 and not ends_sentence(t) and bool(P.SERIES_LINE.match(t))
+    if len(t) > 140 or ends_sentence(t) or not re.search(r"\d|series", t, re.I):
+        return False  # "Background Notes" alone is a section heading, not a series line
+    return bool(P.SERIES_LINE.match(t))
 
 
 def is_related_line(text: str) -> bool:

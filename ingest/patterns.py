@@ -278,7 +278,7 @@ CONTACT_START = re.compile(
 # inside a sentence: "did not Page 12 of 30 conclude", "did not – 12 – conclude"
 INLINE_PAGE_NUMBER = re.compile(
     r"(?<=[a-z,;])[ \t]+(?:(?:Page|PAGE|Seite|Sida|Página)\s+\d{1,4}"
-    r"(?:\s+(?:of|/|von|av|de)\s+\d{1,4})?"
+    r"\s*(?:of|/|von|av|de)\s*\d{1,4}"
     r"|[-–—]\s*\d{1,4}\s*[-–—])(?=[ \t]+[a-z])"
 )
 LONE_NUMBER_LINE = re.compile(

@@ -72,6 +72,8 @@ def test_ingest_detectors_page_of_line(line: str, noise: bool) -> None:
         ("The working paper series began in 1990 and now has 200 titles.", False),
         ("A working paper by the institute argued the opposite.", False),
         ("Working with partners", False),
+        ("Background Notes", False),
+        ("Policy Brief", False),
     ],
 )
 def test_ingest_detectors_series_line(line: str, noise: bool) -> None:
@@ -243,6 +245,10 @@ def test_ingest_detectors_repeated_boilerplate_still_goes() -> None:
             "decisions.",
         ),
         # numbers that are content stay
+        (
+            "The figures are shown on Page 12 below, next to the results of the first round.",
+            "The figures are shown on Page 12 below, next to the results of the first round.",
+        ),
         (
             "The two leaders met for 12 hours and signed 3 agreements on trade and energy.",
             "The two leaders met for 12 hours and signed 3 agreements on trade and energy.",
