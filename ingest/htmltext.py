@@ -92,26 +92,59 @@ def render_body(body: Any) -> PageText:
             continue
         parent.replace(table, placeholder)
     raw = xmltotxt(tree, False)
-    parts: list[str] = []
-    pos = 0
-    kept: list[Table] = []
+    items: list[str | Table] = []
     for line in raw.split("\n"):
         line = line.strip()
-        if not line:
-            continue
         m = MARKER_LINE.match(line)
         if m:
-            table = tables[int(m.group(1))]
-            line = "\n".join(CELL_SEPARATOR.join(c for c in row) for row in table.rows)
-            if not line.strip():
-                continue
-            table.start, table.end = pos, pos + len(line)
-            kept.append(table)
-        elif "zqcorpusflowtable" in line:
+            items.append(tables[int(m.group(1))])
+            continue
+        if "zqcorpusflowtable" in line:
             # a table inside a paragraph: its rows go in the line as text
             line = MARKER_ANY.sub(
                 lambda m: " ".join(" ".join(r) for r in tables[int(m.group(1))].rows), line
             )
-        parts.append(line)
-        pos += len(line) + 2
-    return PageText("\n\n".join(parts), kept)
+        items.append(line)
+    return render_blocks(items)
+
+
+def table_from_html(markup: str) -> Table | None:
+    """A table given as HTML (unstructured's `text_as_html`) -> Table, or None if unparsable.
+
+    "<table><tr><td>a</td><td>1</td></tr></table>" -> Table(rows=[["a", "1"]])
+    """
+    from lxml import etree, html
+
+    try:
+        root = html.fromstring(markup)
+    except (etree.ParserError, ValueError):
+        return None
+    rows = []
+    header = False
+    for k, tr in enumerate(root.iter("tr")):
+        cells = [cell_text(c) for c in tr if c.tag in ("td", "th")]
+        header = header or (k == 0 and any(c.tag == "th" for c in tr))
+        if any(cells):
+            rows.append(cells)
+    return Table(rows, header, is_navigation_table(rows))
+
+
+def render_blocks(items: list[str | Table]) -> PageText:
+    """Texts and tables -> blocks joined by a blank line (empty texts dropped), each table one
+    block of rows with its source span recorded."""
+    parts: list[str] = []
+    tables: list[Table] = []
+    pos = 0
+    for item in items:
+        if isinstance(item, Table):
+            text = "\n".join(CELL_SEPARATOR.join(row) for row in item.rows)
+        else:
+            text = (item or "").strip()
+        if not text.strip():
+            continue
+        if isinstance(item, Table):
+            item.start, item.end = pos, pos + len(text)
+            tables.append(item)
+        parts.append(text)
+        pos += len(text) + 2
+    return PageText("\n\n".join(parts), tables)

@@ -160,22 +160,40 @@ def html_fallback_text(text: str) -> str:
     return "\n".join(el.text for el in partition_html(text=text) if el.text)
 
 
-def load_docx(data: bytes, source: str) -> Loaded:
-    """Word: unstructured's partition_docx elements; title/author/created from core properties."""
+def load_docx(data: bytes, source: str, charset: str | None = None) -> Loaded:
+    """Word: unstructured's partition_docx elements; title/author/created from core properties.
+    A table becomes one block of rows (cells in `hints["tables"]`, kept whole by the cleaners),
+    as in HTML; a menu-like table is marked as navigation."""
     from docx import Document
     from unstructured.partition.docx import partition_docx
 
+    from ingest.htmltext import render_blocks, table_from_html
+
+    del charset  # the package declares its own encoding
     try:
         elements = partition_docx(file=io.BytesIO(data))
         props = Document(io.BytesIO(data)).core_properties
     except Exception as exc:  # noqa: BLE001 - any parser failure means this input is broken
         raise IngestError("parse_error", f"not a readable .docx: {exc}", source) from exc
-    hints = {
+    hints: dict[str, Any] = {
         "title": props.title or None,
         "authors": [props.author] if props.author else [],
         "published": props.created.date().isoformat() if props.created else None,
     }
-    return Loaded(paragraphs_text([el.text for el in elements]), MEDIA_TYPES[".docx"], hints)
+    items: list[Any] = []
+    for el in elements:
+        as_html = getattr(el.metadata, "text_as_html", None) if el.category == "Table" else None
+        table = table_from_html(as_html) if as_html else None
+        items.append(table if table is not None and table.rows else el.text)
+    page = render_blocks(items)
+    loaded = Loaded(page.text, MEDIA_TYPES[".docx"], hints)
+    for table in page.tables:
+        if table.navigation:
+            loaded.noise.append((table.start, table.end, "navigation"))
+        else:
+            loaded.keep.append((table.start, table.end))
+            hints.setdefault("tables", []).append(table.as_record())
+    return loaded
 
 
 def load_pdf(data: bytes, source: str, charset: str | None = None) -> Loaded:
