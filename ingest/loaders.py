@@ -261,11 +261,12 @@ def pdf_hints(data: bytes) -> dict[str, Any]:
     }
 
 
-def load_email(data: bytes, source: str) -> Loaded:
+def load_email(data: bytes, source: str, charset: str | None = None) -> Loaded:
     """E-mail: headers by the standard library, body elements by unstructured's partition_email
     (plain-text part preferred)."""
     from unstructured.partition.email import partition_email
 
+    del charset  # each MIME part declares its own
     msg = BytesParser(policy=policy.default).parsebytes(data)
     if not msg.keys():
         raise IngestError("parse_error", "has no e-mail headers", source)
@@ -290,7 +291,9 @@ def load_email(data: bytes, source: str) -> Loaded:
     return Loaded(paragraphs_text(body), "message/rfc822", hints)
 
 
-LOADERS: dict[str, Callable[[bytes, str], Loaded]] = {
+# every loader also takes the charset the source came with (an HTTP/S3 header) as a third,
+# optional argument
+LOADERS: dict[str, Callable[..., Loaded]] = {
     ".txt": load_text,
     ".md": load_markdown,
     ".html": load_html,

@@ -36,8 +36,11 @@ def clean_bytes(
     filename: str,
     doc_id: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    charset: str | None = None,
 ) -> CleanDocument:
-    """Clean one source given as bytes; the loader is chosen by `filename`'s suffix.
+    """Clean one source given as bytes; the loader is chosen by `filename`'s suffix. `charset`
+    is the encoding the source came with (an HTTP or S3 Content-Type's charset), which wins
+    over the source's own declaration (see `ingest.charsets`).
 
     Offsets in `removed`, `repairs` and `offset_map` index the decoded source text: the decoded
     bytes for .txt/.md, the text the loader produced for .html/.docx/.pdf/.eml (see
@@ -57,7 +60,7 @@ def clean_bytes(
         )
     if not data.strip():
         raise IngestError("empty", "is empty" if not data else "holds only whitespace", source)
-    loaded = LOADERS[suffix](data, source)
+    loaded = LOADERS[suffix](data, source, charset) if charset else LOADERS[suffix](data, source)
     if not loaded.text.strip():
         raise IngestError("empty_after_cleaning", "has no text content", source)
     cleaned = clean_text(

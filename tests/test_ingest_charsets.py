@@ -161,3 +161,13 @@ def test_ingest_charsets_page_labelled_utf8_but_cp1252_is_detected() -> None:
     assert "Maßnahmen" in decoded.text and "“Zitat”" in decoded.text
     assert decoded.replaced == 0 and decoded.method == "detected"
     assert decoded.provenance()["declared"] == "utf-8"
+
+
+def test_ingest_charsets_charset_given_with_the_source_wins() -> None:
+    text = f"Kritik an der Regierung\n\n{GERMAN}\n\n{GERMAN.replace('Die', 'Auch die')}\n"
+    doc = clean_bytes(
+        text.encode("iso-8859-15"), source="h.txt", filename="h.txt", charset="ISO-8859-15"
+    )
+    assert "Maßnahmen der Regierung stießen" in doc.text
+    assert doc.metadata.model_extra is not None
+    assert doc.metadata.model_extra["decoding"]["method"] == "http"
