@@ -224,6 +224,83 @@ def is_related_line(text: str) -> bool:
     return count_words(rest) <= 25 and not (t.endswith(".") and count_words(rest) > 8)
 
 
+def _has(low: str, *words: str) -> bool:
+    """A cheap gate before the costlier searches: any of `words` in the case-folded text."""
+    return any(w in low for w in words)
+
+
+# the tests of `classify_block`, most specific first; each gets the stripped block, whether it
+# is one line, and its case-folded text (built once per module, not once per block)
+BLOCK_TESTS: tuple[tuple[str, Callable[[str, bool, str], bool]], ...] = (
+    ("placeholder", lambda s, one_line, low: one_line and bool(P.PLACEHOLDER.match(s))),
+    ("page_number", lambda s, one_line, low: one_line and bool(P.PAGE_NUMBER.match(s))),
+    ("advertisement", lambda s, one_line, low: one_line and bool(P.ADVERTISEMENT.match(s))),
+    ("ad_slot", lambda s, one_line, low: one_line and bool(P.AD_SLOT.match(s))),
+    ("embed", lambda s, one_line, low: one_line and bool(P.SOCIAL_ATTRIBUTION.match(s))),
+    ("navigation", lambda s, one_line, low: one_line and is_navigation(s)),
+    ("page_header", lambda s, one_line, low: one_line and bool(P.PAGE_HEADER_WITH_NUMBER.match(s))),
+    ("page_header", lambda s, one_line, low: one_line and is_page_of_line(s)),
+    ("php_error", lambda s, one_line, low: ".php" in low and bool(P.PHP_ERROR.match(s))),
+    ("series_line", lambda s, one_line, low: one_line and is_series_line(s)),
+    ("related_links", lambda s, one_line, low: one_line and is_related_line(s)),
+    ("table_of_contents", lambda s, one_line, low: one_line and bool(P.TOC_HEADING.match(s))),
+    (
+        "read_more",
+        lambda s, one_line, low: one_line and len(s) <= 200 and bool(P.READ_MORE.match(s)),
+    ),
+    (
+        "share_bar",
+        lambda s, one_line, low: one_line and len(s) <= 100 and bool(P.FOLLOW_US.match(s)),
+    ),
+    ("comments_bar", lambda s, one_line, low: one_line and bool(P.COMMENTS_BAR.match(s))),
+    ("newsletter", lambda s, one_line, low: len(s) <= 200 and bool(P.NEWSLETTER.search(s))),
+    ("cookie_banner", lambda s, one_line, low: _has(low, "cookie") and is_cookie_banner(s)),
+    ("share_bar", lambda s, one_line, low: is_toolbar(s)),
+    ("tags", lambda s, one_line, low: len(s) <= 300 and bool(P.TAGS.match(s))),
+    (
+        "rights",
+        lambda s, one_line, low: (
+            len(s) <= 500
+            and _has(
+                low,
+                "copyright",
+                "©",
+                "(c)",
+                "rights reserved",
+                "reprinted",
+                "not be re",
+                "prawa zastrzeżone",
+                "rechte vorbehalten",
+                "droits réservés",
+                "derechos reservados",
+                "rättigheter förbehållna",
+            )
+            and bool(P.RIGHTS.search(s))
+        ),
+    ),
+    (
+        "disclaimer",
+        lambda s, one_line, low: (
+            len(s) <= 700
+            and _has(low, "necessarily", "views expressed", "of the author")
+            and bool(P.DISCLAIMER.search(s))
+        ),
+    ),
+    ("source", lambda s, one_line, low: is_source_line(s)),
+    (
+        "published_chrome",
+        lambda s, one_line, low: one_line and len(s) <= 100 and bool(P.PUBLISHED_CHROME.match(s)),
+    ),
+    (
+        "banner",
+        lambda s, one_line, low: (
+            _has(low, "donat", "support", "gift", "contribution", "become a")
+            and is_donation_appeal(s)
+        ),
+    ),
+)
+
+
 def classify_block(text: str) -> str | None:
     """The noise kind of a block judged on its own, or None. Order: most specific first.
 
@@ -233,72 +310,8 @@ def classify_block(text: str) -> str | None:
     one_line = "\n" not in t
     low = t.casefold()
 
-    def has(*words: str) -> bool:  # cheap gate before the costlier searches
-        return any(w in low for w in words)
-
-    tests: list[tuple[str, Callable[[str], bool]]] = [
-        ("placeholder", lambda s: one_line and bool(P.PLACEHOLDER.match(s))),
-        ("page_number", lambda s: one_line and bool(P.PAGE_NUMBER.match(s))),
-        ("advertisement", lambda s: one_line and bool(P.ADVERTISEMENT.match(s))),
-        ("ad_slot", lambda s: one_line and bool(P.AD_SLOT.match(s))),
-        ("embed", lambda s: one_line and bool(P.SOCIAL_ATTRIBUTION.match(s))),
-        ("navigation", lambda s: one_line and is_navigation(s)),
-        ("page_header", lambda s: one_line and bool(P.PAGE_HEADER_WITH_NUMBER.match(s))),
-        ("page_header", lambda s: one_line and is_page_of_line(s)),
-        ("php_error", lambda s: ".php" in low and bool(P.PHP_ERROR.match(s))),
-        ("series_line", lambda s: one_line and is_series_line(s)),
-        ("related_links", lambda s: one_line and is_related_line(s)),
-        ("table_of_contents", lambda s: one_line and bool(P.TOC_HEADING.match(s))),
-        ("read_more", lambda s: one_line and len(s) <= 200 and bool(P.READ_MORE.match(s))),
-        ("share_bar", lambda s: one_line and len(s) <= 100 and bool(P.FOLLOW_US.match(s))),
-        ("comments_bar", lambda s: one_line and bool(P.COMMENTS_BAR.match(s))),
-        ("newsletter", lambda s: len(s) <= 200 and bool(P.NEWSLETTER.search(s))),
-        ("cookie_banner", lambda s: has("cookie") and is_cookie_banner(s)),
-        ("share_bar", is_toolbar),
-        ("tags", lambda s: len(s) <= 300 and bool(P.TAGS.match(s))),
-        (
-            "rights",
-            lambda s: (
-                len(s) <= 500
-                and has(
-                    "copyright",
-                    "©",
-                    "(c)",
-                    "rights reserved",
-                    "reprinted",
-                    "not be re",
-                    "prawa zastrzeżone",
-                    "rechte vorbehalten",
-                    "droits réservés",
-                    "derechos reservados",
-                    "rättigheter förbehållna",
-                )
-                and bool(P.RIGHTS.search(s))
-            ),
-        ),
-        (
-            "disclaimer",
-            lambda s: (
-                len(s) <= 700
-                and has("necessarily", "views expressed", "of the author")
-                and bool(P.DISCLAIMER.search(s))
-            ),
-        ),
-        ("source", is_source_line),
-        (
-            "published_chrome",
-            lambda s: one_line and len(s) <= 100 and bool(P.PUBLISHED_CHROME.match(s)),
-        ),
-        (
-            "banner",
-            lambda s: (
-                has("donat", "support", "gift", "contribution", "become a")
-                and is_donation_appeal(s)
-            ),
-        ),
-    ]
-    for kind, test in tests:
-        if test(t):
+    for kind, test in BLOCK_TESTS:
+        if test(t, one_line, low):
             return kind
     return None
 
@@ -868,13 +881,15 @@ def drop_inline_page_numbers(text: str, base: int) -> list[Edit]:
 
     "did not – 12 – conclude" -> "did not conclude"; "did not\\n12\\nconclude" -> removes "12\\n"
     """
-    edits = [
-        Edit(base + m.start(), base + m.end(), "page_number")
-        for m in P.INLINE_PAGE_NUMBER.finditer(text)
-    ]
-    lines = text.split("\n")
-    if len(lines) < 3:
+    edits = []
+    if P.INLINE_PAGE_GATE.search(text):  # the lookbehind scan is slow; most text has none
+        edits = [
+            Edit(base + m.start(), base + m.end(), "page_number")
+            for m in P.INLINE_PAGE_NUMBER.finditer(text)
+        ]
+    if text.count("\n") < 2:
         return edits
+    lines = text.split("\n")
     offset = len(lines[0]) + 1
     for k in range(1, len(lines) - 1):
         line = lines[k]

@@ -281,6 +281,7 @@ INLINE_PAGE_NUMBER = re.compile(
     r"\s*(?:of|/|von|av|de)\s*\d{1,4}"
     r"|[-–—]\s*\d{1,4}\s*[-–—])(?=[ \t]+[a-z])"
 )
+INLINE_PAGE_GATE = re.compile(r"(?:Page|PAGE|Seite|Sida|Página)\s+\d|[-–—]\s*\d{1,4}\s*[-–—]")
 LONE_NUMBER_LINE = re.compile(
     r"^[ \t]*(?:\d{1,4}|[-–—]\s*\d{1,4}\s*[-–—]|" + PAGE_OF + r")[ \t]*$", _I
 )
