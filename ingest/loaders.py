@@ -1,12 +1,14 @@
 """Loaders: raw bytes of one source -> the decoded source text that every offset indexes.
 
 What "decoded source text" means per format:
-- .txt, .md: the bytes decoded (BOM removed); nothing else is changed.
+- .txt, .md: the bytes decoded (BOM removed; see `ingest.charsets`); nothing else is changed.
 - .html/.htm: the main content extracted by trafilatura (see `load_html` for why), its
-  paragraphs joined by a blank line.
-- .docx: the elements of unstructured's `partition_docx`, joined by a blank line.
-- .pdf: pdfminer.six text boxes of each page joined by a blank line; pages joined by a form feed,
-  so running headers and footers can be found by repetition across pages.
+  paragraphs joined by a blank line, each table one block of rows (`ingest.htmltext`).
+- .docx: the elements of unstructured's `partition_docx`, joined by a blank line; tables as in
+  HTML.
+- .pdf: pdfminer.six text boxes of each page joined by a blank line; pages joined by a form feed;
+  heads, feet and page numbers found by their place on the page come with it as noise spans
+  (`ingest.pdflayout`); a scanned PDF is its OCR text.
 - .eml: the body elements of unstructured's `partition_email` (plain part preferred), joined by
   a blank line; Subject/From/Date become metadata hints.
 """
