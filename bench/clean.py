@@ -1,17 +1,23 @@
 """Ingest throughput and HTML extractor comparison. Prints figures; asserts nothing.
 
-    .venv/bin/python -m bench.clean            # 5,000 documents built from corpus/samples
-    .venv/bin/python -m bench.clean --n 500    # a quick run
-    .venv/bin/python -m bench.clean --html-compare
+    .venv/bin/python -m bench.clean                  # everything: text, HTML speed, HTML quality
+    .venv/bin/python -m bench.clean --n 500          # a quick run
+    .venv/bin/python -m bench.clean --quality-only --verbose
 
 Throughput: our `clean_bytes` (decode, block split, all cleaners, metadata, offset map) beside a
 bare baseline measured in the same run: unstructured's `partition_text` plus its `clean`
 (extra whitespace, dashes, bullets) on every element, with no tracing. Peak memory is measured by
-tracemalloc in a separate pass over a subset, so the timed pass is not slowed by tracing."""
+tracemalloc in a separate pass over a subset, so the timed pass is not slowed by tracing.
+
+HTML: the same for .html pages against bare trafilatura and partition_html, and a quality table
+(snippet-scored precision/recall/F1, as trafilatura's own evaluation scores) on bench/data/html,
+a small set of pages whose licences allow it (bench/data/html/LICENSES)."""
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import random
 import resource
@@ -71,13 +77,16 @@ def run_baseline(data: bytes) -> str:
     )
 
 
-def measure(fn: Callable[[bytes], str], docs: list[bytes]) -> tuple[float, float]:
+def measure(fn: Callable[[bytes], str], docs: list[bytes]) -> tuple[float, float, float]:
+    """(docs/s, MB/s) on the wall clock, and MB/s on this process's CPU time (the machine may be
+    shared: CPU time shows the cost of the method itself)."""
     fn(docs[0])  # imports and warm-up outside the clock
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for d in docs:
         fn(d)
-    elapsed = time.perf_counter() - start
-    return len(docs) / elapsed, sum(map(len, docs)) / elapsed / 1e6
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    size = sum(map(len, docs)) / 1e6
+    return len(docs) / elapsed, size / elapsed, size / max(cpu, 1e-9)
 
 
 def peak_mib(fn: Callable[[bytes], str], docs: list[bytes]) -> float:
@@ -88,6 +97,21 @@ def peak_mib(fn: Callable[[bytes], str], docs: list[bytes]) -> float:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak / 2**20
+
+
+def _rss_child(fn: Callable[[bytes], str], docs: list[bytes]) -> float:
+    for d in docs:
+        fn(d)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mib(fn: Callable[[bytes], str], docs: list[bytes]) -> float:
+    """Max RSS of a fresh process that imports the method and runs it over `docs`: tracemalloc
+    sees only Python's heap, not what lxml, pdfminer or spaCy allocate in C."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return float(pool.apply(_rss_child, (fn, docs)))
 
 
 def throughput(n: int, baseline_n: int) -> None:
@@ -101,140 +125,172 @@ def throughput(n: int, baseline_n: int) -> None:
         f"baseline timed on the first {len(base_docs)} of them (it runs spaCy per element, "
         "so the full set would take too long)\n"
     )
-    print(f"| {'method':<44} | {'docs':>5} | {'docs/s':>8} | {'MB/s':>6} | {'peak MiB':>8} |")
-    print(f"|{'-' * 46}|{'-' * 7}|{'-' * 10}|{'-' * 8}|{'-' * 10}|")
+    print(
+        f"| {'method':<44} | {'docs':>5} | {'docs/s':>8} | {'MB/s':>6} | {'CPU MB/s':>8} "
+        f"| {'heap MiB':>8} "
+        f"| {'RSS MiB':>7} |"
+    )
+    print(f"|{'-' * 46}|{'-' * 7}|{'-' * 10}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 9}|")
     subset = docs[: min(100, n)]
     for name, fn, batch in (
         ("corpusflow clean_bytes (traced, + metadata)", run_ours, docs),
         ("unstructured partition_text + clean", run_baseline, base_docs),
     ):
-        docs_s, mb_s = measure(fn, batch)
+        docs_s, mb_s, cpu_mb_s = measure(fn, batch)
         peak = peak_mib(fn, subset)
-        print(f"| {name:<44} | {len(batch):>5} | {docs_s:>8.1f} | {mb_s:>6.2f} | {peak:>8.1f} |")
+        rss = rss_mib(fn, subset)
+        print(
+            f"| {name:<44} | {len(batch):>5} | {docs_s:>8.1f} | {mb_s:>6.2f} "
+            f"| {cpu_mb_s:>8.2f} | {peak:>8.1f} | {rss:>7.0f} |"
+        )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nprocess max RSS {rss:.0f} MiB; peak MiB = tracemalloc peak over {len(subset)} docs")
+    print(
+        f"\nthis process: max RSS {rss:.0f} MiB. heap MiB = tracemalloc peak (Python objects) "
+        f"over {len(subset)} docs; RSS MiB = max RSS of a fresh process running the method over "
+        "them (imports included)"
+    )
 
 
-# ------------------------------------------------------------------ html extractor comparison
+# ------------------------------------------------------------------ html quality and speed
 
-ARTICLE = [
-    "Chinese leader Xi Jinping met Russian President Vladimir Putin on Thursday in Samarkand.",
-    "The two leaders discussed trade, energy and security, officials said after the talks.",
-    "Analysts said the meeting showed how the balance of power between them had shifted.",
-    "Putin said he understood that Beijing had questions and concerns about the war.",
-    "The summit of the regional organisation ends on Friday with a joint declaration.",
-]
-CHROME = {
-    "nav": '<nav><a href="/">Home</a> <a href="/w">World News</a> <a href="/b">Business</a></nav>',
-    "cookie": '<div id="consent">We use cookies to improve your experience. '
-    "<button>Accept all</button></div>",
-    "share": '<div class="share"><a>Share on Facebook</a> <a>Share on Twitter</a> '
-    "<a>Email this</a></div>",
-    "related": '<aside class="related"><h3>Most read</h3><ul><li><a href="/1">Ten things to know'
-    ' about markets</a></li><li><a href="/2">Storm hits the northern coast</a></li></ul></aside>',
-    "newsletter": '<div class="promo">Sign up for our daily newsletter</div>',
-    "footer": "<footer><p>Copyright 2022 Example News. All rights reserved.</p>"
-    '<p><a href="/about">About us</a> <a href="/privacy">Privacy policy</a></p></footer>',
-    "ad": '<div class="ad">Advertisement</div>',
-}
-NOISE_PROBES = {
-    "nav": "World News",
-    "cookie": "cookies",
-    "share": "Share on Facebook",
-    "related": "Ten things to know",
-    "newsletter": "newsletter",
-    "footer": "Privacy policy",
-    "ad": "Advertisement",
-}
+HTML_SET = Path(__file__).resolve().parent / "data" / "html"
 
 
-def build_pages() -> list[str]:
-    """Six page layouts: the same article wrapped in different chrome and containers."""
-    paras = "".join(f"<p>{s}</p>" for s in ARTICLE)
-    shells = [
-        "{nav}{cookie}<main><article><h1>Xi meets Putin</h1>{paras}{share}</article></main>"
-        "{related}{footer}",
-        "{cookie}<div class='wrap'>{nav}<div class='content'><h1>Xi meets Putin</h1>{ad}{paras}"
-        "</div>{newsletter}</div>{footer}",
-        "<header>{nav}</header><div id='story'><h2>Xi meets Putin</h2>{paras}{share}{related}"
-        "</div>{footer}",
-        "{nav}<section><h1>Xi meets Putin</h1><div>{paras}</div>{newsletter}{ad}</section>"
-        "{related}{cookie}{footer}",
-        "<body>{nav}<table><tr><td>{related}</td><td><h1>Xi meets Putin</h1>{paras}</td></tr>"
-        "</table>{footer}</body>",
-        "{nav}<article><h1>Xi meets Putin</h1><p>By Jane Doe</p>{paras}{ad}{share}</article>"
-        "{newsletter}{related}{cookie}{footer}",
-    ]
+def load_html_set() -> list[tuple[str, bytes, list[str], list[str]]]:
+    """(name, bytes, must appear, must not appear) for every page of bench/data/html (licences
+    in its LICENSES file)."""
+    spec = json.loads((HTML_SET / "snippets.json").read_text(encoding="utf-8"))
     return [
-        "<html><head><title>Xi meets Putin</title></head><body>"
-        + s.format(paras=paras, **CHROME)
-        + "</body></html>"
-        for s in shells
+        (name, (HTML_SET / name).read_bytes(), s["must_appear"], s["must_not_appear"])
+        for name, s in sorted(spec.items())
     ]
 
 
-def extract_trafilatura(html: str) -> str:
+def html_ours(data: bytes) -> str:
+    from ingest import IngestError, clean_bytes
+
+    try:
+        return clean_bytes(data, source="bench.html", filename="bench.html").text
+    except IngestError:
+        return ""
+
+
+def html_trafilatura(data: bytes) -> str:
+    """Bare trafilatura: its own decoding, default (balanced) settings, tables included."""
     import trafilatura
 
-    return trafilatura.extract(html, include_comments=False, favor_recall=True) or ""
+    return trafilatura.extract(data, include_comments=False, include_tables=True) or ""
 
 
-def extract_unstructured(html: str) -> str:
+def html_trafilatura_recall(data: bytes) -> str:
+    import trafilatura
+
+    return (
+        trafilatura.extract(data, include_comments=False, include_tables=True, favor_recall=True)
+        or ""
+    )
+
+
+def html_partition(data: bytes) -> str:
     from unstructured.partition.html import partition_html
 
-    return "\n\n".join(el.text for el in partition_html(text=html))
+    return "\n\n".join(el.text for el in partition_html(file=io.BytesIO(data)) if el.text)
 
 
-def after_cleaners(text: str) -> str:
-    """Extractor output run through our cleaners, as `load_html` output would be."""
-    from ingest.cleaners import clean_text
-    from ingest.loaders import paragraphs_text
-    from ingest.offsets import apply_edits
-
-    source = paragraphs_text(text.split("\n"))
-    return apply_edits(source, clean_text(source).edits).text
+def flat(text: str) -> str:
+    return " ".join(text.split())
 
 
-def html_compare() -> None:
-    pages = build_pages()
-    total_s, total_n = len(pages) * len(ARTICLE), len(pages) * len(NOISE_PROBES)
-    print(f"{len(pages)} pages, {len(ARTICLE)} article sentences and 7 kinds of chrome each\n")
+def score(outputs: list[str], pages: list[tuple[str, bytes, list[str], list[str]]]) -> dict:
+    """Snippet scoring as in trafilatura's evaluation: a must-appear snippet found is a true
+    positive, missed a false negative; a must-not-appear snippet found is a false positive."""
+    tp = fn = fp = tn = 0
+    for out, (_, _, appear, absent) in zip(outputs, pages, strict=True):
+        text = flat(out)
+        found = [flat(a) in text for a in appear]
+        leaked = [flat(a) in text for a in absent]
+        tp += sum(found)
+        fn += len(found) - sum(found)
+        fp += sum(leaked)
+        tn += len(leaked) - sum(leaked)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"tp": tp, "fn": fn, "fp": fp, "tn": tn, "p": precision, "r": recall, "f1": f1}
+
+
+HTML_METHODS: list[tuple[str, Callable[[bytes], str]]] = [
+    ("corpusflow clean_bytes (.html)", html_ours),
+    ("trafilatura.extract (bare)", html_trafilatura),
+    ("trafilatura.extract favor_recall", html_trafilatura_recall),
+    ("unstructured partition_html", html_partition),
+]
+
+
+def html_quality(verbose: bool = False) -> None:
+    pages = load_html_set()
+    print(f"\nHTML quality: {len(pages)} pages of bench/data/html (licences in its LICENSES file)")
+    appear = sum(len(p[2]) for p in pages)
+    absent = sum(len(p[3]) for p in pages)
+    print(f"{appear} must-appear and {absent} must-not-appear snippets\n")
     print(
-        f"| {'extractor':<28} | {'sentences kept':>14} | {'chrome leaked':>13} "
-        f"| {'leaked after cleaners':>21} | {'ms/page':>7} |"
+        f"| {'method':<34} | {'precision':>9} | {'recall':>6} | {'F1':>6} | {'missed':>6} "
+        f"| {'leaked':>6} | {'ms/page':>7} |"
     )
-    print(f"|{'-' * 30}|{'-' * 16}|{'-' * 15}|{'-' * 23}|{'-' * 9}|")
-    for name, fn in (
-        ("trafilatura.extract", extract_trafilatura),
-        ("unstructured partition_html", extract_unstructured),
-    ):
-        fn(pages[0])
+    print(f"|{'-' * 36}|{'-' * 11}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 9}|")
+    for name, fn in HTML_METHODS:
+        fn(pages[0][1])
         start = time.perf_counter()
-        outs = [fn(p) for p in pages]
+        outs = [fn(p[1]) for p in pages]
         ms = (time.perf_counter() - start) / len(pages) * 1000
-        kept = sum(s in out for out in outs for s in ARTICLE)
-        leaked = sum(p in out for out in outs for p in NOISE_PROBES.values())
-        cleaned = [after_cleaners(out) for out in outs]
-        kept_c = sum(s in out for out in cleaned for s in ARTICLE)
-        leaked_c = sum(p in out for out in cleaned for p in NOISE_PROBES.values())
+        s = score(outs, pages)
         print(
-            f"| {name:<28} | {kept:>5}/{total_s:<8} | {leaked:>5}/{total_n:<7} "
-            f"| {leaked_c:>3}/{total_n} ({kept_c}/{total_s} kept){'':<4} | {ms:>7.1f} |"
+            f"| {name:<34} | {s['p']:>9.3f} | {s['r']:>6.3f} | {s['f1']:>6.3f} | {s['fn']:>6} "
+            f"| {s['fp']:>6} | {ms:>7.1f} |"
+        )
+        if verbose:
+            for out, (page, _, ap, ab) in zip(outs, pages, strict=True):
+                miss = [a for a in ap if flat(a) not in flat(out)]
+                leak = [a for a in ab if flat(a) in flat(out)]
+                if miss or leak:
+                    print(f"    {page}: missed {miss} leaked {leak}")
+
+
+def html_throughput(copies: int) -> None:
+    pages = [p[1] for p in load_html_set()] * copies
+    mb = sum(map(len, pages)) / 1e6
+    print(f"\nHTML throughput: {len(pages)} pages ({mb:.2f} MB, the quality set x{copies})\n")
+    print(
+        f"| {'method':<44} | {'docs':>5} | {'docs/s':>8} | {'MB/s':>6} | {'CPU MB/s':>8} "
+        f"| {'heap MiB':>8} "
+        f"| {'RSS MiB':>7} |"
+    )
+    print(f"|{'-' * 46}|{'-' * 7}|{'-' * 10}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 9}|")
+    subset = pages[: min(20, len(pages))]
+    for name, fn in HTML_METHODS:
+        docs_s, mb_s, cpu_mb_s = measure(fn, pages)
+        peak = peak_mib(fn, subset)
+        rss = rss_mib(fn, subset)
+        print(
+            f"| {name:<44} | {len(pages):>5} | {docs_s:>8.1f} | {mb_s:>6.2f} "
+            f"| {cpu_mb_s:>8.2f} | {peak:>8.1f} | {rss:>7.0f} |"
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=5000, help="documents to clean (default 5000)")
+    parser.add_argument("--n", type=int, default=5000, help="text documents to clean (5000)")
     parser.add_argument(
         "--baseline-n", type=int, default=200, help="documents for the baseline (default 200)"
     )
-    parser.add_argument("--html-compare", action="store_true", help="compare HTML extractors")
+    parser.add_argument("--html-copies", type=int, default=5, help="HTML set repeats (5)")
+    parser.add_argument("--quality-only", action="store_true", help="only the HTML quality table")
+    parser.add_argument("--verbose", action="store_true", help="list missed/leaked snippets")
     args = parser.parse_args()
-    if args.html_compare:
-        html_compare()
-    else:
+    if not args.quality_only:
         throughput(args.n, args.baseline_n)
+        html_throughput(args.html_copies)
+    html_quality(args.verbose)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ingest import patterns as P
@@ -187,6 +187,120 @@ def is_source_line(text: str) -> bool:
     return len(value) <= 60 and "\n" not in value and not ends_sentence(value)
 
 
+def is_page_of_line(text: str) -> bool:
+    """'Page N of M' with a short running title on the same line.
+
+    "Example Review | Page 3 of 9" -> True; "Turn to page 3 of the report for details." -> False
+    """
+    t = text.strip()
+    if len(t) > 140 or ends_sentence(t):
+        return False
+    m = P.PAGE_OF_LINE.match(t)
+    if not m:
+        return False
+    rest = m.group("pre") or m.group("post") or ""
+    return count_words(rest) <= 10 and not P.STARTS_LOWER.match(rest)
+
+
+def is_series_line(text: str) -> bool:
+    """A working-paper series line: 'Working Paper No. 12/2022', 'ISSN 1234-5678'.
+
+    "CSAG Working Paper Series No. 4" -> True
+    "The working paper series began in 1990 and now has 200 titles." -> False
+    """
+    t = text.strip()
+    if len(t) > 140 or ends_sentence(t) or not re.search(r"\d|series", t, re.I):
+        return False  # "Background Notes" alone is a section heading, not a series line
+    return bool(P.SERIES_LINE.match(t))
+
+
+def is_related_line(text: str) -> bool:
+    """'RELATED: Putin meets Xi in Samarkand' -> True; 'Related: he said it was.' -> False"""
+    t = text.strip()
+    if not P.RELATED_INLINE.match(t):
+        return False
+    rest = t.split(":", 1)[1].strip()
+    # a headline: not a finished sentence of prose (a link title may end in "?" or "!")
+    return count_words(rest) <= 25 and not (t.endswith(".") and count_words(rest) > 8)
+
+
+def _has(low: str, *words: str) -> bool:
+    """A cheap gate before the costlier searches: any of `words` in the case-folded text."""
+    return any(w in low for w in words)
+
+
+# the tests of `classify_block`, most specific first; each gets the stripped block, whether it
+# is one line, and its case-folded text (built once per module, not once per block)
+BLOCK_TESTS: tuple[tuple[str, Callable[[str, bool, str], bool]], ...] = (
+    ("placeholder", lambda s, one_line, low: one_line and bool(P.PLACEHOLDER.match(s))),
+    ("page_number", lambda s, one_line, low: one_line and bool(P.PAGE_NUMBER.match(s))),
+    ("advertisement", lambda s, one_line, low: one_line and bool(P.ADVERTISEMENT.match(s))),
+    ("ad_slot", lambda s, one_line, low: one_line and bool(P.AD_SLOT.match(s))),
+    ("embed", lambda s, one_line, low: one_line and bool(P.SOCIAL_ATTRIBUTION.match(s))),
+    ("navigation", lambda s, one_line, low: one_line and is_navigation(s)),
+    ("page_header", lambda s, one_line, low: one_line and bool(P.PAGE_HEADER_WITH_NUMBER.match(s))),
+    ("page_header", lambda s, one_line, low: one_line and is_page_of_line(s)),
+    ("php_error", lambda s, one_line, low: ".php" in low and bool(P.PHP_ERROR.match(s))),
+    ("series_line", lambda s, one_line, low: one_line and is_series_line(s)),
+    ("related_links", lambda s, one_line, low: one_line and is_related_line(s)),
+    ("table_of_contents", lambda s, one_line, low: one_line and bool(P.TOC_HEADING.match(s))),
+    (
+        "read_more",
+        lambda s, one_line, low: one_line and len(s) <= 200 and bool(P.READ_MORE.match(s)),
+    ),
+    (
+        "share_bar",
+        lambda s, one_line, low: one_line and len(s) <= 100 and bool(P.FOLLOW_US.match(s)),
+    ),
+    ("comments_bar", lambda s, one_line, low: one_line and bool(P.COMMENTS_BAR.match(s))),
+    ("newsletter", lambda s, one_line, low: len(s) <= 200 and bool(P.NEWSLETTER.search(s))),
+    ("cookie_banner", lambda s, one_line, low: _has(low, "cookie") and is_cookie_banner(s)),
+    ("share_bar", lambda s, one_line, low: is_toolbar(s)),
+    ("tags", lambda s, one_line, low: len(s) <= 300 and bool(P.TAGS.match(s))),
+    (
+        "rights",
+        lambda s, one_line, low: (
+            len(s) <= 500
+            and _has(
+                low,
+                "copyright",
+                "©",
+                "(c)",
+                "rights reserved",
+                "reprinted",
+                "not be re",
+                "prawa zastrzeżone",
+                "rechte vorbehalten",
+                "droits réservés",
+                "derechos reservados",
+                "rättigheter förbehållna",
+            )
+            and bool(P.RIGHTS.search(s))
+        ),
+    ),
+    (
+        "disclaimer",
+        lambda s, one_line, low: (
+            len(s) <= 700
+            and _has(low, "necessarily", "views expressed", "of the author")
+            and bool(P.DISCLAIMER.search(s))
+        ),
+    ),
+    ("source", lambda s, one_line, low: is_source_line(s)),
+    (
+        "published_chrome",
+        lambda s, one_line, low: one_line and len(s) <= 100 and bool(P.PUBLISHED_CHROME.match(s)),
+    ),
+    (
+        "banner",
+        lambda s, one_line, low: (
+            _has(low, "donat", "support", "gift", "contribution", "become a")
+            and is_donation_appeal(s)
+        ),
+    ),
+)
+
+
 def classify_block(text: str) -> str | None:
     """The noise kind of a block judged on its own, or None. Order: most specific first.
 
@@ -196,55 +310,8 @@ def classify_block(text: str) -> str | None:
     one_line = "\n" not in t
     low = t.casefold()
 
-    def has(*words: str) -> bool:  # cheap gate before the costlier searches
-        return any(w in low for w in words)
-
-    tests: list[tuple[str, Callable[[str], bool]]] = [
-        ("placeholder", lambda s: one_line and bool(P.PLACEHOLDER.match(s))),
-        ("page_number", lambda s: one_line and bool(P.PAGE_NUMBER.match(s))),
-        ("advertisement", lambda s: one_line and bool(P.ADVERTISEMENT.match(s))),
-        ("ad_slot", lambda s: one_line and bool(P.AD_SLOT.match(s))),
-        ("embed", lambda s: one_line and bool(P.SOCIAL_ATTRIBUTION.match(s))),
-        ("navigation", lambda s: one_line and is_navigation(s)),
-        ("page_header", lambda s: one_line and bool(P.PAGE_HEADER_WITH_NUMBER.match(s))),
-        ("read_more", lambda s: one_line and len(s) <= 200 and bool(P.READ_MORE.match(s))),
-        ("share_bar", lambda s: one_line and len(s) <= 100 and bool(P.FOLLOW_US.match(s))),
-        ("comments_bar", lambda s: one_line and bool(P.COMMENTS_BAR.match(s))),
-        ("newsletter", lambda s: len(s) <= 200 and bool(P.NEWSLETTER.search(s))),
-        ("cookie_banner", lambda s: has("cookie") and is_cookie_banner(s)),
-        ("share_bar", is_toolbar),
-        ("tags", lambda s: len(s) <= 300 and bool(P.TAGS.match(s))),
-        (
-            "rights",
-            lambda s: (
-                len(s) <= 500
-                and has("copyright", "©", "(c)", "rights reserved", "reprinted", "not be re")
-                and bool(P.RIGHTS.search(s))
-            ),
-        ),
-        (
-            "disclaimer",
-            lambda s: (
-                len(s) <= 700
-                and has("necessarily", "views expressed", "of the author")
-                and bool(P.DISCLAIMER.search(s))
-            ),
-        ),
-        ("source", is_source_line),
-        (
-            "published_chrome",
-            lambda s: one_line and len(s) <= 100 and bool(P.PUBLISHED_CHROME.match(s)),
-        ),
-        (
-            "banner",
-            lambda s: (
-                has("donat", "support", "gift", "contribution", "become a")
-                and is_donation_appeal(s)
-            ),
-        ),
-    ]
-    for kind, test in tests:
-        if test(t):
+    for kind, test in BLOCK_TESTS:
+        if test(t, one_line, low):
             return kind
     return None
 
@@ -342,7 +409,7 @@ def label_related_lists(blocks: list[Block], labels: dict[int, str]) -> dict[int
             t = blocks[j].text.strip()
             if j in labels:
                 continue
-            if is_narrative(t) and "\n" not in t:
+            if (is_narrative(t) and "\n" not in t) or is_contact_block(t):
                 break
             if all(len(line) <= 160 for line in t.split("\n")):
                 out[j] = "related_links"
@@ -364,12 +431,14 @@ def find_header(blocks: list[Block], labels: dict[int, str]) -> tuple[dict[int, 
             break
         zone.append(i)
     byline_at = None
+    # date lines all through the text are a listing's fields (events by date), not a dateline
+    listing = sum(1 for b in blocks if P.DATE_LINE.match(b.text.strip())) >= 3
     for i in zone:
         t = blocks[i].text.strip()
         if parse_byline(t) is not None:
             out[i] = "byline"
             byline_at = i if byline_at is None else byline_at
-        elif P.DATE_LINE.match(t):
+        elif P.DATE_LINE.match(t) and not listing:
             out[i] = "dateline"
             byline_at = i if byline_at is None else byline_at
     heads = [i for i in zone if i not in out and is_heading_like(blocks[i].text)]
@@ -441,13 +510,49 @@ def parse_byline(text: str) -> list[str] | None:
     t = text.strip()
     if "\n" in t or len(t) > 160:
         return None
-    m = P.BYLINE.match(t)
-    if not m:
+    for shape in (P.BYLINE, P.BYLINE_LABEL, P.BYLINE_WORDS_BY, P.BYLINE_NAME_DATE):
+        m = shape.match(t)
+        if not m:
+            continue
+        names = names_of(m.group("names"))
+        if shape is P.BYLINE_NAME_DATE and names and any(count_words(n) < 2 for n in names):
+            continue  # "Markets | March 3, 2023": a section and a date
+        if names:
+            return names
+    return parse_name_role(t)
+
+
+def names_of(text: str) -> list[str] | None:
+    """Person names in a byline's names part, each with a trailing role or place dropped:
+    'Ann Lee, Senior Fellow, and Bo Chen' -> ['Ann Lee', 'Bo Chen']; 'the end' -> None"""
+    text = re.sub(r"\s*[|•·–—]\s*.*$", "", text.strip())
+    names: list[str] = []
+    for part in P.NAME_SPLIT.split(text):
+        n = part.strip(" .,")
+        if not n:
+            continue
+        if P.ROLE_WORDS.search(n) and names:
+            continue  # "Ann Lee, Senior Fellow": the role after a name
+        if not P.PERSON_NAME.match(n) or count_words(n) > 5:
+            return None
+        names.append(n)
+    return names or None
+
+
+def parse_name_role(text: str) -> list[str] | None:
+    """'Name, Role' bylines: 'Ann Lee, Senior Fellow at PISM' -> ['Ann Lee'].
+
+    "Paris, France" -> None (no role word); "Ann Lee, who leads the team, said" -> None
+    """
+    m = re.match(r"^(?P<name>[^,]{3,60}),\s*(?P<role>[^,]{2,100}(?:,[^,]{2,60})?)$", text)
+    if not m or ends_sentence(text) or not P.ROLE_WORDS.search(m.group("role")):
         return None
-    names = [n.strip(" .,") for n in P.NAME_SPLIT.split(m.group("names")) if n.strip(" .,")]
-    if not names or not all(P.PERSON_NAME.match(n) and count_words(n) <= 5 for n in names):
-        return None
-    return names
+    name = m.group("name").strip()
+    words = name.split()
+    person = 2 <= len(words) <= 4 and all(
+        re.fullmatch(r"[A-ZÀ-Þ][a-zà-ÿ'’]+(?:-[A-ZÀ-Þ][a-zà-ÿ'’]+)?|[A-Z]\.", w) for w in words
+    )
+    return [name] if person and not P.ROLE_WORDS.search(name) else None
 
 
 def parse_name_line(text: str, title: str = "") -> list[str] | None:
@@ -466,6 +571,8 @@ def parse_name_line(text: str, title: str = "") -> list[str] | None:
         person = 2 <= len(words) <= 4 and all(
             re.fullmatch(r"[A-ZÀ-Þ][a-zà-ÿ'’]+(?:-[A-ZÀ-Þ][a-zà-ÿ'’]+)?|[A-Z]\.", w) for w in words
         )
+        if person and k > 0 and P.ROLE_WORDS.search(part):
+            continue  # "Ann Lee, Senior Fellow": a role, not a second author
         if person and not {w.casefold() for w in words} & title_words:
             names.append(part)
         elif k == 0 or count_words(part) > 4:
@@ -494,6 +601,10 @@ def label_page_edges(blocks: list[Block], labels: dict[int, str]) -> dict[int, s
         keys = {normalise_line(blocks[i].text) for i in top + bottom if len(blocks[i].text) <= 120}
         seen.update(keys)
     need = max(2, (len(pages) + 1) // 2)
+    by_key: dict[str, list[str]] = {}
+    for top, bottom in edges.values():
+        for i in top + bottom:
+            by_key.setdefault(normalise_line(blocks[i].text), []).append(blocks[i].text)
     out: dict[int, str] = {}
     for top, bottom in edges.values():
         for i in top + bottom:
@@ -503,21 +614,142 @@ def label_page_edges(blocks: list[Block], labels: dict[int, str]) -> dict[int, s
                 and "\n" not in t
                 and not is_narrative(t)
                 and seen[normalise_line(t)] >= need
+                and not is_listing_field(by_key[normalise_line(t)])
             ):
                 out[i] = "running_header" if i in top else "running_footer"
     return out
 
 
+def is_listing_field(texts: list[str]) -> bool:
+    """Repeated lines that are content: a field of each entry of a listing (an event's date,
+    a price), told apart from boilerplate by a date, time or value that changes between them.
+
+    ["Saturday, 3 June 2023", "Saturday, 10 June 2023"] -> True; ["Page 2", "Page 3"] -> False
+    """
+    distinct = {t.strip() for t in texts}
+    if len(distinct) < 2 or any(P.PAGE_NUMBER.match(t.strip()) for t in texts):
+        return False
+    valued = [
+        t for t in texts if P.DATE.search(t) or P.WEEKDAY_OR_TIME.search(t) or P.PRICE.search(t)
+    ]
+    return len(valued) == len(texts)
+
+
 def label_repeated_lines(blocks: list[Block], labels: dict[int, str]) -> dict[int, str]:
     """Short lines (not prose) that occur three times or more, digits ignored: boilerplate
-    repeated in the body, such as running headers of a text without page breaks."""
+    repeated in the body, such as running headers of a text without page breaks. A line that
+    is a field of a listing (each entry's date) stays: see `is_listing_field`."""
     candidates = {
         i: normalise_line(b.text)
         for i, b in enumerate(blocks)
         if i not in labels and len(b.text) <= 80 and "\n" not in b.text and not is_narrative(b.text)
     }
-    counts = Counter(candidates.values())
-    return {i: "repeated_boilerplate" for i, key in candidates.items() if counts[key] >= 3}
+    groups: dict[str, list[int]] = {}
+    for i, key in candidates.items():
+        groups.setdefault(key, []).append(i)
+    out: dict[int, str] = {}
+    for members in groups.values():
+        if len(members) >= 3 and not is_listing_field([blocks[i].text for i in members]):
+            out.update({i: "repeated_boilerplate" for i in members})
+    return out
+
+
+def label_running_titles(blocks: list[Block], labels: dict[int, str]) -> dict[int, str]:
+    """A report's title repeated as a running header on every page: a heading-like line of
+    three words or more that comes back on two pages or more (or, in a text without page
+    breaks, three times). Every occurrence goes; when the first block of the text is one, it
+    is the document's title in the metadata (see `clean_text`)."""
+    pages = len({b.page for b in blocks})
+    groups: dict[str, list[int]] = {}
+    for i, b in enumerate(blocks):
+        t = b.text.strip()
+        if i in labels or "\n" in t or len(t) > 150 or count_words(t) < 3 or is_narrative(t):
+            continue
+        groups.setdefault(normalise_line(P.NUMBERED_TITLE.sub(title_of_numbered, t)), []).append(i)
+    out: dict[int, str] = {}
+    for members in groups.values():
+        on_pages = {blocks[i].page for i in members}
+        enough = len(on_pages) >= max(2, (pages + 1) // 2) if pages >= 2 else len(members) >= 3
+        if not enough or is_listing_field([blocks[i].text for i in members]):
+            continue
+        out.update({i: "running_title" for i in members})
+    return out
+
+
+def title_of_numbered(m: re.Match[str]) -> str:
+    """'3 | Example Review' -> 'Example Review' (for comparing running titles)"""
+    return (m.group("a") or m.group("b") or "").strip(" |•·–—-")
+
+
+def label_table_of_contents(blocks: list[Block], labels: dict[int, str]) -> dict[int, str]:
+    """The entries under a contents heading: lines that end in a page number or a dot leader,
+    up to the first block that is not one (the heading itself is labelled on its shape)."""
+    out: dict[int, str] = {}
+    for i in [i for i, k in labels.items() if k == "table_of_contents"]:
+        for j in range(i + 1, min(len(blocks), i + 80)):
+            if j in labels and labels[j] not in {"page_number", "table_of_contents"}:
+                break
+            lines = [line.strip() for line in blocks[j].text.split("\n") if line.strip()]
+            if lines and all(P.TOC_ENTRY.match(line) and len(line) <= 160 for line in lines):
+                out[j] = "table_of_contents"
+            else:
+                break
+    return out
+
+
+def is_contact_block(text: str) -> bool:
+    """A block of contact details: an e-mail address or phone number on short lines, or a
+    'Contact us:' line.
+
+    "Contact us: info@example.org | Tel 555 1234" -> True
+    "Write to the editor at letters@example.org if you disagree with this article." -> False
+    """
+    t = text.strip()
+    lines = [line.strip() for line in t.split("\n") if line.strip()]
+    if len(t) > 400 or len(lines) > 8 or any(len(line) > 100 for line in lines):
+        return False
+    if P.CONTACT_START.match(t) and len(lines) <= 3 and not is_narrative(t):
+        return True
+    contact = [line for line in lines if P.EMAIL.search(line) or P.PHONE.search(line)]
+    return bool(contact) and not any(is_narrative(line) for line in lines)
+
+
+def label_signatures(blocks: list[Block], labels: dict[int, str]) -> dict[int, str]:
+    """An e-mail signature or contact footer at the end: from a '-- ' separator, a closing
+    ('Best regards,') followed only by short lines, or 'Sent from my phone', to the end; and
+    contact blocks (an address, phone, e-mail) among the last blocks."""
+    kept = [i for i in range(len(blocks)) if i not in labels]
+    if len(kept) < 2:
+        return {}
+    tail = kept[-8:]
+    out: dict[int, str] = {}
+
+    def short(i: int) -> bool:
+        lines = [line for line in blocks[i].text.split("\n") if line.strip()]
+        return (
+            len(lines) <= 8
+            and all(len(line) <= 100 for line in lines)
+            and not any(is_narrative(line) for line in lines)
+        )
+
+    for pos, i in enumerate(tail):
+        if i == kept[0]:
+            continue
+        first_line = blocks[i].text.strip().split("\n")[0].strip()
+        rest = tail[pos:]
+        starts = (
+            P.SIGNATURE_SEPARATOR.match(first_line)
+            or P.SENT_FROM.match(first_line)
+            or (P.CLOSING.match(first_line) and all(short(j) for j in rest))
+        )
+        if starts and all(short(j) for j in rest[1:]):
+            out.update({j: "signature" for j in rest})
+            break
+    last = kept[-max(3, len(kept) // 4) :]
+    for i in last:
+        if i not in out and i != kept[0] and is_contact_block(blocks[i].text):
+            out[i] = "contact"
+    return out
 
 
 def kept_neighbours(n: int, labels: dict[int, str], i: int) -> tuple[int | None, int | None]:
@@ -546,17 +778,40 @@ def label_interrupting_headers(blocks: list[Block], labels: dict[int, str]) -> d
     return out
 
 
-def should_join(before: str, after: str) -> bool:
-    """Two blocks that are one paragraph split by a page or column break.
+def should_join(before: str, after: str, page_break: bool = False) -> bool:
+    """Two blocks that are one paragraph split by a page or column break: the first stops
+    mid-sentence and the second goes on in lower case, or (see `continues_sentence`) with a
+    capital where the sentence plainly goes on.
 
     ("the summit did not", "conclude with ...") -> True; ("A Heading", "Text.") -> False
     """
-    return (
-        count_words(before) >= 8
-        and ends_open(before)
-        and bool(P.STARTS_LOWER.match(after.strip()))
-        and not P.LIST_ITEM.match(after.strip())
-    )
+    b, a = before.strip(), after.strip()
+    if count_words(b) < 8 or not ends_open(b) or P.LIST_ITEM.match(a):
+        return False
+    return bool(P.STARTS_LOWER.match(a)) or continues_sentence(b, a, page_break)
+
+
+def continues_sentence(before: str, after: str, page_break: bool = False) -> bool:
+    """A paragraph whose second part starts with a capital (a name, "I") after a page break:
+    the first part ends on a word that cannot end a sentence (an article, preposition,
+    conjunction) or a comma, or, across a page break, on a lower-case word; the second part
+    is prose, not a heading.
+
+    ("... talks were held in", "Samarkand, the capital ...") -> True (page break)
+    ("... the final section", "Background") -> False
+    """
+    prose = is_narrative(after) or (ends_sentence(after) and count_words(after) >= 4)
+    if not re.match(r"^[\"'“‘(]?[A-ZÀ-Þ]", after) or not prose:
+        return False
+    if is_heading_like(after) or P.BYLINE.match(after):
+        return False
+    last = P.WORD.findall(before)
+    if not last:
+        return False
+    word = last[-1]
+    if before.endswith(",") or word.casefold() in P.CONTINUING_WORDS:
+        return True
+    return page_break and word.islower() and not word.isdigit()
 
 
 # ------------------------------------------------------------------ inline edits
@@ -620,6 +875,52 @@ def drop_social_links(text: str, base: int) -> list[Edit]:
     ]
 
 
+def drop_inline_page_numbers(text: str, base: int) -> list[Edit]:
+    """Page numbers that landed inside a sentence: 'did not Page 3 of 9 conclude' and a line
+    holding only a number between two lines of one sentence.
+
+    "did not – 12 – conclude" -> "did not conclude"; "did not\\n12\\nconclude" -> removes "12\\n"
+    """
+    edits = []
+    if P.INLINE_PAGE_GATE.search(text):  # the lookbehind scan is slow; most text has none
+        edits = [
+            Edit(base + m.start(), base + m.end(), "page_number")
+            for m in P.INLINE_PAGE_NUMBER.finditer(text)
+        ]
+    if text.count("\n") < 2:
+        return edits
+    lines = text.split("\n")
+    offset = len(lines[0]) + 1
+    for k in range(1, len(lines) - 1):
+        line = lines[k]
+        if (
+            P.LONE_NUMBER_LINE.match(line)
+            and count_words(lines[k - 1]) >= 3
+            and not P.LONE_NUMBER_LINE.match(lines[k + 1])
+            and ends_open(lines[k - 1])
+            and not ends_sentence(lines[k - 1])
+            and lines[k + 1].strip()
+            and not P.LIST_ITEM.match(lines[k + 1])
+        ):
+            edits.append(Edit(base + offset, base + offset + len(line) + 1, "page_number"))
+        offset += len(line) + 1
+    return edits
+
+
+def rejoin_hyphen(head: str, after: str, vocabulary: set[str] | frozenset[str]) -> str:
+    """What replaces a hyphen at a line or page end: '-' when the hyphenated form is a word of
+    the text and the joined form is not ("Western-" + "dominated"), else nothing.
+
+    ("Wes", "tern powers", {"western"}) -> ""; ("self", "interest", {"self-interest"}) -> "-"
+    """
+    first = re.match(r"[^\W\d_]+", after.lstrip())
+    if not first:
+        return ""
+    joined = (head + first.group()).casefold()
+    hyphenated = f"{head}-{first.group()}".casefold()
+    return "-" if hyphenated in vocabulary and joined not in vocabulary else ""
+
+
 def join_wrapped_lines(text: str, base: int, vocabulary: set[str]) -> list[Edit]:
     """Hard-wrapped lines of one paragraph become one line; a word hyphenated across the break
     is re-joined (keeping the hyphen when the hyphenated form is used elsewhere).
@@ -645,10 +946,8 @@ def join_wrapped_lines(text: str, base: int, vocabulary: set[str]) -> list[Edit]
         hy = re.search(r"([^\W\d_]+)-$", stripped)
         first = re.match(r"[^\W\d_]+", nxt.lstrip())
         if hy and first and nxt.lstrip()[:1].islower():
-            joined = (hy.group(1) + first.group()).casefold()
-            hyphenated = f"{hy.group(1)}-{first.group()}".casefold()
-            keep = hyphenated in vocabulary and joined not in vocabulary
-            edits.append(Edit(base + cut - 1, base + resume, "dehyphenate", "-" if keep else ""))
+            keep = rejoin_hyphen(hy.group(1), nxt, vocabulary)
+            edits.append(Edit(base + cut - 1, base + resume, "dehyphenate", keep))
         else:
             edits.append(Edit(base + cut, base + resume, "line_join", " "))
     return edits
@@ -657,43 +956,93 @@ def join_wrapped_lines(text: str, base: int, vocabulary: set[str]) -> list[Edit]
 # ------------------------------------------------------------------ the order
 
 
-def clean_text(source: str, *, markdown: bool = False) -> Cleaned:
+RUNNING_KINDS = frozenset({"running_title", "running_header", "repeated_boilerplate"})
+
+
+def covering(blocks: list[Block], spans: Sequence[tuple[int, int]]) -> set[int]:
+    """Indices of the blocks that overlap any of `spans` (source offsets)."""
+    out: set[int] = set()
+    for start, end in spans:
+        out.update(i for i, b in enumerate(blocks) if b.start < end and start < b.end)
+    return out
+
+
+def clean_text(
+    source: str,
+    *,
+    markdown: bool = False,
+    keep: Sequence[tuple[int, int]] = (),
+    noise: Sequence[tuple[int, int, str]] = (),
+    continues: Sequence[int] = (),
+    conservative: bool = False,
+) -> Cleaned:
     """Find all noise in `source` and return the edits that remove or repair it.
 
-    Order: (1) blocks noise on their own shape (placeholders, page numbers, ads, embeds'
-    attribution lines, read-more, newsletter, cookie, share bars, tags, rights, disclaimers,
-    source lines, published chrome, banners, captions); (2) embeds as a whole; (3) source URLs
-    on the following line; (4) related-link lists; (5) running headers/footers repeated at page
-    edges, then short lines repeated three times; (6) the header: navigation, repeated title,
-    byline, dateline; (7) headers that interrupt a sentence; then block spacing, paragraphs
-    re-joined across breaks, and inline fixes (markup, escapes, doubled dashes, hyphenation).
-    """
+    Order: (0) spans the loader found to be noise (`noise`: a navigation table, a header by its
+    place on the page); (1) blocks noise on their own shape (placeholders, page numbers, ads,
+    embeds' attribution lines, read-more, newsletter, cookie, share bars, tags, rights,
+    disclaimers, source lines, published chrome, banners, captions, and the kinds in
+    `ingest.detectors`); (2) embeds as a whole; (3) source URLs on the following line;
+    (4) related-link lists and blocks; (5) running headers/footers repeated at page edges, then
+    short lines repeated three times unless they are a listing's field; (6) the header:
+    navigation, repeated title, byline, dateline; (7) headers that interrupt a sentence, then
+    e-mail signatures at the end; then block spacing, paragraphs re-joined across breaks, and
+    inline fixes (markup, escapes, doubled dashes, page numbers in a sentence, hyphenation).
+    Blocks overlapping `keep` (tables in an article) are never removed nor edited inside;
+    a block ending at one of `continues` (the layout says its paragraph goes on after the page
+    break) is joined to the next kept block when it stops mid-sentence.
+    `conservative` keeps every block: only spacing and inline repairs (used when full cleaning
+    would empty an article a main-content extractor found)."""
     blocks = split_blocks(source)
-    labels = label_single_blocks(blocks)
-    for step in (label_embeds, label_source_continuations, label_related_lists):
-        labels = {**step(blocks, labels), **labels}
-    labels.update({i: k for i, k in label_page_edges(blocks, labels).items() if i not in labels})
-    labels.update({i: k for i, k in label_repeated_lines(blocks, labels).items()})
-    header, roles = find_header(blocks, labels)
-    labels.update(header)
-    labels.update(label_interrupting_headers(blocks, labels))
-    edits = edits_for_blocks(source, blocks, labels)
+    protected = covering(blocks, keep)
+    pre = {i: kind for start, end, kind in noise for i in covering(blocks, [(start, end)])}
+    if conservative:
+        labels: dict[int, str] = {}
+        roles: dict[str, list[int]] = {}
+    else:
+        labels = {**label_single_blocks(blocks), **pre}
+        for step in (label_embeds, label_source_continuations, label_related_lists):
+            labels = {**step(blocks, labels), **labels}
+        labels.update(
+            {i: k for i, k in label_page_edges(blocks, labels).items() if i not in labels}
+        )
+        labels.update(label_repeated_lines(blocks, labels))
+        labels.update(label_running_titles(blocks, labels))
+        labels.update(label_table_of_contents(blocks, labels))
+        labels = {i: k for i, k in labels.items() if i not in protected}
+        header, roles = find_header(blocks, labels)
+        labels.update({i: k for i, k in header.items() if i not in protected})
+        labels.update(label_interrupting_headers(blocks, labels))
+        labels.update(label_signatures(blocks, labels))
+        labels = {i: k for i, k in labels.items() if i not in protected}
     # only needed to decide how to re-join a word hyphenated at a line end
     vocabulary = {w.casefold() for w in P.WORD.findall(source)} if "-\n" in source else set()
+    edits = edits_for_blocks(source, blocks, labels, protected, set(continues), vocabulary)
     for i, b in enumerate(blocks):
-        if i in labels:
+        if i in labels or i in protected:
             continue
         edits += drop_inline_markup(b.text, b.start, markdown)
         edits += unescape_characters(b.text, b.start)
         edits += drop_doubled_markers(b.text, b.start)
         edits += drop_social_links(b.text, b.start)
+        edits += drop_inline_page_numbers(b.text, b.start)
         edits += join_wrapped_lines(b.text, b.start, vocabulary)
+    first = next((i for i in range(len(blocks)) if labels.get(i) not in {"whitespace"}), None)
+    if "title" not in roles and first is not None and labels.get(first) in RUNNING_KINDS:
+        roles["title"] = [first]  # a running title repeated from the first page on
     for kind in ("source", "rights", "disclaimer", "published_chrome", "caption"):
         roles[kind] = [i for i, k in labels.items() if k == kind]
     return Cleaned(edits, labels, blocks, roles)
 
 
-def edits_for_blocks(source: str, blocks: list[Block], labels: dict[int, str]) -> list[Edit]:
+def edits_for_blocks(
+    source: str,
+    blocks: list[Block],
+    labels: dict[int, str],
+    protected: set[int] | frozenset[int] = frozenset(),
+    continues: set[int] | frozenset[int] = frozenset(),
+    vocabulary: set[str] | frozenset[str] = frozenset(),
+) -> list[Edit]:
     """Removals for labelled blocks (each with the whitespace after it), the spacing between
     kept blocks normalised to one blank line, and paragraphs re-joined across breaks."""
     edits: list[Edit] = []
@@ -714,10 +1063,26 @@ def edits_for_blocks(source: str, blocks: list[Block], labels: dict[int, str]) -
             continue
         after = blocks[next_kept[i]]
         gap = source[b.end : gap_end]
-        if should_join(b.text, after.text):
-            hy = re.search(r"[^\W\d_]-$", b.text)
+        layout_join = (
+            b.end in continues and ends_open(b.text) and bool(re.match(r"\W?\w", after.text))
+        )
+        if (
+            i not in protected
+            and next_kept[i] not in protected
+            and (
+                layout_join or should_join(b.text, after.text, "\f" in source[b.end : after.start])
+            )
+        ):
+            hy = re.search(r"([^\W\d_]+)-$", b.text)
             if hy:
-                edits.append(Edit(b.end - 1, gap_end, "dehyphenate", ""))
+                edits.append(
+                    Edit(
+                        b.end - 1,
+                        gap_end,
+                        "dehyphenate",
+                        rejoin_hyphen(hy.group(1), after.text, vocabulary),
+                    )
+                )
             else:
                 edits.append(Edit(b.end, gap_end, "paragraph_join", " "))
         elif gap == "\n\n":

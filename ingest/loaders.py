@@ -1,12 +1,14 @@
 """Loaders: raw bytes of one source -> the decoded source text that every offset indexes.
 
 What "decoded source text" means per format:
-- .txt, .md: the bytes decoded (BOM removed); nothing else is changed.
+- .txt, .md: the bytes decoded (BOM removed; see `ingest.charsets`); nothing else is changed.
 - .html/.htm: the main content extracted by trafilatura (see `load_html` for why), its
-  paragraphs joined by a blank line.
-- .docx: the elements of unstructured's `partition_docx`, joined by a blank line.
-- .pdf: pdfminer.six text boxes of each page joined by a blank line; pages joined by a form feed,
-  so running headers and footers can be found by repetition across pages.
+  paragraphs joined by a blank line, each table one block of rows (`ingest.htmltext`).
+- .docx: the elements of unstructured's `partition_docx`, joined by a blank line; tables as in
+  HTML.
+- .pdf: pdfminer.six text boxes of each page joined by a blank line; pages joined by a form feed;
+  heads, feet and page numbers found by their place on the page come with it as noise spans
+  (`ingest.pdflayout`); a scanned PDF is its OCR text.
 - .eml: the body elements of unstructured's `partition_email` (plain part preferred), joined by
   a blank line; Subject/From/Date become metadata hints.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
@@ -23,6 +26,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
+from ingest.charsets import Decoded, decode_bytes
 from ingest.errors import IngestError
 
 # unstructured reports usage over the network unless told not to; ingest must stay offline
@@ -40,25 +44,6 @@ MEDIA_TYPES = {
     ".eml": "message/rfc822",
 }
 
-# signatures of binary formats that must not be read as text
-BINARY_MAGIC = (
-    b"%PDF",
-    b"PK\x03\x04",
-    b"\x89PNG",
-    b"GIF8",
-    b"\xff\xd8\xff",
-    b"\x7fELF",
-    b"MZ",
-    b"\x1f\x8b",
-    b"BZh",
-    b"7z\xbc\xaf",
-    b"Rar!",
-    b"\xd0\xcf\x11\xe0",
-)
-
-
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
-
 
 @dataclass
 class Loaded:
@@ -66,58 +51,45 @@ class Loaded:
     media_type: str
     hints: dict[str, Any] = field(default_factory=dict)
     markdown: bool = False
+    # source spans the cleaners must keep whole (tables in the article)
+    keep: list[tuple[int, int]] = field(default_factory=list)
+    # source spans the loader found to be noise (a navigation table, a header by its position
+    # on the page), with their kind; the cleaners remove the blocks they cover
+    noise: list[tuple[int, int, str]] = field(default_factory=list)
+    # the main-content extractor found an article: cleaning may never empty it
+    extracted: bool = False
+    # source offsets (block ends) where the layout says the paragraph goes on after the break
+    continues: list[int] = field(default_factory=list)
 
 
-def decode_text(data: bytes, source: str) -> str:
-    """Bytes -> text: BOM (UTF-8/16/32) first, then UTF-8, cp1252, latin-1.
+def decode_source(
+    data: bytes, source: str, *, charset: str | None = None, markup: bool = False
+) -> Decoded:
+    """Bytes -> Decoded text (see `ingest.charsets.decode_bytes`): BOM, the `charset` the source
+    came with (HTTP header), the markup's declaration, UTF-8, detection."""
+    return decode_bytes(data, source, declared=charset, markup=markup)
 
-    b"\\xef\\xbb\\xbfcaf\\xc3\\xa9" -> "café"; b"caf\\xe9" -> "café" (cp1252)
+
+def decode_text(data: bytes, source: str, charset: str | None = None) -> str:
+    """Bytes -> text by `decode_source`.
+
+    b"\\xef\\xbb\\xbfcaf\\xc3\\xa9" -> "café"; b"caf\\xe9" -> "café" (detected)
     """
-    for bom, codec in (
-        (b"\xef\xbb\xbf", "utf-8"),
-        (b"\xff\xfe\x00\x00", "utf-32-le"),
-        (b"\x00\x00\xfe\xff", "utf-32-be"),
-        (b"\xff\xfe", "utf-16-le"),
-        (b"\xfe\xff", "utf-16-be"),
-    ):
-        if data.startswith(bom):
-            try:
-                return data[len(bom) :].decode(codec)
-            except UnicodeDecodeError as exc:
-                raise IngestError(
-                    "undecodable",
-                    f"has a {codec} byte-order mark but is not {codec}: {exc}",
-                    source,
-                ) from exc
-    if data.startswith(BINARY_MAGIC) or b"\x00" in data[:8192]:
-        raise IngestError("binary", "is binary data, not text", source)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        try:
-            text = data.decode("cp1252")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
-    controls = len(CONTROL_CHARS.findall(text))
-    if controls > max(2, len(text) // 50):
-        raise IngestError(
-            "undecodable",
-            f"{controls} control characters in {len(text)}: not a text encoding",
-            source,
-        )
-    return text
+    return decode_source(data, source, charset=charset).text
 
 
-def load_text(data: bytes, source: str) -> Loaded:
+def load_text(data: bytes, source: str, charset: str | None = None) -> Loaded:
     """Plain text: decoded as is. unstructured's partition_text is not used because it
     normalises whitespace and would lose offsets into the file; our block splitter keeps them."""
-    return Loaded(decode_text(data, source), "text/plain")
+    decoded = decode_source(data, source, charset=charset)
+    return Loaded(decoded.text, "text/plain", {"decoding": decoded.provenance()})
 
 
-def load_markdown(data: bytes, source: str) -> Loaded:
+def load_markdown(data: bytes, source: str, charset: str | None = None) -> Loaded:
     """Markdown: decoded as is (partition_md renders through HTML and loses offsets); markdown
     syntax is removed by the inline cleaners, each removal traced."""
-    return Loaded(decode_text(data, source), "text/markdown", markdown=True)
+    decoded = decode_source(data, source, charset=charset)
+    return Loaded(decoded.text, "text/markdown", {"decoding": decoded.provenance()}, markdown=True)
 
 
 def paragraphs_text(parts: list[str]) -> str:
@@ -125,14 +97,22 @@ def paragraphs_text(parts: list[str]) -> str:
     return "\n\n".join(p.strip() for p in parts if p and p.strip())
 
 
-def load_html(data: bytes, source: str) -> Loaded:
+def load_html(data: bytes, source: str, charset: str | None = None) -> Loaded:
     """HTML: main content by trafilatura. Measured against unstructured's partition_html on
-    pages with nav, cookie banner, share bar, related list and footer (bench/clean.py
-    `--html-compare`): trafilatura keeps the article and drops the page chrome; partition_html
-    keeps every text element of the page, so most chrome would reach the cleaners."""
+    pages with nav, cookie banner, share bar, related list and footer (bench/clean.py): trafilatura
+    keeps the article and drops the page chrome; partition_html keeps every text element of the
+    page, so most chrome would reach the cleaners.
+
+    The bytes are decoded by us (BOM, `charset`, the page's meta/XML declaration, detection) and
+    trafilatura gets text, so a page is never re-decoded by a guess. Its tree is rendered by
+    `ingest.htmltext`: the text trafilatura would give, tables one block of rows each (kept by
+    the cleaners, cells in `hints["tables"]`), navigation tables marked as noise."""
     import trafilatura
 
-    text = decode_text(data, source)
+    from ingest.htmltext import render_body
+
+    decoded = decode_source(data, source, charset=charset, markup=True)
+    text = decoded.text
     try:
         doc = trafilatura.bare_extraction(
             text,
@@ -144,11 +124,13 @@ def load_html(data: bytes, source: str) -> Loaded:
     except (ValueError, TypeError) as exc:
         raise IngestError("parse_error", f"HTML could not be parsed: {exc}", source) from exc
     found: dict[str, Any] = {}
+    body = None
     if isinstance(doc, dict):
         found = doc
+        body = doc.get("body")
     elif doc is not None:
         found = doc.as_dict()
-    body = found.get("text") or html_fallback_text(text)
+        body = getattr(doc, "body", None)
     author = found.get("author") or ""
     hints: dict[str, Any] = {
         "title": found.get("title"),
@@ -157,8 +139,20 @@ def load_html(data: bytes, source: str) -> Loaded:
         "source_url": found.get("url"),
         "sitename": found.get("sitename"),
         "language": found.get("language"),
+        "decoding": decoded.provenance(),
     }
-    return Loaded(paragraphs_text(body.split("\n")), "text/html", hints)
+    if body is not None and found.get("text"):
+        page = render_body(body)
+        loaded = Loaded(page.text, "text/html", hints, extracted=True)
+        for table in page.tables:
+            if table.navigation:
+                loaded.noise.append((table.start, table.end, "navigation"))
+            else:
+                loaded.keep.append((table.start, table.end))
+                hints.setdefault("tables", []).append(table.as_record())
+        return loaded
+    hints["extractor"] = "partition_html"  # trafilatura found no article
+    return Loaded(paragraphs_text(html_fallback_text(text).split("\n")), "text/html", hints)
 
 
 def html_fallback_text(text: str) -> str:
@@ -168,43 +162,81 @@ def html_fallback_text(text: str) -> str:
     return "\n".join(el.text for el in partition_html(text=text) if el.text)
 
 
-def load_docx(data: bytes, source: str) -> Loaded:
-    """Word: unstructured's partition_docx elements; title/author/created from core properties."""
+def load_docx(data: bytes, source: str, charset: str | None = None) -> Loaded:
+    """Word: unstructured's partition_docx elements; title/author/created from core properties.
+    A table becomes one block of rows (cells in `hints["tables"]`, kept whole by the cleaners),
+    as in HTML; a menu-like table is marked as navigation."""
     from docx import Document
     from unstructured.partition.docx import partition_docx
 
+    from ingest.htmltext import render_blocks, table_from_html
+
+    del charset  # the package declares its own encoding
     try:
         elements = partition_docx(file=io.BytesIO(data))
         props = Document(io.BytesIO(data)).core_properties
     except Exception as exc:  # noqa: BLE001 - any parser failure means this input is broken
         raise IngestError("parse_error", f"not a readable .docx: {exc}", source) from exc
-    hints = {
+    hints: dict[str, Any] = {
         "title": props.title or None,
         "authors": [props.author] if props.author else [],
         "published": props.created.date().isoformat() if props.created else None,
     }
-    return Loaded(paragraphs_text([el.text for el in elements]), MEDIA_TYPES[".docx"], hints)
+    items: list[Any] = []
+    for el in elements:
+        as_html = getattr(el.metadata, "text_as_html", None) if el.category == "Table" else None
+        table = table_from_html(as_html) if as_html else None
+        items.append(table if table is not None and table.rows else el.text)
+    page = render_blocks(items)
+    loaded = Loaded(page.text, MEDIA_TYPES[".docx"], hints)
+    for table in page.tables:
+        if table.navigation:
+            loaded.noise.append((table.start, table.end, "navigation"))
+        else:
+            loaded.keep.append((table.start, table.end))
+            hints.setdefault("tables", []).append(table.as_record())
+    return loaded
 
 
-def load_pdf(data: bytes, source: str) -> Loaded:
+def load_pdf(data: bytes, source: str, charset: str | None = None) -> Loaded:
     """PDF: pdfminer.six page by page (unstructured[pdf] would pull torch); text boxes joined
-    by a blank line, pages by a form feed."""
-    from pdfminer.high_level import extract_pages
-    from pdfminer.layout import LAParams, LTTextContainer
+    by a blank line, pages by a form feed. Running headers, footers and page numbers found by
+    their place on the page, and paragraphs that go on over a page break, come with the text
+    (see `ingest.pdflayout`). A PDF without a text layer is read by OCR where tesseract is
+    installed (`metadata.ocr: true`); without it the error says how to enable OCR."""
     from pdfminer.pdfparser import PDFSyntaxError
 
+    from ingest.pdflayout import OCR_HELP, layout_text, ocr_pages, ocr_text, page_boxes
+
+    del charset  # a PDF declares its own encodings
     if not data.startswith(b"%PDF"):
         raise IngestError("parse_error", "does not start with a PDF header", source)
-    pages: list[str] = []
     try:
-        for layout in extract_pages(io.BytesIO(data), laparams=LAParams()):
-            boxes = [el.get_text() for el in layout if isinstance(el, LTTextContainer)]
-            pages.append(paragraphs_text(boxes))
+        boxes, sizes = page_boxes(data)
     except PDFSyntaxError as exc:
         raise IngestError("parse_error", f"PDF could not be parsed: {exc}", source) from exc
     except Exception as exc:  # noqa: BLE001 - pdfminer raises many types for broken files
         raise IngestError("parse_error", f"PDF could not be read: {exc}", source) from exc
-    return Loaded("\n\n\f".join(pages), "application/pdf", pdf_hints(data))
+    page = layout_text(boxes, sizes)
+    hints = pdf_hints(data)
+    if page.text_pages == 0 and page.pages > 0:
+        try:
+            text = ocr_text(ocr_pages(data))
+        except FileNotFoundError as exc:
+            raise IngestError(
+                "empty_after_cleaning",
+                f"is a scanned PDF: {page.pages} pages without a text layer; {OCR_HELP}",
+                source,
+            ) from exc
+        except (subprocess.SubprocessError, OSError) as exc:
+            raise IngestError(
+                "parse_error", f"OCR of the scanned PDF failed: {exc}", source
+            ) from exc
+        hints["ocr"] = True
+        return Loaded(text, "application/pdf", hints)
+    loaded = Loaded(page.text, "application/pdf", hints, noise=page.noise)
+    loaded.continues = page.continues
+    return loaded
 
 
 def pdf_hints(data: bytes) -> dict[str, Any]:
@@ -220,18 +252,23 @@ def pdf_hints(data: bytes) -> dict[str, Any]:
         return {}
     created = info.get("/CreationDate")
     m = re.match(r"D:(\d{4})(\d{2})(\d{2})", str(created or ""))
+    # producers' placeholders (reportlab writes these when none is set) are not metadata
+    placeholder = {"untitled", "anonymous", "unknown", "unspecified", ""}
+    title = (info.title or "").strip()
+    author = (info.author or "").strip()
     return {
-        "title": info.title or None,
-        "authors": [info.author] if info.author else [],
+        "title": title if title.casefold() not in placeholder else None,
+        "authors": [author] if author.casefold() not in placeholder else [],
         "published": f"{m.group(1)}-{m.group(2)}-{m.group(3)}" if m else None,
     }
 
 
-def load_email(data: bytes, source: str) -> Loaded:
+def load_email(data: bytes, source: str, charset: str | None = None) -> Loaded:
     """E-mail: headers by the standard library, body elements by unstructured's partition_email
     (plain-text part preferred)."""
     from unstructured.partition.email import partition_email
 
+    del charset  # each MIME part declares its own
     msg = BytesParser(policy=policy.default).parsebytes(data)
     if not msg.keys():
         raise IngestError("parse_error", "has no e-mail headers", source)
@@ -256,7 +293,9 @@ def load_email(data: bytes, source: str) -> Loaded:
     return Loaded(paragraphs_text(body), "message/rfc822", hints)
 
 
-LOADERS: dict[str, Callable[[bytes, str], Loaded]] = {
+# every loader also takes the charset the source came with (an HTTP/S3 header) as a third,
+# optional argument
+LOADERS: dict[str, Callable[..., Loaded]] = {
     ".txt": load_text,
     ".md": load_markdown,
     ".html": load_html,

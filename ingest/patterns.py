@@ -51,7 +51,10 @@ DONATION = re.compile(
 )
 RIGHTS = re.compile(
     r"(?:^\s*(?:copyright\s*(?:©|\(c\)|\d{4})|©\s*\d{4}|\(c\)\s*\d{4})"
-    r"|\ball rights reserved\b|\breprinted (?:here )?(?:with|by) (?:the )?(?:kind )?permission\b"
+    r"|\ball rights reserved\b|\bwszelkie prawa zastrzeżone\b|\balle rechte vorbehalten\b"
+    r"|\btous droits réservés\b|\btodos los derechos reservados\b"
+    r"|\balla rättigheter förbehållna\b"
+    r"|\breprinted (?:here )?(?:with|by) (?:the )?(?:kind )?permission\b"
     r"|\b(?:may|must) not be (?:reproduced|republished|redistributed)\b.{0,80}"
     r"\b(?:without|permission|in (?:any|whole))\b)",
     _I,
@@ -200,3 +203,123 @@ SOURCE_LINE = re.compile(
 )
 URL_START = re.compile(r"^(?:https?://|www\.)\S", _I)
 URL_FRAGMENT = re.compile(r"^[\w./%?=&#~+:;,@!$'*()-]+$")
+
+# ------------------------------------------------------------------ noise the first cleaners missed
+# "Page 3 of 9" with a running title before or after it on the same line
+PAGE_OF = r"(?:page|p\.|pg\.?|seite|sida|página)\s*\d{1,4}(?:\s*(?:of|/|von|av|de)\s*\d{1,4})?"
+PAGE_OF_LINE = re.compile(
+    rf"^(?:(?P<pre>\S.{{0,100}}?)\s*[|•·–—-]?\s*{PAGE_OF}|{PAGE_OF}\s*[|•·–—-]?\s*(?P<post>\S.{{0,100}}))$",
+    _I,
+)
+# a number glued to a running title: "2 | Example Review", "Example Review | 3", "Example Review 3"
+NUMBERED_TITLE = re.compile(
+    r"^(?:\d{1,4}\s*[|•·–—-]?\s+(?P<a>\D.{2,120})|(?P<b>.{3,120}?\D)\s*[|•·–—-]?\s+\d{1,4})$"
+)
+SERIES_LINE = re.compile(
+    r"^(?:[\w&.,'’()-]+\s+){0,6}?"
+    r"(?:working|discussion|policy|occasional|research|briefing|technical|conference|staff|"
+    r"white|analysis|background)\s+(?:papers?|notes?|briefs?|reports?)"
+    r"(?:\s+series)?(?:\s*(?:no\.?|nr\.?|number|#|vol\.?|issue)\s*)?"
+    r"(?:\s*[,:|/–—-]?\s*(?:no\.?\s*|nr\.?\s*|#\s*)?[\w./-]*\d[\w./-]*){0,3}"
+    r"(?:\s*[,:|–—-]\s*(?:\w+\.?\s+)?\d{4})?\s*$"
+    r"|^ISSN(?:\s*\([a-z]+\))?\s*:?\s*\d{4}-\d{3}[\dX]\s*$"
+    r"|^(?:[\w&.-]+\s+){0,4}(?:working|discussion|policy|occasional) papers? series\b.{0,40}$",
+    _I,
+)
+RELATED_INLINE = re.compile(
+    r"^(?:RELATED|Related|SEE ALSO|See also|MORE|ALSO READ|Also read|READ ALSO|WATCH|LISTEN)"
+    r"(?:\s+(?:STORY|STORIES|COVERAGE|ARTICLE|story|stories|coverage|article|content))?"
+    r"\s*:\s*\S.{0,200}$"
+)
+TOC_HEADING = re.compile(
+    r"^(?:table of contents|contents|content|inhalt|inhaltsverzeichnis|innehåll"
+    r"|innehållsförteckning"
+    r"|sommaire|table des matières|índice|spis treści|obsah|indice|in this (?:issue|report))\s*:?$",
+    _I,
+)
+# a contents entry: "1. Introduction ........ 3", "Chapter 2  The summit   7", "Introduction 3"
+TOC_ENTRY = re.compile(
+    r"^(?:(?:\d{1,2}(?:\.\d{1,2})*\.?|[IVX]{1,5}\.|chapter \d{1,2}:?|part \w+:?|annex \w+:?|"
+    r"appendix \w+:?)\s+)?\S.{0,120}?(?:\s*\.{2,}\s*|\s*…+\s*|[ \t]{2,}|\s+)\d{1,4}$",
+    _I,
+)
+PHP_ERROR = re.compile(
+    r"^(?:PHP\s+)?(?:Warning|Notice|Deprecated|Fatal error|Parse error|Strict Standards|"
+    r"Catchable fatal error|Recoverable fatal error)\s*:\s*.{0,600}?\bin\s+\S+\.php\b"
+    r"(?:\s*:\s*\d+|\s+on\s+line\s+\d+).{0,200}$",
+    _I | re.DOTALL,
+)
+SIGNATURE_SEPARATOR = re.compile(r"^--[ \t]?$", _M)
+SENT_FROM = re.compile(
+    r"^(?:sent from my \w[\w ]{0,30}|sent from (?:outlook|mail|yahoo mail|gmail)\b.{0,40}"
+    r"|get outlook for \w+)$",
+    _I,
+)
+CLOSING = re.compile(
+    r"^(?:best(?: regards| wishes)?|kind regards|warm regards|regards|many thanks|thanks|"
+    r"thank you|cheers|sincerely(?: yours)?|yours(?: sincerely| truly| faithfully)?|all the best"
+    r"|mit freundlichen grüßen|med vänliga hälsningar|cordialement)[,.!]?$",
+    _I,
+)
+EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# a phone number: labelled, international (+44 ...) or a national number with an area code;
+# dates (2022-09-15, 15.09.2022) do not match
+PHONE = re.compile(
+    r"\b(?:tel|phone|mobile|mob|cell|fax)\.?\s*:?\s*\+?[\d(][\d ()./-]{5,}\d"
+    r"|\+\d{1,3}[ .-]?\(?\d[\d ().-]{5,}\d"
+    r"|\b0\d{2,4}[ /-]?\d{3}[ -]?\d{3,4}\b",
+    _I,
+)
+CONTACT_START = re.compile(
+    r"^(?:contact(?: us| info| information| the author)?|get in touch|reach us|e-?mail us|"
+    r"call us|press contact|media contact|kontakt)\b\s*[:|–-]?",
+    _I,
+)
+# inside a sentence: "did not Page 12 of 30 conclude", "did not – 12 – conclude"
+INLINE_PAGE_NUMBER = re.compile(
+    r"(?<=[a-z,;])[ \t]+(?:(?:Page|PAGE|Seite|Sida|Página)\s+\d{1,4}"
+    r"\s*(?:of|/|von|av|de)\s*\d{1,4}"
+    r"|[-–—]\s*\d{1,4}\s*[-–—])(?=[ \t]+[a-z])"
+)
+INLINE_PAGE_GATE = re.compile(r"(?:Page|PAGE|Seite|Sida|Página)\s+\d|[-–—]\s*\d{1,4}\s*[-–—]")
+LONE_NUMBER_LINE = re.compile(
+    r"^[ \t]*(?:\d{1,4}|[-–—]\s*\d{1,4}\s*[-–—]|" + PAGE_OF + r")[ \t]*$", _I
+)
+ROLE_WORDS = re.compile(
+    r"\b(?:correspondent|editor|writer|reporter|fellow|analyst|professor|director|researcher|"
+    r"contributor|columnist|staff|senior|chief|lecturer|head|associate|assistant|manager|"
+    r"scientist|expert|officer|chair|president|founder|journalist|producer|author|student|"
+    r"candidate|coordinator|advisor|adviser|specialist|economist|historian|photographer)\b",
+    _I,
+)
+BYLINE_LABEL = re.compile(
+    r"^(?:words(?: and (?:photos|pictures|images))?|text|author|authors|autor|autoren|författare"
+    r"|auteur|written by|words by|text by|reporting by|story by)\s*[:]\s*(?P<names>.+)$",
+    _I,
+)
+BYLINE_WORDS_BY = re.compile(
+    r"^(?:(?:words|text|photos|pictures|images|story|reporting)"
+    r"(?:\s*(?:and|&)\s*(?:words|text|photos|pictures|images))?\s+by)\s+(?P<names>.+?)\.?$",
+    _I,
+)
+BYLINE_NAME_DATE = re.compile(
+    rf"^(?P<names>[^|•·\n]{{3,80}}?)\s*[|•·]\s*(?:(?:updated|published|posted)\s*:?\s*)?"
+    rf"(?P<date>{DATE.pattern}).*$",
+    _I,
+)
+WEEKDAY_OR_TIME = re.compile(
+    r"\b(?:mon|tue|wed|thu|fri|sat|sun)(?:day|sday|nesday|rsday|urday)?\b\.?"
+    r"|\b\d{1,2}[:.]\d{2}\s*(?:[ap]\.?m\.?)?\b|\b\d{1,2}\s*[ap]\.?m\b",
+    _I,
+)
+PRICE = re.compile(r"[$€£¥]\s*\d|\d\s*(?:€|eur|usd|sek|kr|zł)\b", _I)
+# a word a sentence does not end on: a paragraph ending here goes on after the break
+CONTINUING_WORDS = frozenset(
+    """a an the of in on at to for from by with and or but nor as than that which who whom whose
+    where when while if because although though since into onto upon about between among
+    against during without within under over after before through across toward towards
+    his her its their our your my is are was were be been being has have had will would
+    can could should may might must shall not no such this these those both either neither
+    said says told according including near like beside behind beyond via per until till despite
+    throughout along around amid amongst towards whether""".split()
+)

@@ -13,7 +13,7 @@ from ingest.metadata import extract_metadata
 from ingest.offsets import apply_edits
 from schemas.records import CleanDocument, DocumentMetadata
 
-CLEANER_VERSION = "1.4.0"
+CLEANER_VERSION = "2.0.0"
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(LOADERS)
 DEFAULT_MAX_BYTES = 20_000_000
 
@@ -36,8 +36,11 @@ def clean_bytes(
     filename: str,
     doc_id: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    charset: str | None = None,
 ) -> CleanDocument:
-    """Clean one source given as bytes; the loader is chosen by `filename`'s suffix.
+    """Clean one source given as bytes; the loader is chosen by `filename`'s suffix. `charset`
+    is the encoding the source came with (an HTTP or S3 Content-Type's charset), which wins
+    over the source's own declaration (see `ingest.charsets`).
 
     Offsets in `removed`, `repairs` and `offset_map` index the decoded source text: the decoded
     bytes for .txt/.md, the text the loader produced for .html/.docx/.pdf/.eml (see
@@ -57,11 +60,23 @@ def clean_bytes(
         )
     if not data.strip():
         raise IngestError("empty", "is empty" if not data else "holds only whitespace", source)
-    loaded = LOADERS[suffix](data, source)
+    loaded = LOADERS[suffix](data, source, charset) if charset else LOADERS[suffix](data, source)
     if not loaded.text.strip():
         raise IngestError("empty_after_cleaning", "has no text content", source)
-    cleaned = clean_text(loaded.text, markdown=loaded.markdown)
+    cleaned = clean_text(
+        loaded.text,
+        markdown=loaded.markdown,
+        keep=loaded.keep,
+        noise=loaded.noise,
+        continues=loaded.continues,
+    )
     applied = apply_edits(loaded.text, cleaned.edits)
+    if not applied.text.strip() and loaded.extracted:
+        # the extractor found an article and our cleaners would remove all of it: its judgement
+        # wins, only spacing and inline repairs are applied (and the fact is recorded)
+        cleaned = clean_text(loaded.text, markdown=loaded.markdown, conservative=True)
+        applied = apply_edits(loaded.text, cleaned.edits)
+        loaded.hints["cleaning"] = "conservative: full cleaning left nothing of the article"
     if not applied.text.strip():
         raise IngestError(
             "empty_after_cleaning",

@@ -178,3 +178,24 @@ def test_ingest_formats_eml_body_and_headers() -> None:
     assert doc.metadata.authors == ["Ann Lee"]
     assert doc.metadata.published == "2022-09-15"
     assert accounted(doc, load_email(EML, "m.eml").text)
+
+
+def test_ingest_formats_docx_table_kept_as_rows() -> None:
+    from docx import Document
+
+    d = Document()
+    d.add_heading("Three laptops tested", level=1)
+    d.add_paragraph(
+        "We ran the same benchmarks on three laptops over two weeks and list the results here."
+    )
+    table = d.add_table(rows=3, cols=2)
+    for r, (a, b) in enumerate([("Laptop", "Price"), ("Alpha 14", "$999"), ("Beta Pro", "$1,299")]):
+        table.cell(r, 0).text = a
+        table.cell(r, 1).text = b
+    d.add_paragraph("The Alpha 14 is the best balance of speed, battery life and price for most.")
+    buf = io.BytesIO()
+    d.save(buf)
+    doc = clean_bytes(buf.getvalue(), source="t.docx", filename="t.docx")
+    assert "Laptop | Price\nAlpha 14 | $999\nBeta Pro | $1,299" in doc.text
+    assert doc.metadata.model_extra is not None
+    assert doc.metadata.model_extra["tables"][0]["rows"][2] == ["Beta Pro", "$1,299"]
