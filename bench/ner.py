@@ -185,19 +185,36 @@ def unmapped_report(gold: list[list[Span_]], systems: dict[str, list[Doc]]) -> N
         print(line)
 
 
+def right_by_convention(span: Span_, gold: list[Span_], words: list[str]) -> bool:
+    """Whether a predicted entity is right once re3d's conventions are set against OntoNotes'
+    (which the model and our rules follow): the same category and span after dropping a leading
+    article on both sides; for a person, the tail of a re3d Person span (re3d keeps titles and
+    ranks inside: `Foreign Secretary Boris Johnson`); for a nationality word, the first word of
+    a longer re3d span of any type (`The Syrian army` is one Organisation in re3d, `Syrian` is
+    NORP in OntoNotes)."""
+    start, end, cat = span
+    if _drop_article(span, words) in {_drop_article(s, words) for s in gold if s[2] in MAPPING}:
+        return True
+    if cat == "Person":
+        return any(t[2] == "Person" and t[1] == end and t[0] <= start for t in gold)
+    if cat == "Nationality" and end - start == 1:
+        return any(
+            _drop_article(t, words)[0] == start and t[1] - t[0] > 1 and t[1] > end for t in gold
+        )
+    return False
+
+
 def judged_entities(
     docs: list[Doc], gold: list[list[Span_]], words: list[list[str]]
 ) -> list[tuple[Doc, Span, bool]]:
-    """Every predicted entity with a mapped label, and whether it is right: the same category
-    and the same span after dropping a leading article on both sides (our convention and
-    OntoNotes' leave "the" out of most names; re3d keeps it in)."""
+    """Every predicted entity with a mapped label, and whether it is right (by
+    `right_by_convention`): what the scores are fitted to and judged against."""
     judged = []
     for doc, g, ws in zip(docs, gold, words, strict=True):
-        right = {_drop_article(s, ws) for s in g if s[2] in MAPPING}
         for e in doc.ents:
             if e.label_ in TO_CATEGORY:
                 span = (e.start, e.end, TO_CATEGORY[e.label_])
-                judged.append((doc, e, _drop_article(span, ws) in right))
+                judged.append((doc, e, right_by_convention(span, g, ws)))
     return judged
 
 
@@ -210,8 +227,9 @@ def fit_and_save(judged: list[tuple[Doc, Span, bool]], split: str, model: str) -
         "spacy_model": f"{model} {spacy.info(model)['version']}",  # type: ignore[index]
         "entities": len(rows),
         "right": sum(outcomes),
-        "correct_means": "same mapped category and same span after dropping a leading "
-        "article on both sides",
+        "correct_means": "bench.ner.right_by_convention: same mapped category and span after "
+        "dropping a leading article on both sides; a person may be the tail of a re3d Person "
+        "span (titles left out); a nationality word may open a longer re3d span",
         "labels_without_gold": "labels with no re3d counterpart (CARDINAL, FAC, ...) get no "
         "label term: their score is the model-confidence, source and context terms alone",
         "command": "python -m bench.ner --split train --fit-calibration",
@@ -243,6 +261,12 @@ def auc(scores: list[float], outcomes: list[bool]) -> float:
     return wins / (len(pos) * len(neg))
 
 
+def brier(scores: list[float], outcomes: list[bool]) -> float:
+    """Mean squared error of the scores as probabilities (calibration and sharpness together:
+    a constant per source can have a low ECE, not a low Brier score)."""
+    return sum((s - ok) ** 2 for s, ok in zip(scores, outcomes, strict=True)) / len(scores)
+
+
 def calibration_report(judged: list[tuple[Doc, Span, bool]], calibration: Calibration) -> None:
     outcomes = [ok for _, _, ok in judged]
     per_source = [entity_score(doc, e, None) for doc, e, _ in judged]
@@ -251,7 +275,8 @@ def calibration_report(judged: list[tuple[Doc, Span, bool]], calibration: Calibr
     ece_old = print_reliability("per-source constant (before)", per_source, outcomes)
     ece_new = print_reliability("calibrated per entity (ours)", calibrated, outcomes)
     print(
-        f"\n  ECE {ece_old:.3f} -> {ece_new:.3f}; AUC (right above wrong) "
+        f"\n  ECE {ece_old:.3f} -> {ece_new:.3f}; Brier {brier(per_source, outcomes):.3f} -> "
+        f"{brier(calibrated, outcomes):.3f}; AUC (right above wrong) "
         f"{auc(per_source, outcomes):.3f} -> {auc(calibrated, outcomes):.3f}; "
         f"distinct scores {len(set(per_source))} -> {len(set(calibrated))}"
     )
@@ -267,18 +292,21 @@ def calibration_report(judged: list[tuple[Doc, Span, bool]], calibration: Calibr
 
 
 def throughput(bare: Language, ours: Language, sentences: list[list[str]], rounds: int) -> None:
-    """docs/s of bare nlp.pipe and of ours (NER part: targets and stance off) on the same Docs."""
-    texts = [" ".join(ws) for ws in sentences] * rounds
-    rates = {}
-    for name, nlp in (("bare nlp.pipe", bare), ("ours (ner part)", ours)):
-        started = time.perf_counter()
-        for _ in nlp.pipe(texts, batch_size=64):
-            pass
-        rates[name] = len(texts) / (time.perf_counter() - started)
-    print(f"\nthroughput on {len(texts)} re3d sentences (text in, {rounds} rounds):")
-    for name, rate in rates.items():
+    """docs/s of bare nlp.pipe and of ours (NER part: targets and stance off) on the same texts;
+    the two alternate round by round and the best round of each counts, so that load from other
+    processes on the machine hits both alike."""
+    texts = [" ".join(ws) for ws in sentences]
+    best: dict[str, float] = defaultdict(float)
+    for _ in range(rounds):
+        for name, nlp in (("bare nlp.pipe", bare), ("ours (ner part)", ours)):
+            started = time.perf_counter()
+            for _ in nlp.pipe(texts, batch_size=64):
+                pass
+            best[name] = max(best[name], len(texts) / (time.perf_counter() - started))
+    print(f"\nthroughput on {len(texts)} re3d sentences (text in, best of {rounds} rounds):")
+    for name, rate in best.items():
         print(f"  {name:<18}{rate:>8.1f} docs/s")
-    print(f"  ratio ours/bare {rates['ours (ner part)'] / rates['bare nlp.pipe']:.2f}")
+    print(f"  ratio ours/bare {best['ours (ner part)'] / best['bare nlp.pipe']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:
