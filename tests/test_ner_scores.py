@@ -178,3 +178,22 @@ def test_ner_scores_vary_per_entity_in_annotate():
     assert len(scores) >= 10
     assert len(set(scores)) >= len(scores) // 2
     assert all(0.0 < s < 1.0 for s in scores)
+
+
+@pytest.mark.model
+def test_ner_scores_reach_label_studio_regions():
+    from annotators.labelstudio import to_prediction
+    from annotators.pipeline import annotate
+    from schemas.labelstudio_config import CONTROLS
+    from schemas.records import CleanDocument
+
+    doc = next(annotate([CleanDocument(source="t", doc_id="t", text=TEXTS[2], metadata={},
+                                       removed=[])]))  # fmt: skip
+    prediction = to_prediction(doc)
+    regions = {
+        (r["value"]["start"], r["value"]["end"]): r["score"]
+        for r in prediction["result"]
+        if r["from_name"] == CONTROLS.entities and "score" in r
+    }
+    assert regions == {(e.start, e.end): e.score for e in doc.entities}
+    assert len(set(regions.values())) > 1
