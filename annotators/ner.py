@@ -22,7 +22,13 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from annotators.ner_repairs import apply_repairs, keeps_article
-from annotators.ner_scores import CALIBRATION_PATH, SCORED_NER_NAME, Calibration, entity_features
+from annotators.ner_scores import (
+    CALIBRATION_PATH,
+    SCORED_NER_NAME,
+    Calibration,
+    entity_features,
+    source_group,
+)
 
 DATA_DIR = Path(__file__).parent / "data"
 RULER_NAME = "corpusflow_ruler"
@@ -31,7 +37,7 @@ FIXES_NAME = "corpusflow_entity_fixes"
 # The score before per-entity calibration: the precision of each entity source on re3d *train*
 # (mapped labels, exact span after dropping a leading article). Kept as the fallback when the
 # calibration table is missing and as the baseline row of bench/ner.py's reliability table.
-SOURCE_SCORES: dict[str, float] = {"ruler": 0.66, "model": 0.37, "fixed": 0.46, "repair": 0.46}
+SOURCE_SCORES: dict[str, float] = {"ruler": 0.66, "model": 0.37, "fixed": 0.46}
 CALIBRATION: Calibration | None = (
     Calibration.load(CALIBRATION_PATH) if CALIBRATION_PATH.exists() else None
 )
@@ -223,7 +229,7 @@ def entity_score(doc: Doc, ent: Span, calibration: Calibration | None = CALIBRAT
     without a calibration table, the measured precision of its source."""
     source = entity_source(doc, ent)
     if calibration is None:
-        return SOURCE_SCORES["repair" if source.startswith("rule:") else source]
+        return SOURCE_SCORES[source_group(source)]
     return calibration.score(entity_features(doc, ent, source))
 
 

@@ -123,13 +123,13 @@ def test_ner_scores_features_name_source_and_missing_model_span():
     doc = fix_entities(_spaced_doc("Abraham Lincoln won. Lincoln spoke.", ents))
     full, surname = doc.ents
     assert entity_features(doc, full, "model")["no_model_span"] == 1.0  # no model pass here
-    assert entity_features(doc, surname, "rule:propagate_surnames")["source=repair"] == 1.0
+    assert entity_features(doc, surname, "rule:propagate_surnames")["source=fixed"] == 1.0
     assert set(entity_features(doc, full, "model")) == set(FEATURE_NAMES)
 
 
 @pytest.mark.parametrize(
     ("source", "group"),
-    [("model", "model"), ("ruler", "ruler"), ("fixed", "fixed"), ("rule:split_lists", "repair"),
+    [("model", "model"), ("ruler", "ruler"), ("fixed", "fixed"), ("rule:split_lists", "fixed"),
      ("unknown", "model")],
 )  # fmt: skip
 def test_ner_scores_source_group(source, group):
