@@ -1,10 +1,12 @@
-"""Named entities for news and analysis texts: the spaCy model's NER, plus an entity ruler for
-the organisations and acronyms the small model misses, and a span-repair component.
+"""Named entities for news and analysis texts: the spaCy model's NER (run by
+`corpusflow_scored_ner`, which keeps its action probabilities), an entity ruler for the
+organisations and acronyms the small model misses, and a span-repair component (`fix_entities`:
+brackets, articles, joined names, photo credits, then the rules of `annotators.ner_repairs`).
 
-Entity scores: the small model gives no per-entity confidence, so an entity's score is the
-measured precision of the *source* that produced it (see `SOURCE_SCORES`): a ruler pattern,
-the model's span as predicted, or a model span that `corpusflow_entity_fixes` had to repair.
-`bench/ner.py` prints these precisions on re3d so the constants can be checked.
+Entity scores: `entity_score` is a calibrated probability that the entity is right, from the
+model's confidence in the span, its label, its source (ruler, model, span fix, repair rule) and
+context (`annotators.ner_scores`, table in `data/ner_calibration.json`, fitted on re3d train;
+`bench/ner.py` prints its reliability on re3d test).
 """
 
 from __future__ import annotations
@@ -19,16 +21,26 @@ from spacy.pipeline import EntityRuler
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from annotators.ner_repairs import apply_repairs, keeps_article
+from annotators.ner_scores import (
+    CALIBRATION_PATH,
+    SCORED_NER_NAME,
+    Calibration,
+    entity_features,
+    source_group,
+)
+
 DATA_DIR = Path(__file__).parent / "data"
 RULER_NAME = "corpusflow_ruler"
 FIXES_NAME = "corpusflow_entity_fixes"
 
-# Precision of each entity source on re3d *train* (bench/ner.py, mapped labels, exact span after
-# dropping a leading article). re3d puts titles inside Person spans and often tags countries as
-# Organisation, so these are pessimistic for news; they rank sources, they are not calibrated
-# per-entity probabilities. Repaired spans score above raw model spans: they are mostly
-# organisation names whose article or bracket we removed.
+# The score before per-entity calibration: the precision of each entity source on re3d *train*
+# (mapped labels, exact span after dropping a leading article). Kept as the fallback when the
+# calibration table is missing and as the baseline row of bench/ner.py's reliability table.
 SOURCE_SCORES: dict[str, float] = {"ruler": 0.66, "model": 0.37, "fixed": 0.46}
+CALIBRATION: Calibration | None = (
+    Calibration.load(CALIBRATION_PATH) if CALIBRATION_PATH.exists() else None
+)
 
 # Value-like labels keep a leading article ("the past year" is OntoNotes' DATE span).
 _VALUE_LABELS = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDINAL", "ORDINAL"})
@@ -54,7 +66,7 @@ CREDIT_PATTERNS = (
 )
 
 if not Doc.has_extension("ent_sources"):
-    # "start:end" (character offsets) -> "ruler" | "model" | "fixed"
+    # "start:end" (character offsets) -> "ruler" | "model" | "fixed" | "rule:<repair name>"
     Doc.set_extension("ent_sources", default=None)
 
 
@@ -69,7 +81,8 @@ def _is_junk(token) -> bool:
 
 
 def trim_span(span: Span) -> Span | None:
-    """Strip a leading article and trailing punctuation or possessive from an entity span.
+    """Strip a leading article and trailing punctuation or possessive from an entity span; a
+    "The" that is part of the name stays (`keeps_article`: The Hague, `in The Globe and Mail`).
 
     `the Shanghai Cooperation Organization,` -> `Shanghai Cooperation Organization`
     Returns None when nothing with a letter or digit is left.
@@ -77,7 +90,10 @@ def trim_span(span: Span) -> Span | None:
     start, end = span.start, span.end
     doc = span.doc
     articles = frozenset() if span.label_ in _VALUE_LABELS else _LEADING_WORDS
-    while start < end and (_is_junk(doc[start]) or doc[start].lower_ in articles):
+    while start < end and (
+        _is_junk(doc[start])
+        or (doc[start].lower_ in articles and not keeps_article(doc, start, end))
+    ):
         start += 1
     while end > start and (_is_junk(doc[end - 1]) or doc[end - 1].lower_ in _TRAILING_WORDS):
         end -= 1
@@ -171,7 +187,8 @@ def split_joined_names(spans: list[Span]) -> list[Span]:
 
 def fix_entities(doc: Doc) -> Doc:
     """Repair entity spans (brackets, articles, punctuation, names joined by a hyphen or run on
-    into a headline), drop entities inside photo credits, and record each entity's source."""
+    into a headline), apply the repair rules (`annotators.ner_repairs.REPAIRS`, in order), drop
+    entities inside photo credits, and record each entity's source."""
     spans: list[Span] = []
     sources: dict[str, str] = {}
     for ent in doc.ents:
@@ -184,6 +201,11 @@ def fix_entities(doc: Doc) -> Doc:
     for span in repaired:
         if not any(span is s for s in spans):  # a name cut out of a joined span
             sources[f"{span.start_char}:{span.end_char}"] = "fixed"
+    repaired, by_rule = apply_repairs(doc, repaired)
+    for span in repaired:
+        rule = by_rule.get((span.start, span.end, span.label_))
+        if rule is not None:
+            sources[f"{span.start_char}:{span.end_char}"] = f"rule:{rule}"
     credits = credit_ranges(doc.text)
     spans = filter_spans(
         [s for s in repaired if not any(a < s.end_char and s.start_char < b for a, b in credits)]
@@ -197,10 +219,18 @@ def fix_entities(doc: Doc) -> Doc:
     return doc
 
 
-def entity_score(doc: Doc, ent: Span) -> float:
-    """The score of an entity: the estimated precision of the source that produced it."""
-    sources = doc._.ent_sources or {}
-    return SOURCE_SCORES[sources.get(f"{ent.start_char}:{ent.end_char}", "model")]
+def entity_source(doc: Doc, ent: Span) -> str:
+    """What produced `ent`: "ruler", "model", "fixed" or "rule:<repair name>"."""
+    return (doc._.ent_sources or {}).get(f"{ent.start_char}:{ent.end_char}", "model")
+
+
+def entity_score(doc: Doc, ent: Span, calibration: Calibration | None = CALIBRATION) -> float:
+    """The score of an entity: the calibrated probability that it is right (see module doc);
+    without a calibration table, the measured precision of its source."""
+    source = entity_source(doc, ent)
+    if calibration is None:
+        return SOURCE_SCORES[source_group(source)]
+    return calibration.score(entity_features(doc, ent, source))
 
 
 @Language.component(FIXES_NAME)
@@ -208,17 +238,26 @@ def entity_fixes_component(doc: Doc) -> Doc:
     return fix_entities(doc)
 
 
-def add_ner_components(nlp: Language, *, ruler: bool = True, fixes: bool = True) -> Language:
-    """Add the entity ruler (before the model's ner, which then predicts around its matches)
-    and the span-repair component (after it)."""
+def add_ner_components(
+    nlp: Language, *, ruler: bool = True, fixes: bool = True, scores: bool = True
+) -> Language:
+    """Add the entity ruler (before the model's ner, which then predicts around its matches),
+    the scored ner in the model ner's place (same weights, same entities, plus the action
+    probabilities the scores need; the original `ner` stays loaded but disabled), and the
+    span-repair component (after them)."""
+    has_ner = "ner" in nlp.pipe_names
     if ruler and RULER_NAME not in nlp.pipe_names:
-        before = "ner" if "ner" in nlp.pipe_names else None
         entity_ruler = cast(
-            EntityRuler, nlp.add_pipe("entity_ruler", name=RULER_NAME, before=before)
+            EntityRuler,
+            nlp.add_pipe("entity_ruler", name=RULER_NAME, before="ner" if has_ner else None),
         )
         entity_ruler.add_patterns(load_ruler_patterns())
+    if scores and has_ner and SCORED_NER_NAME not in nlp.component_names:
+        nlp.add_pipe(SCORED_NER_NAME, after="ner")
+        nlp.disable_pipe("ner")
     if fixes and FIXES_NAME not in nlp.pipe_names:
-        nlp.add_pipe(FIXES_NAME, after="ner" if "ner" in nlp.pipe_names else None)
+        after = next((n for n in (SCORED_NER_NAME, "ner") if n in nlp.pipe_names), None)
+        nlp.add_pipe(FIXES_NAME, after=after)
     return nlp
 
 
@@ -229,6 +268,7 @@ __all__ = [
     "split_joined_names",
     "add_ner_components",
     "entity_score",
+    "entity_source",
     "fix_entities",
     "load_ruler_patterns",
     "split_span",

@@ -6,7 +6,14 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 
-from annotators.ner import SOURCE_SCORES, entity_score, fix_entities, split_span, trim_span
+from annotators.ner import (
+    SOURCE_SCORES,
+    entity_score,
+    entity_source,
+    fix_entities,
+    split_span,
+    trim_span,
+)
 from annotators.stance import label_value, sentence_features, sentence_value
 from annotators.targets import (
     SPAN_KEY,
@@ -70,12 +77,15 @@ def test_ner_fix_entities_splits_and_trims(words, ents, expected):
     assert [(e.text, e.label_) for e in doc.ents] == expected
 
 
-def test_ner_entity_score_marks_fixed_and_model_spans():
+def test_ner_entity_source_marks_fixed_and_model_spans():
     doc = make_doc(["the", "NATO", "and", "Xi"], ["B-ORG", "I-ORG", "O", "B-PERSON"])
     doc = fix_entities(doc)
     nato, xi = doc.ents
-    assert entity_score(doc, nato) == SOURCE_SCORES["fixed"]
-    assert entity_score(doc, xi) == SOURCE_SCORES["model"]
+    assert (entity_source(doc, nato), entity_source(doc, xi)) == ("fixed", "model")
+    # without a calibration table the score falls back to the source's precision
+    assert entity_score(doc, nato, None) == SOURCE_SCORES["fixed"]
+    assert entity_score(doc, xi, None) == SOURCE_SCORES["model"]
+    assert 0.0 < entity_score(doc, nato) < 1.0
 
 
 def test_ner_trim_span_returns_none_for_punctuation_only():
@@ -260,9 +270,7 @@ def test_ner_fix_entities_marks_split_names_fixed():
         _spaced_doc("Xi-Putin Meeting. Putin met Xi.", [("Xi-Putin Meeting", "PERSON"),
                     ("Putin", "PERSON"), ("Xi", "PERSON")])
     )  # fmt: skip
-    assert [entity_score(doc, e) for e in doc.ents] == [SOURCE_SCORES["fixed"]] * 2 + [
-        SOURCE_SCORES["model"]
-    ] * 2
+    assert [entity_source(doc, e) for e in doc.ents] == ["fixed"] * 2 + ["model"] * 2
 
 
 @pytest.mark.parametrize(
