@@ -24,6 +24,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from ingest.errors import IngestError
+from ingest.limits import html_input
 
 # unstructured reports usage over the network unless told not to; ingest must stay offline
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -135,7 +136,7 @@ def load_html(data: bytes, source: str) -> Loaded:
     text = decode_text(data, source)
     try:
         doc = trafilatura.bare_extraction(
-            text,
+            html_input(text),  # a tree in libxml2's huge mode for a page deeper than 255
             with_metadata=True,
             include_comments=False,
             include_tables=True,
