@@ -176,6 +176,19 @@ def _limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
+def _near_memory_cap(memory_mb: int) -> bool:
+    """Whether this process's address space peaked within 25% of its cap: a C library (lxml)
+    that fails an allocation reports it as its own error, not as MemoryError."""
+    if memory_mb <= 0:
+        return False
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            peak_kb = next(int(x.split()[1]) for x in f if x.startswith("VmPeak:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    return peak_kb * 1024 >= memory_mb * 1024 * 1024 * 0.75
+
+
 def _serve(conn: Connection, memory_mb: int) -> None:
     # imported before the memory cap: the stage's own code is not what the cap is for
     from ingest.pipeline import clean_bytes
@@ -198,24 +211,28 @@ def _serve(conn: Connection, memory_mb: int) -> None:
                 limits=limits,
             )
             reply = ("ok", doc)
+        except MemoryError:
+            reply = ("fatal", ("limit_exceeded", ""))
         except IngestError as exc:
             reply = ("error", (exc.kind, exc.message))
-        except MemoryError:
+            if _near_memory_cap(memory_mb):
+                reply = ("fatal", ("limit_exceeded", f" ({exc.message})"))
+        except RecursionError as exc:
+            reply = ("error", ("parse_error", f"is nested too deeply to parse: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - a parser's bug must not stop the run
+            reply = ("error", ("parse_error", f"the parser failed: {type(exc).__name__}: {exc}"))
+        if reply[0] == "fatal":
             del data
             reply = (
                 "fatal",
                 (
                     "limit_exceeded",
                     f"needed more than {memory_mb} MB to parse, the limit "
-                    f"(parse_memory_mb, {VARIABLES['parse_memory_mb']})",
+                    f"(parse_memory_mb, {VARIABLES['parse_memory_mb']}){reply[1][1]}",
                 ),
             )
-        except RecursionError as exc:
-            reply = ("error", ("parse_error", f"is nested too deeply to parse: {exc}"))
-        except Exception as exc:  # noqa: BLE001 - a parser's bug must not stop the run
-            reply = ("error", ("parse_error", f"the parser failed: {type(exc).__name__}: {exc}"))
         conn.send(reply)
-        if reply[0] == "fatal":
+        if reply[0] == "fatal":  # the heap of a process that ran out is not to be trusted
             return
 
 
