@@ -201,6 +201,7 @@ def _serve(conn: Connection, memory_mb: int) -> None:
         except (EOFError, OSError):  # the parent is gone
             return
         reply: tuple[str, Any]
+        out_of_memory: str | None = None  # what the parser said when its memory ran out
         try:
             doc = clean_bytes(
                 data,
@@ -212,28 +213,25 @@ def _serve(conn: Connection, memory_mb: int) -> None:
             )
             reply = ("ok", doc)
         except MemoryError:
-            reply = ("fatal", ("limit_exceeded", ""))
+            out_of_memory = ""
         except IngestError as exc:
             reply = ("error", (exc.kind, exc.message))
             if _near_memory_cap(memory_mb):
-                reply = ("fatal", ("limit_exceeded", f" ({exc.message})"))
+                out_of_memory = f" ({exc.message})"
         except RecursionError as exc:
             reply = ("error", ("parse_error", f"is nested too deeply to parse: {exc}"))
         except Exception as exc:  # noqa: BLE001 - a parser's bug must not stop the run
             reply = ("error", ("parse_error", f"the parser failed: {type(exc).__name__}: {exc}"))
-        if reply[0] == "fatal":
+        if out_of_memory is not None:
             del data
-            reply = (
-                "fatal",
-                (
-                    "limit_exceeded",
-                    f"needed more than {memory_mb} MB to parse, the limit "
-                    f"(parse_memory_mb, {VARIABLES['parse_memory_mb']}){reply[1][1]}",
-                ),
+            message = (
+                f"needed more than {memory_mb} MB to parse, the limit "
+                f"(parse_memory_mb, {VARIABLES['parse_memory_mb']}){out_of_memory}"
             )
-        conn.send(reply)
-        if reply[0] == "fatal":  # the heap of a process that ran out is not to be trusted
+            # the heap of a process that ran out is not to be trusted: this worker ends
+            conn.send(("fatal", ("limit_exceeded", message)))
             return
+        conn.send(reply)
 
 
 if __name__ == "__main__":
