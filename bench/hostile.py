@@ -195,6 +195,7 @@ from ingest.guard import clean_guarded
 from ingest.limits import Limits
 from ingest.sources import read_local, walk
 root, key, limits = Path(sys.argv[1]), sys.argv[2], Limits(**json.loads(sys.argv[3]))
+clean_guarded(b"warm up", source="w.txt", filename="w.txt", limits=limits)  # worker started
 t0 = time.perf_counter()
 ref = next(r for r in walk(root) if r.key == key)
 if ref.skip:
@@ -213,8 +214,9 @@ print(json.dumps({"fate": fate, "seconds": time.perf_counter() - t0}))
 
 
 def fate_in_child(root: Path, key: str, limits: dict[str, float]) -> dict[str, object]:
-    """The fate of one entry decided in a fresh process: its time (from discovery, imports
-    excluded) and the peak RSS of that process and its parse worker (wait4)."""
+    """The fate of one entry decided in a fresh process: its time (from discovery; the parse
+    worker already started, the parser's own imports included) and the peak RSS of that
+    process and its parse worker (wait4)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _ONE, str(root), key, json.dumps(limits)],
         stdout=subprocess.PIPE,
@@ -227,6 +229,37 @@ def fate_in_child(root: Path, key: str, limits: dict[str, float]) -> dict[str, o
     result = json.loads(out) if out.strip() else {"fate": ["crashed", f"exit {status}"]}
     result["peak_rss_mb"] = usage.ru_maxrss / 1024
     return result
+
+
+def whole_run(root: Path, base: Path) -> str:
+    """`corpusflow run` (embedded) over the corpus: seconds, peak RSS (wait4), counts."""
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(base / "prefect"),
+        "CORPUSFLOW_WORK_DIR": str(base / "work"),
+        "CORPUSFLOW_MAX_PDF_PAGES": "10",
+    }
+    store = base / "store"
+    t0 = time.perf_counter()
+    with open(base / "run.out", "wb") as out, open(base / "run.err", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "run", "--json", "--sources", str(root)]
+            + ["--store", f"file://{store}"],
+            cwd=base,
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    report = json.loads((base / "run.out").read_text().strip().splitlines()[-1])
+    ing = report["ingest"]
+    return (
+        f"corpusflow run: exit {os.waitstatus_to_exitcode(status)}, {seconds:.0f} s, "
+        f"peak RSS {usage.ru_maxrss / 1024:.0f} MB; {report['inputs']} inputs: "
+        f"{ing['cleaned']} cleaned, {len(ing['skipped'])} skipped, "
+        f"{len(ing['quarantined'])} quarantined"
+    )
 
 
 # ---------------------------------------------------------------- overhead
@@ -273,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200, help="generated documents for overhead")
     parser.add_argument("--overhead-only", action="store_true")
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--run", action="store_true", help="also time `corpusflow run` on it")
     args = parser.parse_args(argv)
     # limits as in tests: defaults, except a small page limit and size limit to show them
     limits: dict[str, float] = {"max_pdf_pages": 10}
@@ -302,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"| `{printable(ref.key)}` | {fate} | {reason} | "
                 f"{took} | {r['peak_rss_mb']:.0f} MB |"
             )
+
+        if args.run:
+            print("\n" + whole_run(root, base))
 
     samples = [(p.name, p.read_bytes()) for p in sorted(SAMPLES.iterdir())]
     rows: list[tuple[str, Callable[[], tuple[float, float, float]]]] = [

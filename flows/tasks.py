@@ -137,7 +137,7 @@ def discover(sources: str, settings: Settings) -> list[SourceRef]:
         ]
     root = Path(sources)
     if root.is_file():
-        return [SourceRef(key=root.name, location=str(root))]
+        return [SourceRef(key=root.name, location=str(root), link=root.is_symlink())]
     if not root.is_dir():
         raise FileNotFoundError(f"sources not found: {sources}")
     return walk(root)
@@ -157,7 +157,7 @@ def read_source(ref: SourceRef, settings: Settings) -> bytes:
         if info is not None:  # the size is known before a byte is read
             check_size(info.size, Limits.from_settings(settings), ref.key)
         return src.get_bytes(key)
-    return read_local(ref.location, Limits.from_settings(settings), ref.key)
+    return read_local(ref.location, Limits.from_settings(settings), ref.key, follow=ref.link)
 
 
 def quarantine_unread(ledger: Ledger, ref: SourceRef, exc: IngestError) -> None:

@@ -49,6 +49,7 @@ class SourceRef:
     key: str  # stable name: the path relative to the sources root, or the s3 key
     location: str  # where to read it: a local path or s3://bucket/key
     skip: str | None = None  # why it is not read (decided at discovery); None: read it
+    link: bool = False  # a symlink (to a regular file inside the root) that is followed
 
 
 def _kind_of(mode: int) -> str:
@@ -127,7 +128,8 @@ def walk(root: Path) -> list[SourceRef]:
                 what = "folder" if entry.is_dir(follow_symlinks=False) else "file"
                 out.append(SourceRef(key, entry.path, f"hidden {what}: not read"))
             elif entry.is_symlink():
-                out.append(SourceRef(key, entry.path, _symlink_fate(entry.path, root_real)))
+                why = _symlink_fate(entry.path, root_real)
+                out.append(SourceRef(key, entry.path, why, link=why is None))
             elif entry.is_dir(follow_symlinks=False):
                 stack.append(entry.path)
             elif entry.is_file(follow_symlinks=False):
@@ -141,10 +143,12 @@ def walk(root: Path) -> list[SourceRef]:
     return sorted(out, key=lambda r: r.key)
 
 
-def open_regular(path: str | Path, source: str) -> tuple[int, int]:
+def open_regular(path: str | Path, source: str, *, follow: bool = True) -> tuple[int, int]:
     """(fd, size) of a regular file, opened without blocking (a fifo put in place of a file
-    after discovery would otherwise block the run forever). Raises IngestError or OSError."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    after discovery would otherwise block the run forever) and, unless `follow`, refusing a
+    symlink put in place of the file after discovery. Raises OSError."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags if follow else flags | getattr(os, "O_NOFOLLOW", 0))
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
@@ -152,10 +156,10 @@ def open_regular(path: str | Path, source: str) -> tuple[int, int]:
     return fd, st.st_size
 
 
-def read_local(path: str | Path, limits: Limits, source: str) -> bytes:
+def read_local(path: str | Path, limits: Limits, source: str, *, follow: bool = True) -> bytes:
     """The bytes of a regular file, its size checked (on the open file) before reading.
     Raises IngestError(too_large) naming the limit, or OSError if it cannot be read."""
-    fd, size = open_regular(path, source)
+    fd, size = open_regular(path, source, follow=follow)
     with os.fdopen(fd, "rb") as f:
         check_size(size, limits, source)
         data = f.read(limits.max_source_bytes + 1)  # the file may grow after the check

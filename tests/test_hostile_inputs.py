@@ -115,6 +115,21 @@ def test_sources_read_local_refuses_a_fifo_without_blocking(tmp_path: Path) -> N
     assert "not a regular file: a fifo" in str(done[0])
 
 
+def test_sources_file_swapped_for_a_symlink_after_discovery_is_not_followed(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "sources"
+    root.mkdir()
+    (root / "a.txt").write_text("fine")
+    (tmp_path / "secret.txt").write_text("outside the root")
+    [ref] = walk(root)
+    assert (ref.key, ref.skip, ref.link) == ("a.txt", None, False)
+    (root / "a.txt").unlink()
+    (root / "a.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(OSError):
+        read_local(ref.location, Limits(), ref.key, follow=ref.link)
+
+
 def test_sources_read_local_checks_the_size_before_reading(tmp_path: Path) -> None:
     from ingest.errors import IngestError
 

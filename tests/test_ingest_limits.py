@@ -138,6 +138,7 @@ def test_ingest_guard_timeout_stops_the_parser_and_the_next_input_is_parsed() ->
     # 4,000 paragraphs take unstructured tens of seconds; the limit is one second
     slow = docx_bytes([f"{i} {ARTICLE[:40]}" for i in range(4_000)])
     limits = Limits(parse_timeout=1, max_docx_paragraphs=10_000)
+    clean_guarded(b"warm up", source="w.txt", filename="w.txt", limits=limits)
     started = worker().started
     with pytest.raises(IngestError) as info:
         clean_guarded(slow, source="slow.docx", filename="slow.docx", limits=limits)
