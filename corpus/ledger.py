@@ -5,6 +5,7 @@ of the inputs that could not be processed."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from corpus.store import Store
@@ -79,6 +80,38 @@ class Ledger:
             "quarantined",
             stage,
             source_sha256=hashlib.sha256(data).hexdigest(),
+            reason=message,
+            error_kind=kind,
+        )
+
+    def quarantine_parts(
+        self, source: str, chunks: Iterable[bytes], *, stage: str, kind: str, message: str
+    ) -> LedgerEntry:
+        """`quarantine` for an input too large to hold in memory: its bytes are copied as they
+        are read, one object per chunk (`input.part-00000`, ...; `cat` them to rebuild it)."""
+        base = f"quarantine/{source_key_id(source)}"
+        digest, size, parts = hashlib.sha256(), 0, 0
+        for chunk in chunks:
+            self.store.put_bytes(f"{base}/input.part-{parts:05d}", chunk)
+            digest.update(chunk)
+            size, parts = size + len(chunk), parts + 1
+        self.store.put_json(
+            f"{base}/reason.json",
+            {
+                "source": source,
+                "stage": stage,
+                "kind": kind,
+                "message": message,
+                "at": now_iso(),
+                "size": size,
+                "parts": parts,
+            },
+        )
+        return self.record(
+            source,
+            "quarantined",
+            stage,
+            source_sha256=digest.hexdigest(),
             reason=message,
             error_kind=kind,
         )

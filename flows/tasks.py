@@ -23,7 +23,10 @@ from corpus.adjudication import adjudicate, agreement_report
 from corpus.ledger import Ledger
 from corpus.release import publish, read_latest
 from corpus.store import PreconditionFailed, Store, open_store, open_store_from_settings
-from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, clean_bytes, make_doc_id
+from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, make_doc_id
+from ingest.guard import clean_guarded
+from ingest.limits import Limits, check_size
+from ingest.sources import SourceRef, hidden_key, iter_chunks, printable, read_local, walk
 from schemas import (
     AdjudicationInput,
     AdjudicationResult,
@@ -113,16 +116,12 @@ def network_task(name: str) -> Any:
 # ---------------------------------------------------------------- sources
 
 
-@dataclass(frozen=True)
-class SourceRef:
-    key: str  # stable name: the path relative to the sources root, or the s3 key
-    location: str  # where to read it: a local path or s3://bucket/key
-
-
 def discover(sources: str, settings: Settings) -> list[SourceRef]:
     """Every file below a folder (or the file itself), or every object under an s3:// prefix,
-    sorted by key so that batches are stable. Unsupported suffixes are still listed: the ingest
-    task records them as skipped, so every input has a fate."""
+    sorted by key so that batches are stable. Every entry is listed, those that must not be read
+    (hidden, symlinks leading out or nowhere, fifos...) with the reason (ingest.sources.walk),
+    and unsupported suffixes too: the ingest task records them as skipped, so every input has a
+    fate."""
     if sources.startswith("s3://"):
         bucket_prefix = sources[len("s3://") :].rstrip("/")
         src = open_store(
@@ -133,15 +132,15 @@ def discover(sources: str, settings: Settings) -> list[SourceRef]:
             region=settings.aws_region,
         )
         return [
-            SourceRef(key=k, location=f"s3://{bucket_prefix}/{k}") for k in sorted(src.list(""))
+            SourceRef(key=k, location=f"s3://{bucket_prefix}/{k}", skip=hidden_key(k))
+            for k in sorted(src.list(""))
         ]
     root = Path(sources)
     if root.is_file():
-        return [SourceRef(key=root.name, location=str(root))]
+        return [SourceRef(key=root.name, location=str(root), link=root.is_symlink())]
     if not root.is_dir():
         raise FileNotFoundError(f"sources not found: {sources}")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return [SourceRef(key=p.relative_to(root).as_posix(), location=str(p)) for p in files]
+    return walk(root)
 
 
 def read_source(ref: SourceRef, settings: Settings) -> bytes:
@@ -154,8 +153,20 @@ def read_source(ref: SourceRef, settings: Settings) -> bytes:
             secret_key=settings.aws_secret_access_key,
             region=settings.aws_region,
         )
+        info = src.head(key)
+        if info is not None:  # the size is known before a byte is read
+            check_size(info.size, Limits.from_settings(settings), ref.key)
         return src.get_bytes(key)
-    return Path(ref.location).read_bytes()
+    return read_local(ref.location, Limits.from_settings(settings), ref.key, follow=ref.link)
+
+
+def quarantine_unread(ledger: Ledger, ref: SourceRef, exc: IngestError) -> None:
+    """Quarantine an input refused before it was read (too large): a local file is copied in
+    chunks, never held whole; an object in S3 stays where it is and the reason says so."""
+    message, chunks = exc.message, iter_chunks(ref.location, ref.key)
+    if ref.location.startswith("s3://"):
+        message, chunks = f"{exc.message}; not copied, the original is {ref.location}", iter([])
+    ledger.quarantine_parts(ref.key, chunks, stage="ingest", kind=exc.kind, message=message)
 
 
 def batched(items: Sequence, size: int) -> list[list]:  # type: ignore[type-arg]
@@ -181,16 +192,30 @@ def ingest_batch(
     the same bytes and cleaner version is skipped; a bad input is quarantined with its reason."""
     store = store_for(settings)
     ledger = Ledger(store, run_id)
+    logger = get_run_logger()
+    limits = Limits.from_settings(settings)
     out = IngestOutcome([], [], [], [])
     for ref in batch:
         suffix = Path(ref.key).suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
+        reason = ref.skip  # hidden, a symlink out of the root, a fifo... (ingest.sources)
+        if reason is None and suffix not in SUPPORTED_SUFFIXES:
             supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
             reason = f"unsupported file type {suffix or '(none)'}; supported: {supported}"
+        if reason is None:
+            try:
+                data = read_source(ref, settings)
+            except IngestError as exc:  # refused before reading: too large
+                quarantine_unread(ledger, ref, exc)
+                out.quarantined.append((printable(ref.key), printable(f"{exc.kind}: {exc}")))
+                logger.warning("quarantined %s", out.quarantined[-1][1])
+                continue
+            except OSError as exc:  # vanished or unreadable since discovery
+                reason = f"unreadable: {exc.strerror or exc}"
+        if reason is not None:
             ledger.record(ref.key, "skipped", "ingest", reason=reason)
-            out.skipped.append((ref.key, reason))
+            out.skipped.append((printable(ref.key), printable(reason)))
+            logger.info("skipped %s: %s", *out.skipped[-1])
             continue
-        data = read_source(ref, settings)
         sha = hashlib.sha256(data).hexdigest()
         doc_id = make_doc_id(ref.key)
         last = ledger.last(ref.key)
@@ -204,16 +229,13 @@ def ingest_batch(
             out.unchanged.append(doc_id)
             continue
         try:
-            doc = clean_bytes(
-                data,
-                source=ref.key,
-                filename=ref.key,
-                doc_id=doc_id,
-                max_bytes=settings.max_source_bytes,
+            doc = clean_guarded(
+                data, source=ref.key, filename=ref.key, doc_id=doc_id, limits=limits
             )
         except IngestError as exc:
             ledger.quarantine(ref.key, data, stage="ingest", kind=exc.kind, message=exc.message)
-            out.quarantined.append((ref.key, f"{exc.kind}: {exc.message}"))
+            out.quarantined.append((printable(ref.key), printable(f"{exc.kind}: {exc.message}")))
+            logger.warning("quarantined %s", out.quarantined[-1][1])
             continue
         store.put_json(keys.clean(doc_id), doc.model_dump(mode="json"))
         ledger.record(
@@ -225,7 +247,7 @@ def ingest_batch(
             cleaner_version=CLEANER_VERSION,
         )
         out.processed.append(doc_id)
-    get_run_logger().info(
+    logger.info(
         "ingest batch %d/%d: %d cleaned, %d unchanged, %d skipped, %d quarantined",
         index + 1,
         total,

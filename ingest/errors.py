@@ -11,6 +11,11 @@ ERROR_KINDS = frozenset(
         "too_large",
         "empty_after_cleaning",
         "parse_error",
+        # limits per input (ingest/limits.py, ingest/guard.py)
+        "limit_exceeded",
+        "timeout",
+        "encrypted",
+        "parser_crashed",
     }
 )
 

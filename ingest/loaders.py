@@ -28,6 +28,7 @@ from typing import Any
 
 from ingest.charsets import Decoded, decode_bytes
 from ingest.errors import IngestError
+from ingest.limits import html_input
 
 # unstructured reports usage over the network unless told not to; ingest must stay offline
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -115,7 +116,7 @@ def load_html(data: bytes, source: str, charset: str | None = None) -> Loaded:
     text = decoded.text
     try:
         doc = trafilatura.bare_extraction(
-            text,
+            html_input(text),  # a tree in libxml2's huge mode for a page deeper than 255
             with_metadata=True,
             include_comments=False,
             include_tables=True,

@@ -8,9 +8,11 @@ from pathlib import Path, PurePath
 
 from ingest.cleaners import clean_text
 from ingest.errors import IngestError
+from ingest.limits import Limits, check_input
 from ingest.loaders import LOADERS
 from ingest.metadata import extract_metadata
 from ingest.offsets import apply_edits
+from ingest.sources import read_local
 from schemas.records import CleanDocument, DocumentMetadata
 
 CLEANER_VERSION = "2.0.0"
@@ -37,6 +39,7 @@ def clean_bytes(
     doc_id: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     charset: str | None = None,
+    limits: Limits | None = None,
 ) -> CleanDocument:
     """Clean one source given as bytes; the loader is chosen by `filename`'s suffix. `charset`
     is the encoding the source came with (an HTTP or S3 Content-Type's charset), which wins
@@ -60,6 +63,7 @@ def clean_bytes(
         )
     if not data.strip():
         raise IngestError("empty", "is empty" if not data else "holds only whitespace", source)
+    check_input(data, suffix, limits or Limits(max_source_bytes=max_bytes), source)
     loaded = LOADERS[suffix](data, source, charset) if charset else LOADERS[suffix](data, source)
     if not loaded.text.strip():
         raise IngestError("empty_after_cleaning", "has no text content", source)
@@ -113,6 +117,5 @@ def clean_path(
         raise IngestError(
             "too_large", f"is {path.stat().st_size} bytes, over the limit of {max_bytes}", name
         )
-    return clean_bytes(
-        path.read_bytes(), source=name, filename=path.name, doc_id=doc_id, max_bytes=max_bytes
-    )
+    data = read_local(path, Limits(max_source_bytes=max_bytes), name)  # never blocks on a fifo
+    return clean_bytes(data, source=name, filename=path.name, doc_id=doc_id, max_bytes=max_bytes)

