@@ -778,6 +778,53 @@ def label_interrupting_headers(blocks: list[Block], labels: dict[int, str]) -> d
     return out
 
 
+def joined_blocks(
+    source: str,
+    blocks: list[Block],
+    next_kept: dict[int, int],
+    protected: set[int] | frozenset[int] = frozenset(),
+    continues: set[int] | frozenset[int] = frozenset(),
+) -> set[int]:
+    """The kept blocks that re-join the next kept one. Each pair is judged on the whole
+    paragraphs the joins around it make (not on the lone blocks), repeated until nothing more
+    joins, so that cleaning the clean text joins nothing further.
+
+    ["... the summit did not", "Although ... did not", "At a time ... ties."]: the second
+    joins the third, and then the first joins the paragraph they make."""
+    joined: set[int] = set()
+    prev_kept = {b: a for a, b in next_kept.items()}
+
+    def paragraph(i: int) -> tuple[str, str]:
+        # the text before the break at i's end and the text after it, as the whole paragraphs
+        # the joins so far make (joined with a space, as the paragraph_join repair does)
+        first = [i]
+        while first[-1] in prev_kept and prev_kept[first[-1]] in joined:
+            first.append(prev_kept[first[-1]])
+        second = [next_kept[i]]
+        while second[-1] in joined:
+            second.append(next_kept[second[-1]])
+        before = " ".join(blocks[k].text.strip() for k in reversed(first))
+        return before, " ".join(blocks[k].text.strip() for k in second)
+
+    changed = True
+    while changed:
+        changed = False
+        for i, j in next_kept.items():
+            if i in joined or i in protected or j in protected:
+                continue
+            b, after = blocks[i], blocks[j]
+            before_text, after_text = paragraph(i)
+            layout_join = (
+                b.end in continues and ends_open(b.text) and bool(re.match(r"\W?\w", after.text))
+            )
+            if layout_join or should_join(
+                before_text, after_text, "\f" in source[b.end : after.start]
+            ):
+                joined.add(i)
+                changed = True
+    return joined
+
+
 def should_join(before: str, after: str, page_break: bool = False) -> bool:
     """Two blocks that are one paragraph split by a page or column break: the first stops
     mid-sentence and the second goes on in lower case, or (see `continues_sentence`) with a
@@ -1052,6 +1099,7 @@ def edits_for_blocks(
     if blocks[0].start > 0:
         edits.append(Edit(0, blocks[0].start, "whitespace"))
     next_kept = {a: b for a, b in zip(kept, kept[1:], strict=False)}
+    joined = joined_blocks(source, blocks, next_kept, protected, continues)
     for i, b in enumerate(blocks):
         gap_end = blocks[i + 1].start if i + 1 < len(blocks) else len(source)
         if i in labels:
@@ -1063,16 +1111,7 @@ def edits_for_blocks(
             continue
         after = blocks[next_kept[i]]
         gap = source[b.end : gap_end]
-        layout_join = (
-            b.end in continues and ends_open(b.text) and bool(re.match(r"\W?\w", after.text))
-        )
-        if (
-            i not in protected
-            and next_kept[i] not in protected
-            and (
-                layout_join or should_join(b.text, after.text, "\f" in source[b.end : after.start])
-            )
-        ):
+        if i in joined:
             hy = re.search(r"([^\W\d_]+)-$", b.text)
             if hy:
                 edits.append(
