@@ -27,6 +27,7 @@ How concurrent publishers are kept apart (all through conditional writes, no loc
    the others check that the stored bytes are theirs. This is also how a publish that crashed
    half-way is resumed by the next run. A claim for other content (or another base) makes us
    try the next number.
+   (The shards are written just before the claim, as they depend only on the base version.)
 3. Write the shards and small files (create-only, content-addressed), reading each back to
    check its sha256; then `manifest.json`, create-only.
 4. Move `latest.json` with If-Match on the etag read in step 1 (create-only when there was none).
@@ -873,6 +874,9 @@ def _write_shards(
                 reusable[s.formats["jsonl"]] = _Built(
                     s, {fmt: by_sha[sha] for fmt, sha in s.formats.items()}
                 )
+    # JSONL bytes the previous version has (as a shard or, in layout 1, as its one file):
+    # documents elsewhere are new or changed, for the notes
+    known = {f.sha256 for f in previous.files if f.path == "corpus.jsonl"} if previous else set()
     out = _Shards([], {fmt: [] for fmt in SHARD_FORMATS}, set(), 0)
 
     def flush(i: int, lines: list[str]) -> None:
@@ -885,10 +889,10 @@ def _write_shards(
         if shard is None or shard.shard.start != start:
             shard, ids = _build_shard(start, lines, writer)
             built[sha] = shard
-            if sha not in reusable:
-                out.touched_ids.update(ids)
-        elif sha not in reusable:  # built by an earlier attempt: still new to this version
-            out.touched_ids.update(json.loads(line)["doc_id"] for line in lines)
+        else:
+            ids = [json.loads(line)["doc_id"] for line in lines] if sha not in known else []
+        if sha not in known:
+            out.touched_ids.update(ids)
         out.shards.append(shard.shard)
         out.dropped += shard.shard.dropped_overlaps
         for fmt in SHARD_FORMATS:
@@ -1055,11 +1059,13 @@ def _publish(
         if latest is not None and previous is not None:
             base = read_manifest(store, previous, latest["manifest_sha256"])
 
+        # the shards first, the claim after: they depend on the base version only, and a
+        # claim held for a short time keeps rivals from skipping numbers
+        starts = shard_starts(inp.keys, shard_docs, base)
+        shards = _write_shards(inp, starts, base, writer, built)
         version = _claim(store, publisher, chash, previous, skip=diverged)
         if version is None:
             continue  # latest moved while we looked for a number
-        starts = shard_starts(inp.keys, shard_docs, base)
-        shards = _write_shards(inp, starts, base, writer, built)
         readme = write_datasheet(
             inp.stats,
             version=version,

@@ -314,7 +314,7 @@ def test_release_concurrent_different_content_keeps_history_linear(store: Store)
 def test_release_crash_mid_publish_leaves_latest_and_retry_completes(
     store: Store, tmp_path: Path, crash_at: int
 ) -> None:
-    """Writes of a publish: 1 claim, 2-5 the shard's objects, 6-9 the small files (all
+    """Writes of a publish: 1-4 the shard's objects, 5 claim, 6-9 the small files (all
     content-addressed), 10 manifest, 11 latest.json."""
     do_publish(store)
     before = store.get_bytes(LATEST_KEY)
