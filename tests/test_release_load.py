@@ -96,3 +96,10 @@ def test_release_load_rejects_unknown_layer_or_split(
         load(published, layer=layer, split=split)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         load_docs(published, layer=layer, split=split)  # type: ignore[arg-type]
+
+
+def test_release_load_is_corpus_load(published: Store) -> None:
+    import corpus
+
+    assert [r["doc_id"] for r in corpus.load(published, layer="gold")] == ["doc-a"]
+    assert len(list(corpus.load_docs(published))) == 3
