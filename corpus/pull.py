@@ -265,13 +265,16 @@ def _load_records(
 ) -> Iterator[dict[str, Any]]:
     if isinstance(store_or_dir, Store):
         manifest, _ = _store_manifest(store_or_dir, version)
-        for _, data in _fetch(store_or_dir, manifest, _parts(manifest, "corpus.jsonl")):
+        shards = [f for f in manifest.files if f.path == "corpus.jsonl"]  # none if empty
+        for _, data in _fetch(store_or_dir, manifest, shards):
             for line in data.decode("utf-8").splitlines():
                 if line.strip() and _selected(layer, split, record := json.loads(line)):
                     yield record
         return
     # a pulled folder was checked by pull; stream it rather than hold it in memory
-    folder = _local_release(Path(store_or_dir), version)
+    folder, manifest = _local_manifest(Path(store_or_dir), version)
+    if not any(f.path == "corpus.jsonl" for f in manifest.files):
+        return  # a release without documents
     with open(folder / "corpus.jsonl", encoding="utf-8") as lines:
         for line in lines:
             if line.strip() and _selected(layer, split, record := json.loads(line)):

@@ -176,3 +176,12 @@ def test_release_shards_records_may_be_a_generator(store: Store) -> None:
     result = do_publish(store, iter(many_records(30)), shard_docs=4)  # type: ignore[arg-type]
     assert result.manifest.counts["documents"] == 30
     assert read_manifest(store, "v0001").shards == result.manifest.shards
+
+
+def test_release_shards_empty_release_pulls_and_loads(store: Store, tmp_path: Path) -> None:
+    result = do_publish(store, [])
+    assert result.manifest.counts["documents"] == 0
+    assert [s.documents for s in result.manifest.shards] == [0]
+    folder = pull(store, dest=tmp_path)
+    assert list(load(store)) == [] and list(load(folder)) == []
+    assert "0 documents" in (folder / "README.md").read_text()
