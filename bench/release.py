@@ -424,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000], help="documents")
     parser.add_argument("--skip-s3", action="store_true", help="local folder only")
+    parser.add_argument(
+        "--skip-build-only", action="store_true", help="skip the formats-without-store row"
+    )
     parser.add_argument("--shard-docs", type=int, default=DEFAULT_SHARD_DOCS)
     parser.add_argument("--sweep", type=int, nargs="*", default=[], help="shard sizes to try")
     parser.add_argument(
@@ -454,10 +457,20 @@ def main(argv: list[str] | None = None) -> int:
             for n in args.n:
                 _, secs, rss = measure(lambda: sum(1 for _ in iter_records(n)))  # noqa: B023
                 rows.append(Row("input", "generate records only", n, 0, 0, 0, secs, rss))
-                _, secs, rss = measure(lambda: build_only(n, args.shard_docs))  # noqa: B023
-                rows.append(
-                    Row("memory", "build formats (no store)", n, args.shard_docs, 0, 0, secs, rss)
-                )
+                if not args.skip_build_only:
+                    _, secs, rss = measure(lambda: build_only(n, args.shard_docs))  # noqa: B023
+                    rows.append(
+                        Row(
+                            "memory",
+                            "build formats (no store)",
+                            n,
+                            args.shard_docs,
+                            0,
+                            0,
+                            secs,
+                            rss,
+                        )
+                    )
                 local = work / f"local-{n}"
                 local_keys = run_target(
                     "local",
