@@ -424,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000], help="documents")
     parser.add_argument("--skip-s3", action="store_true", help="local folder only")
+    parser.add_argument("--skip-local", action="store_true", help="SeaweedFS only, no baseline")
     parser.add_argument(
         "--skip-build-only", action="store_true", help="skip the formats-without-store row"
     )
@@ -472,16 +473,18 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     )
                 local = work / f"local-{n}"
-                local_keys = run_target(
-                    "local",
-                    LocalStore(local),
-                    n,
-                    args.shard_docs,
-                    work,
-                    rows,
-                    baseline=Baseline(local, work / "base"),
-                    profile=args.profile,
-                )
+                local_keys = None
+                if not args.skip_local:
+                    local_keys = run_target(
+                        "local",
+                        LocalStore(local),
+                        n,
+                        args.shard_docs,
+                        work,
+                        rows,
+                        baseline=Baseline(local, work / "base"),
+                        profile=args.profile,
+                    )
                 if service is not None:
                     bucket = "corpusflow-bench"
                     service.ensure_bucket(bucket)
@@ -497,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
                         args.shard_docs,
                         work,
                         rows,
-                        baseline=Baseline(local, work, client, bucket),
+                        # the baseline copies the local run's objects
+                        baseline=Baseline(local, work, client, bucket) if local_keys else None,
                         profile=args.profile,
                         baseline_keys=local_keys,
                     )
