@@ -1,13 +1,38 @@
-"""Publish and pull a release of N synthetic documents (built from corpus/samples/ texts) to a
+"""Publish and pull releases of N synthetic documents (built from corpus/samples/ texts) to a
 local folder and to a real SeaweedFS started here on free ports, next to a bare baseline (the
-same bytes written and read with no release logic: plain files, plain boto3 put/get). Prints
-seconds, MB/s and peak memory per step.
+same objects written and read with no release logic: plain files, plain boto3 put/get on as
+many threads as publish and pull use). For each N: a first version, the same input again, a
+version with 1% of the documents changed (at random, as reviews land), and a pull. Prints
+seconds, documents per second, peak RSS and bytes written per step, then fits how time and
+memory grow with N.
 
-    .venv/bin/python bench/release.py [--n 10000] [--skip-s3] [--profile publish-local]
+    .venv/bin/python bench/release.py [--n 1000 10000] [--skip-s3] [--shard-docs 64]
+                                      [--sweep 16 64 256] [--profile publish-local]
 
-Peak memory: `tracemalloc` peak of Python allocations (a second, traced run of the step, since
-tracing slows Python down) and the process's peak RSS during the step (VmHWM, reset before each
-step through /proc/self/clear_refs; ru_maxrss is the whole process's high-water mark).
+Records are generated one at a time and handed to `publish` as a generator, so the peak RSS of
+a step is the release code's own (reset before each step through /proc/self/clear_refs, read
+from VmHWM). `--sweep` publishes the largest N once per shard size given, locally, to show
+what a 1% change costs against the number of objects.
+
+Measured 2026-12-01 on the shared 2-core machine (load 10-12 from other work, so times are
+noisy; ~1.3 KB of text per document; shard_docs 64; 100k run alone per target):
+
+| N | target | first version | unchanged | 1% changed (bytes of a full version) | pull | peak RSS |
+|---|---|---|---|---|---|---|
+| 1k | local | 4.5 s, 8.5 MB | 0.8 s | 3.5 s (57.9%) | 0.35 s | 243 MB |
+| 10k | local | 58.7 s, 84 MB | 8.0 s | 31.4 s (46.7%) | 2.0 s | 268 MB |
+| 100k | local | 526 s, 841 MB | 39.5 s | 268 s (47.0%) | 11.3 s | 352 MB |
+| 1k | SeaweedFS | 6.0 s | 0.9 s | 4.0 s (57.9%) | 0.7 s | 255 MB |
+| 10k | SeaweedFS | 48.0 s | 4.7 s | 45.3 s (46.7%) | 4.2 s | 287 MB |
+| 100k | SeaweedFS | 395 s | 52.8 s | 150 s (47.0%) | 47.3 s | 376 MB |
+
+Time grows about linearly (first version N^1.03 locally, N^0.91 on SeaweedFS; about 1.5 h for
+1M documents here), bound by building the spaCy DocBins (build formats alone: 46.6 s at 10k).
+Peak RSS grows by about 1 KB per document over ~230 MB of imports (the per-document digests
+for the content hash and notes, the shard keys, the datasheet's source list): ~1.3 GB at 1M.
+A 1% change at random touches 1 - 0.99^shard_docs of the shards, as measured: 10k documents,
+shard_docs 4 / 16 / 64 / 256 -> 4.4% / 15.8% / 46.7% / 89.6% of a full version's bytes,
+with 10,276 / 2,504 / 632 / 164 objects.
 """
 
 from __future__ import annotations
@@ -16,6 +41,7 @@ import argparse
 import cProfile
 import gc
 import hashlib
+import math
 import pstats
 import random
 import re
@@ -24,8 +50,8 @@ import shutil
 import sys
 import tempfile
 import time
-import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +61,10 @@ sys.path.insert(0, str(ROOT))
 
 from corpus.pull import pull  # noqa: E402
 from corpus.release import (  # noqa: E402
+    DEFAULT_SHARD_DOCS,
+    PublishResult,
     canonical_records,
     publish,
-    read_manifest,
-    release_key,
     write_parquet,
     write_spacy_and_conll,
 )
@@ -51,6 +77,7 @@ STANCES = ("FAVOR", "AGAINST", "NEUTRAL")
 STATUSES = ("machine",) * 6 + ("reviewed",) * 2 + ("adjudicated",) * 1 + ("disputed",) * 1
 NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+){0,2}\b")
 SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+WORKERS = 8  # publish's and pull's threads, and the baseline's
 
 
 # ---------------------------------------------------------------- synthetic records
@@ -67,16 +94,24 @@ def _paragraphs() -> list[str]:
 
 
 def make_records(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    return list(iter_records(n, seed))
+
+
+def iter_records(
+    n: int, seed: int = 7, changed: frozenset[int] = frozenset()
+) -> Iterator[dict[str, Any]]:
     """N documents of 3-6 sample paragraphs each, every one different (its own heading, its
     own choice and order of paragraphs, a number in the text), with entities on capitalised
-    names and one or two stances with evidence; review statuses mixed as in a real run."""
+    names and one or two stances with evidence; review statuses mixed as in a real run.
+    Generated one at a time (a publish of 100k documents never holds them all); the documents
+    numbered in `changed` come out as a reviewer would change them (adjudicated, one entity
+    fewer), every other one exactly as without `changed`."""
     paragraphs = _paragraphs()
     rng = random.Random(seed)
-    records = []
     for i in range(n):
         chosen = rng.sample(paragraphs, k=min(len(paragraphs), rng.randint(3, 6)))
         text = f"Report {i}: summit coverage, part {rng.randint(1, 99)}.\n\n" + "\n\n".join(chosen)
-        entities = []
+        entities: list[dict[str, Any]] = []
         for m in NAME.finditer(text):
             if len(entities) >= 25:
                 break
@@ -104,42 +139,38 @@ def make_records(n: int, seed: int = 7) -> list[dict[str, Any]]:
                 }
             )
         status = STATUSES[i % len(STATUSES)]
-        records.append(
-            {
-                "doc_id": hashlib.sha256(f"bench-{i}".encode()).hexdigest()[:16],
-                "text": text,
-                "entities": entities,
-                "stances": stances,
-                "metadata": {
-                    "title": f"Report {i}",
-                    "authors": [],
-                    "published": "2026-11-01",
-                    "source_url": f"https://news{i % 7}.example/{i}",
-                    "rights": ("CC BY 4.0", "All rights reserved", None)[i % 3],
-                },
-                "review_status": status,
-                "disputes": [],
-                "agreement": {"entity_f1": 0.9, "stance_kappa": 0.7}
-                if status != "machine"
-                else {"entity_f1": None, "stance_kappa": None},
-                "source": f"bench/{i}.txt",
-                "annotators": [] if status == "machine" else [f"annotator-{i % 5:04x}"],
-                "model_version": "en_core_web_sm@bench",
-                "provenance": {"source_sha256": hashlib.sha256(text.encode()).hexdigest()},
-            }
-        )
-    return records
+        record = {
+            "doc_id": hashlib.sha256(f"bench-{i}".encode()).hexdigest()[:16],
+            "text": text,
+            "entities": entities,
+            "stances": stances,
+            "metadata": {
+                "title": f"Report {i}",
+                "authors": [],
+                "published": "2026-11-01",
+                "source_url": f"https://news{i % 7}.example/{i}",
+                "rights": ("CC BY 4.0", "All rights reserved", None)[i % 3],
+            },
+            "review_status": status,
+            "disputes": [],
+            "agreement": {"entity_f1": 0.9, "stance_kappa": 0.7}
+            if status != "machine"
+            else {"entity_f1": None, "stance_kappa": None},
+            "source": f"bench/{i}.txt",
+            "annotators": [] if status == "machine" else [f"annotator-{i % 5:04x}"],
+            "model_version": "en_core_web_sm@bench",
+            "provenance": {"source_sha256": hashlib.sha256(text.encode()).hexdigest()},
+        }
+        if i in changed:
+            record.update(
+                review_status="adjudicated",
+                entities=entities[1:],
+                annotators=["annotator-0001", "annotator-0002"],
+            )
+        yield record
 
 
 # ---------------------------------------------------------------- measuring
-
-
-class _PrintingList(list):  # type: ignore[type-arg]
-    """Rows are printed as they are measured, so an interrupted run still shows figures."""
-
-    def append(self, row: Row) -> None:
-        super().append(row)
-        print_row(row)
 
 
 @dataclass
@@ -147,10 +178,12 @@ class Row:
     target: str
     step: str
     docs: int
+    shard_docs: int
+    objects: int
     nbytes: int
     seconds: float
-    traced_peak: int | None = None
     rss_peak: int | None = None
+    note: str = ""
 
 
 def _reset_rss_peak() -> bool:
@@ -171,249 +204,350 @@ def _rss_peak() -> int | None:
     return None
 
 
-def measure(
-    fn: Callable[[], Any], *, traced: bool, prepare: Callable[[], Any] | None = None
-) -> tuple[float, int | None, int | None]:
-    """Seconds and peak RSS of one untraced call; the tracemalloc peak of a second call."""
-    if prepare:
-        prepare()
+def measure(fn: Callable[[], Any]) -> tuple[Any, float, int | None]:
+    """The result, seconds and peak RSS of one call."""
     gc.collect()
     can_reset = _reset_rss_peak()
     t0 = time.perf_counter()
-    fn()
+    result = fn()
     seconds = time.perf_counter() - t0
-    rss = _rss_peak() if can_reset else None
-    peak = None
-    if traced:
-        if prepare:
-            prepare()
-        gc.collect()
-        tracemalloc.start()
-        fn()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return seconds, peak, rss
-
-
-def release_bytes(store: Store, version: str) -> dict[str, bytes]:
-    manifest = read_manifest(store, version)
-    return {f.path: store.get_bytes(release_key(version, f.path)) for f in manifest.files}
-
-
-def run_target(
-    name: str,
-    make_store: Callable[[str], Store],
-    records: list[dict[str, Any]],
-    work: Path,
-    *,
-    traced: bool,
-    baseline_put: Callable[[str, dict[str, bytes]], None],
-    baseline_get: Callable[[str, list[str]], None],
-    profile: str | None,
-) -> list[Row]:
-    rows = _PrintingList()
-    runs = iter(range(1000))
-    stores: list[Store] = []
-
-    def fresh() -> None:
-        stores.append(make_store(f"pub-{next(runs)}"))
-
-    def do_publish() -> Any:
-        return publish(
-            stores[-1],
-            records,
-            label_schema={"entity_labels": list(LABELS), "stance_labels": list(STANCES)},
-            agreement={"entity_f1": 0.9, "stance_kappa": 0.7},
-            code_version="bench",
-            model_versions=["en_core_web_sm@bench"],
-        )
-
-    if name == "local":
-
-        def build() -> None:
-            canon = canonical_records(records)
-            write_spacy_and_conll(canon)
-            write_parquet(canon)
-
-        secs, peak, rss = measure(build, traced=traced)
-        rows.append(Row("memory", "build formats (no store)", len(records), 0, secs, peak, rss))
-
-    if profile == f"publish-{name}":
-        fresh()
-        prof = cProfile.Profile()
-        prof.runcall(do_publish)
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
-    secs, peak, rss = measure(do_publish, traced=traced, prepare=fresh)
-    store = stores[-1]
-    files = release_bytes(store, "v0001")
-    total = sum(len(b) for b in files.values())
-    rows.append(Row(name, "publish", len(records), total, secs, peak, rss))
-
-    # unchanged input: hashes, reads latest, writes nothing
-    secs, _, _ = measure(do_publish, traced=False)
-    rows.append(Row(name, "publish again (unchanged)", len(records), 0, secs))
-
-    dests = iter(range(1000))
-
-    def do_pull() -> None:
-        pull(store, "latest", dest=work / f"{name}-pull-{next(dests)}")
-
-    secs, peak, rss = measure(do_pull, traced=traced)
-    rows.append(Row(name, "pull", len(records), total, secs, peak, rss))
-
-    bases = iter(range(1000))
-    secs, peak, rss = measure(lambda: baseline_put(f"base-{next(bases)}", files), traced=traced)
-    rows.append(Row(name, "baseline put (same bytes)", len(records), total, secs, peak, rss))
-    secs, peak, rss = measure(lambda: baseline_get("base-0", list(files)), traced=traced)
-    rows.append(Row(name, "baseline get (same bytes)", len(records), total, secs, peak, rss))
-    return rows
-
-
-def local_target(work: Path) -> tuple[Callable[[str], Store], Any, Any]:
-    root = work / "local"
-
-    def make_store(prefix: str) -> Store:
-        return LocalStore(root / prefix)
-
-    def put(prefix: str, files: dict[str, bytes]) -> None:
-        folder = root / prefix
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, data in files.items():
-            (folder / name).write_bytes(data)
-
-    def get(prefix: str, names: list[str]) -> None:
-        out = work / f"local-get-{time.monotonic_ns()}"
-        out.mkdir()
-        for name in names:
-            (out / name).write_bytes((root / prefix / name).read_bytes())
-
-    return make_store, put, get
-
-
-def s3_target(service: SeaweedService, work: Path) -> tuple[Callable[[str], Store], Any, Any]:
-    bucket = "corpusflow-bench"
-    service.ensure_bucket(bucket)
-    client = s3_client(
-        endpoint_url=service.endpoint_url,
-        access_key=service.access_key,
-        secret_key=service.secret_key,
-    )
-
-    def make_store(prefix: str) -> Store:
-        return S3Store(client, bucket, prefix)
-
-    def put(prefix: str, files: dict[str, bytes]) -> None:
-        for name, data in files.items():
-            client.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=data)
-
-    def get(prefix: str, names: list[str]) -> None:
-        out = work / f"s3-get-{time.monotonic_ns()}"
-        out.mkdir()
-        for name in names:
-            body = client.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read()
-            (out / name).write_bytes(body)
-
-    return make_store, put, get
-
-
-def _mb(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1e6:.0f}"
+    return result, seconds, (_rss_peak() if can_reset else None)
 
 
 HEADER = (
-    f"| {'target':<9} | {'step':<28} | {'docs':>6} | {'MB':>6} | {'seconds':>8} | "
-    f"{'MB/s':>7} | {'traced peak MB':>14} | {'peak RSS MB':>11} |"
+    f"| {'target':<9} | {'step':<30} | {'docs':>6} | {'shard':>5} | {'objects':>7} | "
+    f"{'MB':>7} | {'seconds':>8} | {'docs/s':>7} | {'peak RSS MB':>11} | note"
 )
 
 
 def print_header() -> None:
     print(HEADER)
-    print("|" + "|".join("-" * len(c) for c in HEADER.split("|")[1:-1]) + "|", flush=True)
+    print("|" + "|".join("-" * len(c) for c in HEADER.split("|")[1:]) + "|", flush=True)
 
 
 def print_row(r: Row) -> None:
-    rate = f"{r.nbytes / 1e6 / r.seconds:.1f}" if r.nbytes and r.seconds else "-"
+    rate = f"{r.docs / r.seconds:.0f}" if r.seconds else "-"
+    rss = "-" if r.rss_peak is None else f"{r.rss_peak / 1e6:.0f}"
     print(
-        f"| {r.target:<9} | {r.step:<28} | {r.docs:>6} | {r.nbytes / 1e6:>6.1f} | "
-        f"{r.seconds:>8.2f} | {rate:>7} | {_mb(r.traced_peak):>14} | "
-        f"{_mb(r.rss_peak):>11} |",
+        f"| {r.target:<9} | {r.step:<30} | {r.docs:>6} | {r.shard_docs:>5} | {r.objects:>7} | "
+        f"{r.nbytes / 1e6:>7.2f} | {r.seconds:>8.2f} | {rate:>7} | {rss:>11} | {r.note}",
         flush=True,
     )
 
 
+class Rows(list[Row]):
+    """Rows are printed as they are measured, so an interrupted run still shows figures."""
+
+    def append(self, row: Row) -> None:
+        super().append(row)
+        print_row(row)
+
+
+def _objects(result: PublishResult) -> dict[str, int]:
+    return {f.object or f.path: f.size for f in result.manifest.files}
+
+
+def run_target(
+    name: str,
+    store: Store,
+    n: int,
+    shard_docs: int,
+    work: Path,
+    rows: Rows,
+    *,
+    baseline: Baseline | None,
+    profile: str | None,
+    baseline_keys: list[str] | None = None,
+) -> list[str]:
+    """Measures one target; returns the keys of its first version's objects (the S3 baseline
+    copies the local ones: the same shards, a datasheet that differs in the store's name)."""
+
+    def do_publish(changed: frozenset[int] = frozenset()) -> PublishResult:
+        return publish(
+            store,
+            iter_records(n, changed=changed),
+            label_schema={"entity_labels": list(LABELS), "stance_labels": list(STANCES)},
+            agreement={"entity_f1": 0.9, "stance_kappa": 0.7},
+            code_version="bench",
+            model_versions=["en_core_web_sm@bench"],
+            shard_docs=shard_docs,
+            workers=WORKERS,
+            work_dir=work,
+        )
+
+    if profile == f"publish-{name}":
+        prof = cProfile.Profile()
+        prof.runcall(do_publish)
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+        return []
+    first, secs, rss = measure(do_publish)
+    objs = _objects(first)
+    full = sum(objs.values())
+    rows.append(Row(name, "publish first version", n, shard_docs, len(objs), full, secs, rss))
+
+    again, secs, rss = measure(do_publish)
+    assert not again.created
+    rows.append(Row(name, "publish again (unchanged)", n, shard_docs, 0, 0, secs, rss))
+
+    changed = frozenset(random.Random(n).sample(range(n), max(1, n // 100)))
+    second, secs, rss = measure(lambda: do_publish(changed))
+    new = {k: size for k, size in _objects(second).items() if k not in objs}
+    touched = sum(
+        a.formats != b.formats
+        for a, b in zip(first.manifest.shards, second.manifest.shards, strict=True)
+    )
+    ratio = sum(new.values()) / full
+    rows.append(
+        Row(
+            name,
+            "publish 1% changed",
+            n,
+            shard_docs,
+            len(new),
+            sum(new.values()),
+            secs,
+            rss,
+            f"{ratio:.1%} of a full version's bytes; {touched}/{len(second.manifest.shards)} "
+            f"shards touched (1-0.99^{shard_docs} = {1 - 0.99**shard_docs:.1%} expected)",
+        )
+    )
+
+    dests = iter(range(1000))
+    folder, secs, rss = measure(lambda: pull(store, "latest", dest=work / f"pull-{next(dests)}"))
+    pulled = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    rows.append(Row(name, "pull", n, shard_docs, len(second.manifest.files), pulled, secs, rss))
+    shutil.rmtree(folder.parent, ignore_errors=True)
+
+    first_keys = [f.object or f.path for f in first.manifest.files]
+    if baseline is not None:
+        keys = baseline_keys or first_keys
+        _, secs, rss = measure(lambda: baseline.put(keys))
+        rows.append(
+            Row(name, "baseline put (same objects)", n, shard_docs, len(keys), full, secs, rss)
+        )
+        _, secs, rss = measure(lambda: baseline.get(keys))
+        rows.append(
+            Row(name, "baseline get (same objects)", n, shard_docs, len(keys), full, secs, rss)
+        )
+    return first_keys
+
+
+class Baseline:
+    """The same objects, copied from the local release store with plain I/O and no release
+    logic: to files (plain writes, no fsync) or with boto3 put/get on WORKERS threads."""
+
+    def __init__(self, source: Path, work: Path, client: Any = None, bucket: str = "") -> None:
+        self.source, self.work, self.client, self.bucket = source, work, client, bucket
+        self.runs = 0
+
+    def _put_one(self, prefix: str, key: str) -> None:
+        data = (self.source / key).read_bytes()
+        if self.client is None:
+            path = self.work / prefix / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        else:
+            self.client.put_object(Bucket=self.bucket, Key=f"{prefix}/{key}", Body=data)
+
+    def put(self, keys: list[str]) -> None:
+        self.runs += 1
+        prefix = f"base-{self.runs}"
+        with ThreadPoolExecutor(WORKERS if self.client else 1) as pool:
+            list(pool.map(lambda k: self._put_one(prefix, k), keys))
+
+    def get(self, keys: list[str]) -> None:
+        prefix = f"base-{self.runs}"
+        out = self.work / f"{prefix}-get"
+
+        def one(key: str) -> None:
+            if self.client is None:
+                data = (self.work / prefix / key).read_bytes()
+            else:
+                body = self.client.get_object(Bucket=self.bucket, Key=f"{prefix}/{key}")["Body"]
+                data = body.read()
+            path = out / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+        with ThreadPoolExecutor(WORKERS if self.client else 1) as pool:
+            list(pool.map(one, keys))
+        shutil.rmtree(out, ignore_errors=True)
+        if self.client is None:
+            shutil.rmtree(self.work / prefix, ignore_errors=True)
+
+
+def build_only(n: int, shard_docs: int) -> None:
+    """The formats of every shard, built and dropped: publish's CPU without any store."""
+    batch: list[dict[str, Any]] = []
+    for record in iter_records(n):
+        batch.append(record)
+        if len(batch) == shard_docs:
+            canon = canonical_records(batch)
+            write_spacy_and_conll(canon)
+            write_parquet(canon)
+            batch = []
+    if batch:
+        canon = canonical_records(batch)
+        write_spacy_and_conll(canon)
+        write_parquet(canon)
+
+
+def fit(rows: list[Row]) -> None:
+    """Least squares of log(seconds) and log(peak RSS) on log(N), per target and step."""
+    print("\ngrowth with N (seconds ~ N^b, peak RSS ~ N^c; least squares over the Ns run):")
+    keys = sorted({(r.target, r.step) for r in rows})
+    for target, step in keys:
+        pts = [r for r in rows if (r.target, r.step) == (target, step) and r.seconds > 0]
+        if len({r.docs for r in pts}) < 2:
+            continue
+        xs = [math.log(r.docs) for r in pts]
+
+        def slope(ys: list[float], xs: list[float] = xs) -> tuple[float, float]:
+            mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+            b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+                (x - mx) ** 2 for x in xs
+            )
+            return b, my - b * mx
+
+        b, a = slope([math.log(r.seconds) for r in pts])
+        at_1m = math.exp(a + b * math.log(1e6))
+        line = f"  {target:<9} {step:<30} time N^{b:.2f} (1M: {at_1m:,.0f} s)"
+        rss = [r for r in pts if r.rss_peak]
+        if len(rss) == len(pts):
+            c, a2 = slope([math.log(r.rss_peak or 1) for r in pts])
+            line += f", RSS N^{c:.2f} (1M: {math.exp(a2 + c * math.log(1e6)) / 1e6:,.0f} MB)"
+        print(line, flush=True)
+
+
 def print_ratios(rows: list[Row]) -> None:
-    """publish and pull against the bare put and get of the same bytes on the same target."""
-    print("\nours vs bare baseline on the same target (seconds / seconds):")
+    print("\nours vs bare baseline on the same target and N (seconds / seconds):")
     for r in rows:
-        kind = {"publish": "baseline put", "pull": "baseline get"}.get(r.step)
+        kind = {"publish first version": "baseline put", "pull": "baseline get"}.get(r.step)
         ref = next(
-            (b for b in rows if b.target == r.target and kind and b.step.startswith(kind)), None
+            (
+                b
+                for b in rows
+                if (b.target, b.docs, b.shard_docs) == (r.target, r.docs, r.shard_docs)
+                and kind
+                and b.step.startswith(kind)
+            ),
+            None,
         )
         if ref is not None and ref.seconds:
-            print(f"  {r.target:<9} {r.step:<8} {r.seconds / ref.seconds:6.1f}x", flush=True)
+            print(
+                f"  {r.target:<9} N={r.docs:<7} {r.step:<22} {r.seconds / ref.seconds:6.1f}x",
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=10000, help="documents (default 10000)")
+    parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000], help="documents")
     parser.add_argument("--skip-s3", action="store_true", help="local folder only")
-    parser.add_argument("--no-trace", action="store_true", help="skip the tracemalloc runs")
+    parser.add_argument("--skip-local", action="store_true", help="SeaweedFS only, no baseline")
+    parser.add_argument(
+        "--skip-build-only", action="store_true", help="skip the formats-without-store row"
+    )
+    parser.add_argument("--shard-docs", type=int, default=DEFAULT_SHARD_DOCS)
+    parser.add_argument("--sweep", type=int, nargs="*", default=[], help="shard sizes to try")
     parser.add_argument(
         "--profile",
         choices=["publish-local", "publish-s3"],
-        help="print a cProfile of one publish first",
+        help="print a cProfile of one publish instead",
     )
     args = parser.parse_args(argv)
 
-    t0 = time.perf_counter()
-    records = make_records(args.n)
-    built = time.perf_counter() - t0
-    text_mb = sum(len(r["text"].encode()) for r in records) / 1e6
-    print(f"{args.n} synthetic documents ({text_mb:.1f} MB of text) built in {built:.1f}s")
+    for n in args.n:
+        text_mb = sum(len(r["text"].encode()) for r in iter_records(n)) / 1e6
+        print(f"N={n}: {text_mb:.1f} MB of text")
     # imports (spaCy, pyarrow) and the blank pipeline once, outside every measurement
-    warm = canonical_records(records[:5])
+    warm = canonical_records(make_records(5))
     write_spacy_and_conll(warm)
     write_parquet(warm)
 
-    rows: list[Row] = []
+    rows = Rows()
     print()
     print_header()
     with tempfile.TemporaryDirectory(prefix="corpusflow-bench-") as tmp:
         work = Path(tmp)
-        make_store, put, get = local_target(work)
-        rows += run_target(
-            "local",
-            make_store,
-            records,
-            work,
-            traced=not args.no_trace,
-            baseline_put=put,
-            baseline_get=get,
-            profile=args.profile,
-        )
+        service = None
         if not args.skip_s3:
             service = SeaweedService.on_free_ports(work / "seaweedfs")
             service.start(timeout=60)
-            try:
-                make_store, put, get = s3_target(service, work)
-                rows += run_target(
-                    "seaweedfs",
-                    make_store,
-                    records,
+        try:
+            for n in args.n:
+                _, secs, rss = measure(lambda: sum(1 for _ in iter_records(n)))  # noqa: B023
+                rows.append(Row("input", "generate records only", n, 0, 0, 0, secs, rss))
+                if not args.skip_build_only:
+                    _, secs, rss = measure(lambda: build_only(n, args.shard_docs))  # noqa: B023
+                    rows.append(
+                        Row(
+                            "memory",
+                            "build formats (no store)",
+                            n,
+                            args.shard_docs,
+                            0,
+                            0,
+                            secs,
+                            rss,
+                        )
+                    )
+                local = work / f"local-{n}"
+                local_keys = None
+                if not args.skip_local:
+                    local_keys = run_target(
+                        "local",
+                        LocalStore(local),
+                        n,
+                        args.shard_docs,
+                        work,
+                        rows,
+                        baseline=Baseline(local, work / "base"),
+                        profile=args.profile,
+                    )
+                if service is not None:
+                    bucket = "corpusflow-bench"
+                    service.ensure_bucket(bucket)
+                    client = s3_client(
+                        endpoint_url=service.endpoint_url,
+                        access_key=service.access_key,
+                        secret_key=service.secret_key,
+                    )
+                    run_target(
+                        "seaweedfs",
+                        S3Store(client, bucket, f"n{n}"),
+                        n,
+                        args.shard_docs,
+                        work,
+                        rows,
+                        # the baseline copies the local run's objects
+                        baseline=Baseline(local, work, client, bucket) if local_keys else None,
+                        profile=args.profile,
+                        baseline_keys=local_keys,
+                    )
+                shutil.rmtree(local, ignore_errors=True)
+            for shard_docs in args.sweep:
+                n = max(args.n)
+                run_target(
+                    "sweep",
+                    LocalStore(work / f"sweep-{shard_docs}"),
+                    n,
+                    shard_docs,
                     work,
-                    traced=not args.no_trace,
-                    baseline_put=put,
-                    baseline_get=get,
-                    profile=args.profile,
+                    rows,
+                    baseline=None,
+                    profile=None,
                 )
-            finally:
+                shutil.rmtree(work / f"sweep-{shard_docs}", ignore_errors=True)
+        finally:
+            if service is not None:
                 service.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
     print_ratios(rows)
+    fit([r for r in rows if r.target != "sweep"])
     print(
         f"\nprocess ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:.0f} MB "
-        "(whole run, records included)."
+        "(whole run)."
     )
     return 0
 

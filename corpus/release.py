@@ -1,17 +1,35 @@
-"""Publish a versioned release to the store: every file of `releases/<version>/` is created,
-never overwritten, checked, and only then does `releases/latest.json` move to it.
+"""Publish a versioned release to the store as content-addressed shards that versions share:
+only the shards whose documents changed are built and written again, and `releases/latest.json`
+moves only after the new version's manifest is written and every object it names is checked.
+
+Layout (layout 2; layout-1 releases, whole files under `releases/<version>/`, still read):
+
+- `releases/objects/<sha256[:2]>/<sha256>.<ext>`: every file of every version, named by its
+  content, written create-only and never changed: JSONL, CoNLL, Parquet and spaCy DocBin shards,
+  and the small files (labels, agreement, datasheet, notes).
+- `releases/<version>/claim.json` and `releases/<version>/manifest.json`: the version's claim
+  and its manifest, listing each object with its sha256 and size, and its shards.
+
+Documents are assigned to shards by ranges of a shard key, the first 8 bytes of
+sha256(doc_id). A version keeps the previous version's ranges (splitting a range that grew past
+twice `shard_docs`), so a range whose documents did not change holds the same bytes and names
+the same objects: a change rewrites only the shards it touches. A publish spills the canonical
+records to temporary files by key, then builds one shard at a time, so memory holds one shard's
+formats, not the corpus's.
 
 How concurrent publishers are kept apart (all through conditional writes, no locks):
 
 1. Read `releases/latest.json` and its etag. Same content hash as ours: nothing to publish.
 2. Claim the next number after latest: create `releases/<version>/claim.json` (create-only),
    holding our content hash and the version we build on. If the claim exists already and names
-   the same content hash and the same previous version, we *join* it: the version's files are
-   deterministic for a given input, so whoever writes a file first wins and the others check
-   that the stored bytes are theirs. This is also how a publish that crashed half-way is resumed
-   by the next run. A claim for other content (or another base) makes us try the next number.
-3. Write the data files, then `manifest.json`, all create-only; read everything back and check
-   every sha256.
+   the same content hash and the same previous version, we *join* it: the version's objects
+   are deterministic for a given input and base, so whoever writes an object first wins and
+   the others check that the stored bytes are theirs. This is also how a publish that crashed
+   half-way is resumed by the next run. A claim for other content (or another base) makes us
+   try the next number.
+   (The shards are written just before the claim, as they depend only on the base version.)
+3. Write the shards and small files (create-only, content-addressed), reading each back to
+   check its sha256; then `manifest.json`, create-only.
 4. Move `latest.json` with If-Match on the etag read in step 1 (create-only when there was none).
    Losing that race means someone else published in between: start again from step 1; our
    version stays behind as an orphan that `latest` never names. History stays linear: every
@@ -20,28 +38,47 @@ How concurrent publishers are kept apart (all through conditional writes, no loc
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import io
 import json
+import math
+import tempfile
 import threading
 import uuid
-import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import IO, Any, Literal
 
 from pydantic import ValidationError
 
 from corpus.store import NotFound, PreconditionFailed, Store, StoreError, encode_json
-from schemas.records import Manifest, ManifestFile
-from schemas.release import LatestPointer, ReleaseRecord
+from schemas.release import (
+    LatestPointer,
+    ReleaseFile,
+    ReleaseManifest,
+    ReleaseRecord,
+    ReleaseShard,
+)
 
 RELEASES = "releases"
 LATEST_KEY = f"{RELEASES}/latest.json"
+OBJECTS = f"{RELEASES}/objects"
+LAYOUT: Literal[2] = 2
+# Bump when a shard writer changes its bytes for the same records: shards are then rebuilt
+# instead of reused from a version the older writers made.
+FORMAT_VERSION = 1
+# Documents per shard aimed at. Fewer make a small change cheaper (a share p of documents
+# changed at random touches about 1 - (1 - p) ** shard_docs of the shards), more make fewer
+# objects; bench/release.py measures both sides.
+DEFAULT_SHARD_DOCS = 64
+KEY_SPACE = 1 << 64
 REVIEW_STATUSES = ("machine", "in_review", "reviewed", "adjudicated", "disputed")
 # Human-checked documents make the gold layer. Machine-only documents, documents still short of
 # their annotators (in_review) and disputed ones (held from gold until someone decides, never
@@ -49,16 +86,15 @@ REVIEW_STATUSES = ("machine", "in_review", "reviewed", "adjudicated", "disputed"
 GOLD_STATUSES = frozenset({"reviewed", "adjudicated"})
 SPLITS = (("train", 80), ("dev", 10), ("test", 10))
 
-DATA_FILES = (
-    "corpus.jsonl",
-    "corpus.spacy",
-    "corpus.conll",
-    "corpus.parquet",
-    "labels.json",
-    "agreement.json",
-    "README.md",
-    "NOTES.md",
-)
+# the shard formats, in the order the manifest lists them: extension, and where `pull` puts a
+# shard (the JSONL and CoNLL shards are parts of one file each, concatenated in key order)
+SHARD_FORMATS: dict[str, tuple[str, Callable[[str], str]]] = {
+    "jsonl": ("jsonl", lambda start: "corpus.jsonl"),
+    "conll": ("conll", lambda start: "corpus.conll"),
+    "parquet": ("parquet", lambda start: f"parquet/{start}.parquet"),
+    "spacy": ("spacy", lambda start: f"spacy/{start}.spacy"),
+}
+SMALL_FILES = ("labels.json", "agreement.json", "README.md", "NOTES.md")
 
 
 class PublishError(StoreError):
@@ -66,14 +102,14 @@ class PublishError(StoreError):
 
 
 class VerificationFailed(PublishError):
-    """A file read back from the store is not what was written."""
+    """An object read back from the store is not what was written."""
 
 
 @dataclass(frozen=True)
 class PublishResult:
     version: str
     created: bool
-    manifest: Manifest
+    manifest: ReleaseManifest
 
 
 def version_name(n: int) -> str:
@@ -90,8 +126,22 @@ def release_key(version: str, name: str) -> str:
     return f"{RELEASES}/{version}/{name}"
 
 
+def object_key(sha256: str, ext: str) -> str:
+    return f"{OBJECTS}/{sha256[:2]}/{sha256}.{ext}"
+
+
+def file_key(version: str, entry: ReleaseFile) -> str:
+    """Where a manifest entry's bytes are: its object (layout 2) or the version's folder."""
+    return entry.object if entry.object is not None else release_key(version, entry.path)
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def shard_key(doc_id: str) -> int:
+    """The first 8 bytes of sha256(doc_id): where a document sits, in every version."""
+    return int.from_bytes(hashlib.sha256(doc_id.encode("utf-8")).digest()[:8], "big")
 
 
 # ---------------------------------------------------------------- records
@@ -99,7 +149,7 @@ def sha256_hex(data: bytes) -> str:
 
 def split_of(doc_id: str) -> str:
     """train/dev/test (80/10/10) from a hash of the doc_id alone: stable across versions."""
-    bucket = int.from_bytes(hashlib.sha256(doc_id.encode("utf-8")).digest()[:8], "big") % 100
+    bucket = shard_key(doc_id) % 100
     edge = 0
     for name, share in SPLITS:
         edge += share
@@ -172,15 +222,6 @@ def canonical_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
         if a["doc_id"] == b["doc_id"]:
             raise PublishError(f"duplicate doc_id {a['doc_id']!r} in release records")
     return out
-
-
-def content_hash(records: list[dict[str, Any]]) -> str:
-    """sha256 of the canonical JSONL (records sorted by doc_id, keys sorted)."""
-    return sha256_hex(_jsonl(records))
-
-
-def _jsonl(records: list[dict[str, Any]]) -> bytes:
-    return "".join(_json_line(r) + "\n" for r in records).encode("utf-8")
 
 
 # ---------------------------------------------------------------- writers
@@ -259,94 +300,6 @@ def _cached_msgpack_encoders() -> Iterator[None]:
                 del msgpack_encoders.get_all
 
 
-# the token attributes whose strings DocBin.add collects (text, tag_, lemma_, norm_, morph,
-# dep_, ent_type_, ent_kb_id_, ent_id_), as to_array names
-_DOCBIN_STRING_ATTRS = (
-    "ORTH",
-    "TAG",
-    "LEMMA",
-    "NORM",
-    "MORPH",
-    "DEP",
-    "ENT_TYPE",
-    "ENT_KB_ID",
-    "ENT_ID",
-)
-
-
-@lru_cache(maxsize=1)
-def _fast_docbin_class() -> Any:
-    import numpy
-    from spacy.attrs import SPACY, intify_attr
-    from spacy.tokens import DocBin
-
-    string_ids = [intify_attr(name) for name in _DOCBIN_STRING_ATTRS]
-
-    class FastDocBin(DocBin):  # type: ignore[misc]
-        """DocBin.add gathers its string table token by token, nine Python property lookups
-        per token: half of building a 10,000-document release. This `add` stores the same
-        arrays and user data and gathers the same strings from the hashes `to_array` returns,
-        each distinct hash looked up once. tests/test_release_perf.py checks the bytes are
-        identical to DocBin.add's."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._seen_hashes: set[int] = set()
-
-        def add(self, doc: Any) -> None:
-            # one to_array call with integer ids: name lookups cost more than the copy
-            k = len(self.attrs)
-            table = doc.to_array([*self.attrs, SPACY, *string_ids])
-            # a copy, not a view: a view would keep the string columns alive until to_bytes
-            self.tokens.append(numpy.ascontiguousarray(table[:, :k]))
-            self.spaces.append(numpy.asarray(table[:, k : k + 1], dtype=bool))
-            self.flags.append({"has_unknown_spaces": doc.has_unknown_spaces})
-            strings = doc.vocab.strings
-            seen = self._seen_hashes
-            if len(doc):
-                for h in numpy.unique(table[:, k + 1 :]).tolist():
-                    if h not in seen:
-                        seen.add(h)
-                        self.strings.add(strings[h])
-            self.cats.append(doc.cats)
-            if self.store_user_data:
-                self.user_data.append(srsly_msgpack_dumps(doc.user_data))
-            self.span_groups.append(doc.spans.to_bytes())
-            for group in doc.spans.values():
-                for span in group:
-                    self.strings.add(span.label_)
-                    if span.kb_id in strings:
-                        self.strings.add(span.kb_id_)
-                    if span.id in strings:
-                        self.strings.add(span.id_)
-
-        def to_bytes(self) -> bytes:
-            # DocBin.to_bytes keeps the stacked token array alive next to its bytes while
-            # packing; here each array is turned into bytes at once (same message, same bytes)
-            lengths = [len(tokens) for tokens in self.tokens]
-            empty = numpy.asarray([]).tobytes("C")
-            msg = {
-                "version": self.version,
-                "attrs": self.attrs,
-                "tokens": numpy.vstack(self.tokens).tobytes("C") if self.tokens else empty,
-                "spaces": numpy.vstack(self.spaces).tobytes("C") if self.spaces else empty,
-                "lengths": numpy.asarray(lengths, dtype="int32").tobytes("C"),
-                "strings": sorted(self.strings),
-                "cats": self.cats,
-                "flags": self.flags,
-                "span_groups": self.span_groups,
-            }
-            if self.store_user_data:
-                msg["user_data"] = self.user_data
-            packed = srsly_msgpack_dumps(msg)
-            del msg
-            return zlib.compress(packed)
-
-    from srsly import msgpack_dumps as srsly_msgpack_dumps
-
-    return FastDocBin
-
-
 @lru_cache(maxsize=1)
 def _conll_attr_ids() -> list[int]:
     from spacy.attrs import ENT_IOB, ENT_TYPE, IDX, IS_SPACE, LENGTH
@@ -391,8 +344,10 @@ def write_spacy_and_conll(records: list[dict[str, Any]]) -> tuple[bytes, bytes, 
     CoNLL-2003 layout: `token POS chunk NER` (POS and chunk are `_`), IOB2 tags, a
     `-DOCSTART-` line before each document (same order as corpus.jsonl), a blank line at each
     paragraph break."""
-    db = _fast_docbin_class()(store_user_data=True)
-    conll: list[str] = []  # one string per document: millions of line strings cost GBs
+    from spacy.tokens import DocBin
+
+    db = DocBin(store_user_data=True)
+    conll: list[str] = []  # one string per document, not one per line
     dropped = 0
     with _cached_msgpack_encoders():
         for record in records:
@@ -495,26 +450,45 @@ def write_parquet(records: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
-def _counts(records: list[dict[str, Any]]) -> dict[str, int]:
-    """Documents, mentions and stances, and documents by review status, layer and split (every
-    status, layer and split listed, zeros included, so readers need not guess)."""
-    counts: Counter[str] = Counter()
-    counts["documents"] = len(records)
-    counts["entities"] = counts["stances"] = 0
-    for key in (
-        *(f"status_{s}" for s in REVIEW_STATUSES),
-        "layer_gold",
-        "layer_silver",
-        *(f"split_{name}" for name, _ in SPLITS),
-    ):
-        counts[key] = 0
-    for r in records:
-        counts[f"status_{r['review_status']}"] += 1
-        counts[f"layer_{r['layer']}"] += 1
-        counts[f"split_{r['split']}"] += 1
-        counts["entities"] += len(r["entities"])
-        counts["stances"] += len(r["stances"])
-    return dict(sorted(counts.items()))
+# ---------------------------------------------------------------- what the version holds
+
+
+@dataclass
+class _Stats:
+    """Counts for the manifest and the datasheet, gathered one record at a time."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    entity_labels: Counter[str] = field(default_factory=Counter)
+    stance_labels: Counter[str] = field(default_factory=Counter)
+    sources: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, r: dict[str, Any]) -> None:
+        self.counts["documents"] += 1
+        self.counts[f"status_{r['review_status']}"] += 1
+        self.counts[f"layer_{r['layer']}"] += 1
+        self.counts[f"split_{r['split']}"] += 1
+        self.counts["entities"] += len(r["entities"])
+        self.counts["stances"] += len(r["stances"])
+        self.entity_labels.update(e["label"] for e in r["entities"])
+        self.stance_labels.update(s["label"] for s in r["stances"])
+        rights = (r["metadata"] or {}).get("rights") or "not stated"
+        origin = (r["metadata"] or {}).get("source_url") or r.get("source") or "unknown"
+        self.sources.setdefault(str(rights), set()).add(str(origin))
+
+    def as_counts(self) -> dict[str, int]:
+        """Documents, mentions and stances, and documents by review status, layer and split
+        (every status, layer and split listed, zeros included, so readers need not guess)."""
+        out = {
+            "documents": 0,
+            "entities": 0,
+            "stances": 0,
+            **{f"status_{s}": 0 for s in REVIEW_STATUSES},
+            "layer_gold": 0,
+            "layer_silver": 0,
+            **{f"split_{name}": 0 for name, _ in SPLITS},
+        }
+        out.update(self.counts)
+        return dict(sorted(out.items()))
 
 
 def _table(header: tuple[str, str], rows: Iterable[tuple[object, object]]) -> list[str]:
@@ -523,8 +497,49 @@ def _table(header: tuple[str, str], rows: Iterable[tuple[object, object]]) -> li
     return out
 
 
+def _reading_recipes(version: str, store_url: str, parquet_shards: int) -> list[str]:
+    """How to read the release with common tools, one line each (the datasheet's section)."""
+    here = f"data/{version}"
+    s3 = store_url if store_url.startswith("s3://") else "s3://BUCKET/PREFIX"
+    manifest = f"{s3}/{release_key(version, 'manifest.json')}"
+    return [
+        "## Reading it",
+        "",
+        f"`corpusflow pull {version} --dest data` writes `{here}/`: `corpus.jsonl`, "
+        f"`corpus.conll`, `parquet/*.parquet` ({parquet_shards} shard(s)), `spacy/*.spacy` "
+        "(one DocBin per shard, same order) and the small files, every one checked against "
+        "`manifest.json`. No corpusflow is needed to read it:",
+        "",
+        "| tool | one line |",
+        "|---|---|",
+        f'| pandas | `pd.read_parquet("{here}/parquet")` |',
+        f'| Hugging Face datasets | `load_dataset("parquet", data_files="{here}/parquet/*.parquet",'
+        ' split="train")` |',
+        f'| DuckDB | `duckdb.read_parquet("{here}/parquet/*.parquet")` |',
+        f'| Polars | `pl.read_parquet("{here}/parquet/*.parquet")` |',
+        f'| JSONL | `load_dataset("json", data_files="{here}/corpus.jsonl", split="train")` |',
+        '| spaCy | `docs = [d for p in sorted(Path("' + here + '/spacy").glob("*.spacy")) '
+        "for d in DocBin().from_disk(p).get_docs(nlp.vocab)]` |",
+        "",
+        "Straight from the store with read-only keys: the Parquet shards of this version are "
+        "the objects `manifest.json` lists under `parquet/`. With "
+        "`fs = s3fs.S3FileSystem(key=..., secret=..., endpoint_url=...)` (and `opts` the same "
+        "three as a dict for `storage_options`):",
+        "",
+        "```python",
+        f'files = ["{s3}/" + f["object"] for f in json.load(fs.open("{manifest}"))["files"]'
+        ' if f["path"].startswith("parquet/")]',
+        'load_dataset("parquet", data_files=files, storage_options=opts, split="train")',
+        "duckdb.register_filesystem(fs); duckdb.read_parquet(files)",
+        'pl.read_parquet(files, storage_options={"aws_access_key_id": ..., '
+        '"aws_secret_access_key": ..., "aws_endpoint_url": ...})',
+        "```",
+        "",
+    ]
+
+
 def write_datasheet(
-    records: list[dict[str, Any]],
+    stats: _Stats,
     *,
     version: str,
     previous: str | None,
@@ -532,16 +547,10 @@ def write_datasheet(
     code_version: str,
     model_versions: list[str],
     dropped_overlaps: int,
+    store_url: str = "",
+    parquet_shards: int = 1,
 ) -> bytes:
-    counts = _counts(records)
-    status = Counter(r["review_status"] for r in records)
-    entity_labels = Counter(e["label"] for r in records for e in r["entities"])
-    stance_labels = Counter(s["label"] for r in records for s in r["stances"])
-    sources: dict[str, set[str]] = {}
-    for r in records:
-        rights = (r["metadata"] or {}).get("rights") or "not stated"
-        origin = (r["metadata"] or {}).get("source_url") or r.get("source") or "unknown"
-        sources.setdefault(str(rights), set()).add(str(origin))
+    counts = stats.as_counts()
     lines = [
         f"# corpusflow corpus {version}",
         "",
@@ -550,24 +559,26 @@ def write_datasheet(
         "",
         "## Contents",
         "",
-        *_table(("review status", "documents"), ((s, status.get(s, 0)) for s in REVIEW_STATUSES)),
+        *_table(
+            ("review status", "documents"), ((s, counts[f"status_{s}"]) for s in REVIEW_STATUSES)
+        ),
         "",
-        f"{counts['documents']} documents, {counts.get('entities', 0)} entity mentions, "
-        f"{counts.get('stances', 0)} stances. Layers: gold "
-        f"{counts.get('layer_gold', 0)} (reviewed or adjudicated by people), silver "
-        f"{counts.get('layer_silver', 0)} (machine labels: not yet or not fully reviewed, or "
+        f"{counts['documents']} documents, {counts['entities']} entity mentions, "
+        f"{counts['stances']} stances. Layers: gold "
+        f"{counts['layer_gold']} (reviewed or adjudicated by people), silver "
+        f"{counts['layer_silver']} (machine labels: not yet or not fully reviewed, or "
         "disputed and held from gold). "
         f"Splits by a hash of doc_id (stable across versions): train "
-        f"{counts.get('split_train', 0)}, dev {counts.get('split_dev', 0)}, test "
-        f"{counts.get('split_test', 0)}.",
+        f"{counts['split_train']}, dev {counts['split_dev']}, test "
+        f"{counts['split_test']}.",
         "",
         "### Entity labels",
         "",
-        *_table(("label", "mentions"), sorted(entity_labels.items())),
+        *_table(("label", "mentions"), sorted(stats.entity_labels.items())),
         "",
         "### Stance labels",
         "",
-        *_table(("label", "stances"), sorted(stance_labels.items())),
+        *_table(("label", "stances"), sorted(stats.stance_labels.items())),
         "",
         "## Sources and rights",
         "",
@@ -575,8 +586,8 @@ def write_datasheet(
         "text. Grouped by notice:",
         "",
     ]
-    for rights in sorted(sources):
-        origins = sorted(sources[rights])
+    for rights in sorted(stats.sources):
+        origins = sorted(stats.sources[rights])
         shown = ", ".join(origins[:10]) + (
             f" and {len(origins) - 10} more" if len(origins) > 10 else ""
         )
@@ -593,19 +604,24 @@ def write_datasheet(
         "",
         "## Files",
         "",
-        "- `corpus.jsonl`: one document per line, sorted by doc_id; the reference format.",
-        "- `corpus.parquet`: the same rows; entities and stances as nested lists, metadata as "
-        "JSON text in `metadata_json`.",
-        "- `corpus.spacy`: a spaCy DocBin (tokenised with `spacy.blank('en')`); entities in "
+        "Documents are in shards by a hash of doc_id (the first 8 bytes of its sha256); every "
+        "format keeps the same order, shard by shard. Shards whose documents did not change "
+        "are the very objects the previous version had.",
+        "",
+        "- `corpus.jsonl`: one document per line; the reference format.",
+        "- `parquet/*.parquet`: the same rows; entities and stances as nested lists, metadata "
+        "as JSON text in `metadata_json`.",
+        "- `spacy/*.spacy`: spaCy DocBins (tokenised with `spacy.blank('en')`); entities in "
         "`doc.ents`; stance evidence in `doc.spans['stance']` with the stance as the span "
         "label and the target as `span.kb_id_`; `doc.user_data` holds doc_id, review_status, "
         "layer, split, source, model_version and every stance (also those without evidence).",
         "- `corpus.conll`: CoNLL-2003 columns `token _ _ IOB2-tag`, one `-DOCSTART-` per "
         "document in corpus.jsonl order.",
         "- `labels.json`: the label schema; `agreement.json`: inter-annotator agreement.",
-        "- `manifest.json`: sha256 and size of every file; `NOTES.md`: changes since the "
-        "previous version.",
+        "- `manifest.json`: sha256, size and store object of every file and shard; "
+        "`NOTES.md`: changes since the previous version.",
         "",
+        *_reading_recipes(version, store_url, parquet_shards),
         "## Limitations",
         "",
         "- Silver documents carry machine labels only; their errors are the models' errors.",
@@ -613,7 +629,7 @@ def write_datasheet(
         "documents that fewer annotators than the overlap setting have labelled are there with "
         "`review_status: in_review` and their machine labels.",
         f"- spaCy and CoNLL cannot hold overlapping entities: {dropped_overlaps} overlapping "
-        "mention(s) were left out of those two files (kept in JSONL and Parquet); entity "
+        "mention(s) were left out of those two formats (kept in JSONL and Parquet); entity "
         "boundaries are widened to whole tokens there.",
         "- Offsets index the cleaned text, not the original source.",
         "- The label set annotators worked with is in `labels.json`.",
@@ -622,26 +638,22 @@ def write_datasheet(
     return "\n".join(lines).encode("utf-8")
 
 
-def _record_digests(records: Iterable[dict[str, Any]]) -> dict[str, str]:
-    return {r["doc_id"]: sha256_hex(_json_line(r).encode("utf-8")) for r in records}
-
-
 def write_notes(
     version: str,
     previous: str | None,
-    current: dict[str, str],
-    before: dict[str, str],
+    *,
+    documents: int,
+    added: list[str],
+    changed: list[str],
+    removed: list[str],
 ) -> bytes:
-    added = sorted(current.keys() - before.keys())
-    removed = sorted(before.keys() - current.keys())
-    changed = sorted(k for k in current.keys() & before.keys() if current[k] != before[k])
     lines = [
         f"# Release notes {version}",
         "",
         f"Compared with {previous}." if previous else "First release: every document is new.",
         "",
         f"{len(added)} added, {len(changed)} changed, {len(removed)} removed, "
-        f"{len(current) - len(added) - len(changed)} unchanged.",
+        f"{documents - len(added) - len(changed)} unchanged.",
         "",
     ]
     for title, ids in (("Added", added), ("Changed", changed), ("Removed", removed)):
@@ -649,6 +661,254 @@ def write_notes(
         lines += [f"- `{i}`" for i in ids] or ["(none)"]
         lines.append("")
     return "\n".join(lines).encode("utf-8")
+
+
+# ---------------------------------------------------------------- spilling by shard key
+
+
+class _Spill:
+    """Canonical JSON lines spilled to 256 temporary files by the top byte of their shard key,
+    so the shards can be built in key order while memory holds one file's lines at a time."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._files: dict[int, IO[str]] = {}
+
+    def add(self, key: int, line: str) -> None:
+        bucket = key >> 56
+        f = self._files.get(bucket)
+        if f is None:
+            f = self._files[bucket] = open(  # noqa: SIM115 - closed in close()
+                self.folder / f"{bucket:02x}.tsv", "a", encoding="utf-8"
+            )
+        f.write(f"{key:016x}\t{line}\n")
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        """(key, line) in key order (a line's JSON has no raw newline or tab in it)."""
+        self.close()
+        for bucket in range(256):
+            path = self.folder / f"{bucket:02x}.tsv"
+            if not path.exists():
+                continue
+            with open(path, encoding="utf-8") as f:
+                rows = sorted(tuple(row.rstrip("\n").split("\t", 1)) for row in f)
+            for key, line in rows:
+                yield int(key, 16), line
+
+
+@dataclass
+class _Input:
+    """What one pass over the records leaves: the spill, each document's line digest, the
+    sorted shard keys and the statistics."""
+
+    spill: _Spill
+    digests: dict[str, bytes]
+    keys: list[int]
+    stats: _Stats
+    content_hash: str
+
+
+def _read_input(records: Iterable[dict[str, Any]], folder: Path) -> _Input:
+    spill = _Spill(folder)
+    digests: dict[str, bytes] = {}
+    keys: list[int] = []
+    stats = _Stats()
+    for raw in records:
+        record = _canonical_record(raw)
+        doc_id = record["doc_id"]
+        if doc_id in digests:
+            spill.close()
+            raise PublishError(f"duplicate doc_id {doc_id!r} in release records")
+        line = _json_line(record)
+        digests[doc_id] = hashlib.sha256(line.encode("utf-8")).digest()
+        key = shard_key(doc_id)
+        keys.append(key)
+        spill.add(key, line)
+        stats.add(record)
+    spill.close()
+    keys.sort()
+    return _Input(spill, digests, keys, stats, content_hash(digests))
+
+
+def content_hash(digests: dict[str, bytes]) -> str:
+    """sha256 over (doc_id, sha256 of its canonical JSON line) in doc_id order: the same for
+    the same records whatever their order, the shard layout or the version."""
+    h = hashlib.sha256()
+    for doc_id in sorted(digests):
+        h.update(doc_id.encode("utf-8") + b"\0" + digests[doc_id])
+    return h.hexdigest()
+
+
+def shard_starts(
+    keys: list[int], shard_docs: int, previous: ReleaseManifest | None = None
+) -> list[int]:
+    """The first key of each shard: the previous version's ranges when it has them (even
+    split into `ceil(n / shard_docs)` ranges for a first version), each range holding more
+    than twice `shard_docs` documents split into equal parts."""
+    if previous is not None and previous.shards:
+        starts = [int(s.start, 16) for s in previous.shards]
+    else:
+        parts = max(1, math.ceil(len(keys) / shard_docs))
+        starts = [i * KEY_SPACE // parts for i in range(parts)]
+    out: list[int] = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else KEY_SPACE
+        n = bisect.bisect_left(keys, end) - bisect.bisect_left(keys, start)
+        parts = math.ceil(n / shard_docs) if n > 2 * shard_docs else 1
+        out += [start + j * (end - start) // parts for j in range(parts)]
+    return out
+
+
+# ---------------------------------------------------------------- writing objects
+
+
+_CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "json": "application/json",
+    "md": "text/markdown; charset=utf-8",
+    "conll": "text/plain; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+    "spacy": "application/octet-stream",
+}
+
+
+def _put_object(store: Store, key: str, data: bytes, sha256: str) -> None:
+    """Create a content-addressed object (or find it there already) and read it back: the
+    key names the content, so a stored object that does not hash to its name is damage."""
+    try:
+        store.put_if_absent(key, data, content_type=_CONTENT_TYPES[key.rsplit(".", 1)[-1]])
+    except PreconditionFailed:
+        pass  # written by an earlier version, a joined publisher or a crashed publish
+    back = store.get_bytes(key)
+    if len(back) != len(data) or sha256_hex(back) != sha256:
+        raise VerificationFailed(
+            f"{store.url}/{key}: read back {len(back)} bytes with sha256 {sha256_hex(back)}, "
+            f"wrote {len(data)} bytes with {sha256}"
+        )
+
+
+class _Writer:
+    """Writes objects on a few threads (S3 round trips overlap) with a bounded number in
+    flight, so memory holds at most `window` objects' bytes."""
+
+    def __init__(self, store: Store, workers: int) -> None:
+        self.store = store
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="publish")
+        self.window = 2 * max(1, workers)
+        self.pending: list[Future[None]] = []
+        self.written = 0  # bytes of the objects this publish wrote or confirmed
+        self.objects = 0
+
+    def put(self, data: bytes, ext: str, path: str) -> ReleaseFile:
+        sha = sha256_hex(data)
+        key = object_key(sha, ext)
+        while len(self.pending) >= self.window:
+            self.pending.pop(0).result()
+        self.pending.append(self.pool.submit(_put_object, self.store, key, data, sha))
+        self.written += len(data)
+        self.objects += 1
+        return ReleaseFile(path=path, sha256=sha, size=len(data), object=key)
+
+    def drain(self) -> None:
+        while self.pending:
+            self.pending.pop(0).result()
+
+    def close(self) -> None:
+        for f in self.pending:
+            f.cancel()
+        self.pool.shutdown(wait=True)
+
+
+@dataclass
+class _Built:
+    """One shard as the manifest lists it, and its files by format."""
+
+    shard: ReleaseShard
+    files: dict[str, ReleaseFile]
+
+
+@dataclass
+class _Shards:
+    shards: list[ReleaseShard]
+    files: dict[str, list[ReleaseFile]]  # by format, in key order
+    touched_ids: set[str]  # doc_ids in shards the previous version does not have
+    dropped: int
+
+
+def _build_shard(start: str, lines: list[str], writer: _Writer) -> tuple[_Built, list[str]]:
+    records = [json.loads(line) for line in lines]
+    jsonl = "".join(line + "\n" for line in lines).encode("utf-8")
+    docbin, conll, dropped = write_spacy_and_conll(records)
+    data = {"jsonl": jsonl, "conll": conll, "parquet": write_parquet(records), "spacy": docbin}
+    files = {
+        fmt: writer.put(data[fmt], ext, path(start)) for fmt, (ext, path) in SHARD_FORMATS.items()
+    }
+    shard = ReleaseShard(
+        start=start,
+        documents=len(records),
+        dropped_overlaps=dropped,
+        formats={fmt: f.sha256 for fmt, f in files.items()},
+    )
+    return _Built(shard, files), [r["doc_id"] for r in records]
+
+
+def _write_shards(
+    inp: _Input,
+    starts: list[int],
+    previous: ReleaseManifest | None,
+    writer: _Writer,
+    built: dict[str, _Built],
+) -> _Shards:
+    """Every shard of the version, in key order: reused from the previous version (or from an
+    earlier attempt of this publish) when its JSONL is the same, built and written otherwise."""
+    reusable: dict[str, _Built] = {}
+    if previous is not None and previous.format_version == FORMAT_VERSION:
+        by_sha = {f.sha256: f for f in previous.files}
+        for s in previous.shards:
+            if s.documents and all(sha in by_sha for sha in s.formats.values()):
+                reusable[s.formats["jsonl"]] = _Built(
+                    s, {fmt: by_sha[sha] for fmt, sha in s.formats.items()}
+                )
+    # JSONL bytes the previous version has (as a shard or, in layout 1, as its one file):
+    # documents elsewhere are new or changed, for the notes
+    known = {f.sha256 for f in previous.files if f.path == "corpus.jsonl"} if previous else set()
+    out = _Shards([], {fmt: [] for fmt in SHARD_FORMATS}, set(), 0)
+
+    def flush(i: int, lines: list[str]) -> None:
+        start = f"{starts[i]:016x}"
+        if not lines:
+            out.shards.append(ReleaseShard(start=start, documents=0))
+            return
+        sha = sha256_hex("".join(line + "\n" for line in lines).encode("utf-8"))
+        shard = reusable.get(sha) or built.get(sha)
+        if shard is None or shard.shard.start != start:
+            shard, ids = _build_shard(start, lines, writer)
+            built[sha] = shard
+        else:
+            ids = [json.loads(line)["doc_id"] for line in lines] if sha not in known else []
+        if sha not in known:
+            out.touched_ids.update(ids)
+        out.shards.append(shard.shard)
+        out.dropped += shard.shard.dropped_overlaps
+        for fmt in SHARD_FORMATS:
+            out.files[fmt].append(shard.files[fmt])
+
+    i, lines = 0, list[str]()
+    for key, line in inp.spill:
+        while i + 1 < len(starts) and key >= starts[i + 1]:
+            flush(i, lines)
+            i, lines = i + 1, []
+        lines.append(line)
+    flush(i, lines)
+    for j in range(i + 1, len(starts)):
+        flush(j, [])
+    writer.drain()
+    return out
 
 
 # ---------------------------------------------------------------- publishing
@@ -669,49 +929,67 @@ def read_latest(store: Store) -> tuple[dict[str, Any] | None, str | None]:
     return pointer.model_dump(mode="json"), etag
 
 
-def read_manifest(store: Store, version: str, expected_sha256: str | None = None) -> Manifest:
+def read_manifest(
+    store: Store, version: str, expected_sha256: str | None = None
+) -> ReleaseManifest:
+    """A version's manifest, of either layout (checked against `expected_sha256`, the sha256
+    latest.json records, when given)."""
     data = store.get_bytes(release_key(version, "manifest.json"))
     if expected_sha256 is not None and sha256_hex(data) != expected_sha256:
         raise VerificationFailed(
             f"{release_key(version, 'manifest.json')}: sha256 {sha256_hex(data)} is not "
             f"{expected_sha256} recorded in {LATEST_KEY}"
         )
-    return Manifest.model_validate_json(data)
+    return ReleaseManifest.model_validate_json(data)
 
 
-def _previous_digests(store: Store, version: str | None) -> dict[str, str]:
-    if version is None:
+def _verified_object(store: Store, version: str, entry: ReleaseFile) -> bytes:
+    data = store.get_bytes(file_key(version, entry))
+    if len(data) != entry.size or sha256_hex(data) != entry.sha256:
+        raise VerificationFailed(
+            f"{store.url}/{file_key(version, entry)}: {len(data)} bytes with sha256 "
+            f"{sha256_hex(data)}, the manifest of {version} says {entry.size} with {entry.sha256}"
+        )
+    return data
+
+
+def _digests_of(data: bytes) -> dict[str, bytes]:
+    out = {}
+    for line in data.decode("utf-8").splitlines():
+        if line:
+            out[json.loads(line)["doc_id"]] = hashlib.sha256(line.encode("utf-8")).digest()
+    return out
+
+
+def _previous_digests(
+    store: Store, previous: ReleaseManifest | None, shards: _Shards
+) -> dict[str, bytes]:
+    """doc_id -> line digest of the previous version's documents in the shards this version
+    does not share with it (all of them for a layout-1 version): the only ones that can have
+    changed or gone. Only those shards are read."""
+    if previous is None:
         return {}
-    data = store.get_bytes(release_key(version, "corpus.jsonl"))
-    return _record_digests(json.loads(line) for line in data.decode("utf-8").splitlines() if line)
+    ours = {f.sha256 for f in shards.files["jsonl"]}
+    out: dict[str, bytes] = {}
+    for entry in previous.files:
+        if entry.path == "corpus.jsonl" and entry.sha256 not in ours:
+            out.update(_digests_of(_verified_object(store, previous.version, entry)))
+    return out
 
 
-def _put_once(store: Store, key: str, data: bytes, content_type: str) -> None:
-    """Create `key`; if it exists already it must hold exactly `data` (a joined version)."""
-    try:
-        store.put_if_absent(key, data, content_type=content_type)
-    except PreconditionFailed:
-        if sha256_hex(store.get_bytes(key)) != sha256_hex(data):
-            raise
-    return None
-
-
-class _Diverged(Exception):
-    """A joined version holds other bytes than ours: leave it, try the next number."""
-
-
-_CONTENT_TYPES = {
-    ".jsonl": "application/x-ndjson",
-    ".json": "application/json",
-    ".md": "text/markdown; charset=utf-8",
-    ".conll": "text/plain; charset=utf-8",
-    ".parquet": "application/vnd.apache.parquet",
-    ".spacy": "application/octet-stream",
-}
-
-
-def _content_type(name: str) -> str:
-    return _CONTENT_TYPES["." + name.rsplit(".", 1)[-1]]
+def _notes(
+    version: str, previous: str | None, inp: _Input, shards: _Shards, before: dict[str, bytes]
+) -> bytes:
+    current = inp.digests
+    touched = shards.touched_ids
+    return write_notes(
+        version,
+        previous,
+        documents=len(current),
+        added=sorted(d for d in touched if d not in before),
+        changed=sorted(d for d in touched if d in before and before[d] != current[d]),
+        removed=sorted(d for d in before if d not in current),
+    )
 
 
 def publish(
@@ -724,15 +1002,52 @@ def publish(
     model_versions: list[str],
     notes_extra: dict[str, Any] | None = None,
     max_attempts: int = 8,
+    shard_docs: int = DEFAULT_SHARD_DOCS,
+    workers: int = 8,
+    work_dir: Path | str | None = None,
 ) -> PublishResult:
-    """Publish `records` as the next version, or nothing when `latest` has the same content."""
-    canon = canonical_records(records)
-    corpus_jsonl = _jsonl(canon)
-    chash = sha256_hex(corpus_jsonl)
-    fixed_files: dict[str, bytes] | None = None
-    dropped = 0
+    """Publish `records` as the next version, or nothing when `latest` has the same content.
+    `records` is read once and may be a generator; the canonical records are spilled to a
+    temporary folder (in `work_dir`, default the system's) while the shards are built."""
+    if shard_docs < 1:
+        raise ValueError(f"shard_docs must be at least 1, not {shard_docs}")
+    with tempfile.TemporaryDirectory(prefix="corpusflow-publish-", dir=work_dir) as tmp:
+        inp = _read_input(records, Path(tmp))
+        writer = _Writer(store, workers)
+        try:
+            return _publish(
+                store,
+                inp,
+                writer,
+                label_schema=label_schema,
+                agreement=agreement,
+                code_version=code_version,
+                model_versions=model_versions,
+                notes_extra=notes_extra,
+                max_attempts=max_attempts,
+                shard_docs=shard_docs,
+            )
+        finally:
+            writer.close()
+
+
+def _publish(
+    store: Store,
+    inp: _Input,
+    writer: _Writer,
+    *,
+    label_schema: dict[str, Any],
+    agreement: dict[str, Any],
+    code_version: str,
+    model_versions: list[str],
+    notes_extra: dict[str, Any] | None,
+    max_attempts: int,
+    shard_docs: int,
+) -> PublishResult:
+    chash = inp.content_hash
     publisher = uuid.uuid4().hex
     diverged: set[str] = set()
+    built: dict[str, _Built] = {}  # by JSONL sha256: a retry writes nothing twice
 
     for _attempt in range(max_attempts):
         latest, latest_etag = read_latest(store)
@@ -740,47 +1055,56 @@ def publish(
             manifest = read_manifest(store, latest["version"], latest.get("manifest_sha256"))
             return PublishResult(version=latest["version"], created=False, manifest=manifest)
         previous = latest["version"] if latest else None
+        base = None
+        if latest is not None and previous is not None:
+            base = read_manifest(store, previous, latest["manifest_sha256"])
 
-        if fixed_files is None:  # built once, only when there is something to publish
-            docbin, conll, dropped = write_spacy_and_conll(canon)
-            fixed_files = {
-                "corpus.jsonl": corpus_jsonl,
-                "corpus.spacy": docbin,
-                "corpus.conll": conll,
-                "corpus.parquet": write_parquet(canon),
-                "labels.json": encode_json(label_schema),
-                "agreement.json": encode_json(agreement),
-            }
-
+        # the shards first, the claim after: they depend on the base version only, and a
+        # claim held for a short time keeps rivals from skipping numbers
+        starts = shard_starts(inp.keys, shard_docs, base)
+        shards = _write_shards(inp, starts, base, writer, built)
         version = _claim(store, publisher, chash, previous, skip=diverged)
         if version is None:
             continue  # latest moved while we looked for a number
-        before = _previous_digests(store, previous)
-        files = dict(fixed_files)
-        files["README.md"] = write_datasheet(
-            canon,
+        readme = write_datasheet(
+            inp.stats,
             version=version,
             previous=previous,
             content_hash_=chash,
             code_version=code_version,
             model_versions=model_versions,
-            dropped_overlaps=dropped,
+            dropped_overlaps=shards.dropped,
+            store_url=store.url,
+            parquet_shards=len(shards.files["parquet"]),
         )
-        notes = write_notes(version, previous, _record_digests(canon), before)
+        notes = _notes(version, previous, inp, shards, _previous_digests(store, base, shards))
         if notes_extra:
             notes += b"## Details\n\n```json\n" + encode_json(notes_extra) + b"```\n"
-        files["NOTES.md"] = notes
+        small = {
+            "labels.json": encode_json(label_schema),
+            "agreement.json": encode_json(agreement),
+            "README.md": readme,
+            "NOTES.md": notes,
+        }
+        files = [f for fmt in SHARD_FORMATS for f in shards.files[fmt]]
+        files += [writer.put(small[name], name.rsplit(".", 1)[-1], name) for name in SMALL_FILES]
+        writer.drain()
+        manifest = ReleaseManifest(
+            layout=LAYOUT,
+            version=version,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            content_hash=chash,
+            code_version=code_version,
+            model_versions=list(model_versions),
+            counts=inp.stats.as_counts(),
+            files=files,
+            previous=previous,
+            format_version=FORMAT_VERSION,
+            shard_docs=shard_docs,
+            shards=shards.shards,
+        )
         try:
-            manifest, manifest_bytes = _write_version(
-                store,
-                version,
-                files,
-                chash=chash,
-                code_version=code_version,
-                model_versions=model_versions,
-                counts=_counts(canon),
-                previous=previous,
-            )
+            manifest, manifest_bytes = _write_manifest(store, manifest)
         except _Diverged:
             diverged.add(version)
             continue
@@ -800,6 +1124,10 @@ def publish(
             continue  # someone published in between; our version is an orphan, start over
         return PublishResult(version=version, created=True, manifest=manifest)
     raise PublishError(f"gave up publishing to {store.url} after {max_attempts} lost races")
+
+
+class _Diverged(Exception):
+    """A joined version holds other files than ours: leave it, try the next number."""
 
 
 def _claim(
@@ -837,58 +1165,22 @@ def _claim(
         n += 1
 
 
-def _write_version(
-    store: Store,
-    version: str,
-    files: dict[str, bytes],
-    *,
-    chash: str,
-    code_version: str,
-    model_versions: list[str],
-    counts: dict[str, int],
-    previous: str | None,
-) -> tuple[Manifest, bytes]:
-    for name in DATA_FILES:
-        try:
-            _put_once(store, release_key(version, name), files[name], _content_type(name))
-        except PreconditionFailed as e:
-            raise _Diverged(version) from e
-    manifest = Manifest(
-        version=version,
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        content_hash=chash,
-        code_version=code_version,
-        model_versions=list(model_versions),
-        counts=counts,
-        files=[
-            ManifestFile(path=name, sha256=sha256_hex(files[name]), size=len(files[name]))
-            for name in DATA_FILES
-        ],
-        previous=previous,
-    )
+def _write_manifest(store: Store, manifest: ReleaseManifest) -> tuple[ReleaseManifest, bytes]:
+    """Create the version's manifest; a joined version keeps the one written first if it
+    lists the same objects. Read back and checked either way."""
     manifest_bytes = encode_json(manifest.model_dump(mode="json"))
-    manifest_key = release_key(version, "manifest.json")
+    key = release_key(manifest.version, "manifest.json")
     try:
-        store.put_if_absent(manifest_key, manifest_bytes, content_type="application/json")
+        store.put_if_absent(key, manifest_bytes, content_type="application/json")
     except PreconditionFailed:
-        # joined: another publisher wrote the manifest first; theirs stands if it lists our files
-        manifest_bytes = store.get_bytes(manifest_key)
-        theirs = Manifest.model_validate_json(manifest_bytes)
-        if theirs.files != manifest.files or theirs.content_hash != chash:
-            raise _Diverged(version) from None
-        manifest = theirs
-    _verify(store, version, manifest)
+        theirs = ReleaseManifest.model_validate_json(store.get_bytes(key))
+        if theirs.files != manifest.files or theirs.content_hash != manifest.content_hash:
+            raise _Diverged(manifest.version) from None
+        manifest, manifest_bytes = theirs, encode_json(theirs.model_dump(mode="json"))
+    back = store.get_bytes(key)
+    if back != manifest_bytes:
+        raise VerificationFailed(f"{store.url}/{key}: read back other bytes than written")
     return manifest, manifest_bytes
-
-
-def _verify(store: Store, version: str, manifest: Manifest) -> None:
-    for f in manifest.files:
-        data = store.get_bytes(release_key(version, f.path))
-        if len(data) != f.size or sha256_hex(data) != f.sha256:
-            raise VerificationFailed(
-                f"{store.url}/{release_key(version, f.path)}: read back {len(data)} bytes with "
-                f"sha256 {sha256_hex(data)}, wrote {f.size} bytes with {f.sha256}"
-            )
 
 
 def list_versions(store: Store) -> Iterator[str]:

@@ -1,5 +1,6 @@
-"""The records a release holds (one per document, as in corpus.jsonl) and the `latest` pointer.
-`publish` validates every record against `ReleaseRecord` before writing anything."""
+"""The records a release holds (one per document, as in corpus.jsonl), a version's manifest and
+the `latest` pointer. `publish` validates every record against `ReleaseRecord` before writing
+anything."""
 
 from __future__ import annotations
 
@@ -121,3 +122,47 @@ class LatestPointer(BaseModel):
     content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     previous: str | None = None
     published_at: str | None = None
+
+
+class ReleaseFile(_Strict):
+    """One stored object of a version. `path` is where `pull` puts it; entries that share a
+    path are the parts of one file, concatenated in manifest order (corpus.jsonl and
+    corpus.conll). `object` is its store key: a content-addressed key under
+    `releases/objects/` (layout 2), or None for layout 1, where the file is
+    `releases/<version>/<path>`."""
+
+    path: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    object: str | None = None
+
+
+class ReleaseShard(_Strict):
+    """A range of the shard key (the first 8 bytes of sha256(doc_id)) from `start` up to the
+    next shard's start, and the sha256 of each format's object for the documents in it (none
+    when the range is empty). The next version keeps these ranges, so an unchanged range
+    names the same objects again."""
+
+    start: str = Field(pattern=r"^[0-9a-f]{16}$")
+    documents: int = Field(ge=0)
+    dropped_overlaps: int = Field(default=0, ge=0)
+    formats: dict[str, str] = Field(default_factory=dict)  # format -> sha256 of its object
+
+
+class ReleaseManifest(_Strict):
+    """`releases/<version>/manifest.json`. Layout 1 (the first releases) has whole files
+    under the version's folder and no shards; layout 2 lists content-addressed shards that
+    versions share. Readers accept both."""
+
+    layout: Literal[1, 2] = 1
+    version: str
+    created_at: str
+    content_hash: str
+    code_version: str
+    model_versions: list[str] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
+    files: list[ReleaseFile]
+    previous: str | None = None
+    format_version: int | None = None  # of the shard writers; shards are reused only if equal
+    shard_docs: int | None = None  # documents per shard aimed at
+    shards: list[ReleaseShard] = Field(default_factory=list)

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from corpus.pull import ChecksumMismatch, load, pull
+from corpus.pull import ChecksumMismatch, load, pull, read_release_file
 from corpus.release import (
     LATEST_KEY,
     PublishResult,
     list_versions,
     publish,
     read_manifest,
+    shard_key,
     split_of,
 )
 from corpus.store import AccessDenied, LocalStore, ObjectInfo, Store
@@ -85,7 +86,9 @@ def make_records() -> list[dict[str, Any]]:
     ]
 
 
-def do_publish(store: Store, records: list[dict[str, Any]] | None = None) -> PublishResult:
+def do_publish(
+    store: Store, records: list[dict[str, Any]] | None = None, **options: Any
+) -> PublishResult:
     return publish(
         store,
         make_records() if records is None else records,
@@ -93,7 +96,19 @@ def do_publish(store: Store, records: list[dict[str, Any]] | None = None) -> Pub
         agreement=AGREEMENT,
         code_version="test-1",
         model_versions=["ner-1"],
+        **options,
     )
+
+
+def object_of(result: PublishResult, path: str) -> str:
+    """The store key of the one object a manifest lists under `path`."""
+    [entry] = [f for f in result.manifest.files if f.path == path]
+    assert entry.object is not None
+    return entry.object
+
+
+def in_key_order(doc_ids: list[str]) -> list[str]:
+    return sorted(doc_ids, key=shard_key)
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
@@ -158,14 +173,23 @@ def test_release_publish_then_pull_roundtrip(store: Store, tmp_path: Path) -> No
     names = {f.path for f in result.manifest.files}
     assert names == {
         "corpus.jsonl",
-        "corpus.spacy",
         "corpus.conll",
-        "corpus.parquet",
+        "parquet/0000000000000000.parquet",
+        "spacy/0000000000000000.spacy",
         "labels.json",
         "agreement.json",
         "README.md",
         "NOTES.md",
     }
+    # every file is a content-addressed object; the version's folder holds claim and manifest
+    for f in result.manifest.files:
+        assert f.object == f"releases/objects/{f.sha256[:2]}/{f.sha256}.{f.path.rsplit('.')[-1]}"
+        assert store.head(f.object) is not None
+    assert sorted(store.list("releases/v0001/")) == [
+        "releases/v0001/claim.json",
+        "releases/v0001/manifest.json",
+    ]
+    assert result.manifest.layout == 2 and [s.documents for s in result.manifest.shards] == [3]
     assert result.manifest.counts["documents"] == 3
     assert result.manifest.counts["status_adjudicated"] == 1
     assert result.manifest.model_versions == ["ner-1"] and result.manifest.previous is None
@@ -174,9 +198,10 @@ def test_release_publish_then_pull_roundtrip(store: Store, tmp_path: Path) -> No
     assert folder == tmp_path / "pulled" / "v0001"
     for f in result.manifest.files:
         assert (folder / f.path).stat().st_size == f.size
-    assert not list(folder.glob("*.part"))
+    assert not list(folder.glob("**/*.part"))
     records = [json.loads(line) for line in (folder / "corpus.jsonl").read_text().splitlines()]
-    assert [r["doc_id"] for r in records] == ["doc-a", "doc-b", "doc-c"]
+    # in shard-key order, the order of every format
+    assert [r["doc_id"] for r in records] == in_key_order(["doc-a", "doc-b", "doc-c"])
     assert json.loads((folder / "labels.json").read_text()) == LABELS
     assert json.loads((folder / "agreement.json").read_text()) == AGREEMENT
     readme = (folder / "README.md").read_text()
@@ -188,7 +213,7 @@ def test_release_layers_and_splits_in_records(store: Store, tmp_path: Path) -> N
     gold = list(load(store, layer="gold"))
     silver = list(load(store, layer="silver"))
     assert [r["doc_id"] for r in gold] == ["doc-a"]
-    assert [r["doc_id"] for r in silver] == ["doc-b", "doc-c"]  # disputed is held from gold
+    assert sorted(r["doc_id"] for r in silver) == ["doc-b", "doc-c"]  # disputed: not gold
     everything = list(load(store))
     assert all(r["split"] == split_of(r["doc_id"]) for r in everything)
     folder = pull(store, dest=tmp_path)
@@ -220,7 +245,7 @@ def test_release_changed_input_makes_next_version_with_notes(store: Store) -> No
     second = do_publish(store, records)
     assert (second.created, second.version) == (True, "v0002")
     assert second.manifest.previous == "v0001"
-    notes = store.get_bytes("releases/v0002/NOTES.md").decode()
+    notes = read_release_file(store, "v0002", "NOTES.md").decode()
     assert "1 added, 1 changed, 1 removed, 1 unchanged" in notes
     assert "`doc-d`" in notes and "`doc-b`" in notes and "`doc-c`" in notes
     assert store.get_json(LATEST_KEY)["version"] == "v0002"
@@ -289,7 +314,8 @@ def test_release_concurrent_different_content_keeps_history_linear(store: Store)
 def test_release_crash_mid_publish_leaves_latest_and_retry_completes(
     store: Store, tmp_path: Path, crash_at: int
 ) -> None:
-    """Writes of a publish: 1 claim, 2-9 data files, 10 manifest, 11 latest.json."""
+    """Writes of a publish: 1-4 the shard's objects, 5 claim, 6-9 the small files (all
+    content-addressed), 10 manifest, 11 latest.json."""
     do_publish(store)
     before = store.get_bytes(LATEST_KEY)
     records = make_records()
@@ -309,8 +335,7 @@ def test_release_crash_mid_publish_leaves_latest_and_retry_completes(
 
 
 def test_release_pull_catches_tampered_object(store: Store, tmp_path: Path) -> None:
-    do_publish(store)
-    key = "releases/v0001/corpus.conll"
+    key = object_of(do_publish(store), "corpus.conll")
     store.put_bytes(key, store.get_bytes(key).replace(b"B-PERSON", b"B-ORG"))
     with pytest.raises(ChecksumMismatch, match="corpus.conll"):
         pull(store, dest=tmp_path)
@@ -327,16 +352,24 @@ def test_release_pull_catches_tampered_manifest(store: Store, tmp_path: Path) ->
 
 
 def test_release_pull_resumes_without_refetching_good_files(store: Store, tmp_path: Path) -> None:
-    do_publish(store)
+    result = do_publish(store)
     folder = pull(store, dest=tmp_path)
-    (folder / "corpus.parquet").unlink()
+    parquet = "parquet/0000000000000000.parquet"
+    (folder / parquet).unlink()
     (folder / "README.md").write_text("damaged")
     (folder / "corpus.jsonl.part").write_bytes(b"left over from a crash")
     counting = CountingStore(store)
     pull(counting, dest=tmp_path)
-    fetched = sorted(k.rsplit("/", 1)[1] for k in counting.gets)
-    assert fetched == ["README.md", "corpus.parquet", "latest.json", "manifest.json"]
+    assert sorted(counting.gets) == sorted(
+        [
+            LATEST_KEY,
+            "releases/v0001/manifest.json",
+            object_of(result, "README.md"),
+            object_of(result, parquet),
+        ]
+    )
     assert "damaged" not in (folder / "README.md").read_text()
+    assert not (folder / "corpus.jsonl.part").exists()
 
 
 def test_release_pull_explicit_version(store: Store, tmp_path: Path) -> None:
@@ -357,8 +390,8 @@ def test_release_parquet_loads_with_pandas(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s")
     do_publish(store)
     folder = pull(store, dest=tmp_path / "out")
-    df = pd.read_parquet(folder / "corpus.parquet")
-    assert list(df["doc_id"]) == ["doc-a", "doc-b", "doc-c"]
+    df = pd.read_parquet(folder / "parquet")
+    assert list(df["doc_id"]) == in_key_order(["doc-a", "doc-b", "doc-c"])
     assert set(df.columns) >= {"text", "review_status", "layer", "split", "entities", "stances"}
     row = df.set_index("doc_id").loc["doc-b"]
     assert [e["label"] for e in row["entities"]] == ["GPE", "PERSON", "GPE"]
@@ -374,9 +407,10 @@ def test_release_docbin_loads_with_spacy(tmp_path: Path) -> None:
     do_publish(store)
     folder = pull(store, dest=tmp_path / "out")
     nlp = spacy.blank("en")
-    docs = list(DocBin().from_disk(folder / "corpus.spacy").get_docs(nlp.vocab))
-    assert [d.user_data["doc_id"] for d in docs] == ["doc-a", "doc-b", "doc-c"]
-    a = docs[0]
+    [shard] = sorted((folder / "spacy").glob("*.spacy"))
+    docs = list(DocBin().from_disk(shard).get_docs(nlp.vocab))
+    assert [d.user_data["doc_id"] for d in docs] == in_key_order(["doc-a", "doc-b", "doc-c"])
+    a = next(d for d in docs if d.user_data["doc_id"] == "doc-a")
     # the overlapping "Acme" mention gives way to the longer "Acme Corp"
     assert [(e.text, e.label_) for e in a.ents] == [
         ("Angela Merkel", "PERSON"),
@@ -391,7 +425,7 @@ def test_release_docbin_loads_with_spacy(tmp_path: Path) -> None:
 def test_release_conll_has_iob_tags_per_document(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s")
     do_publish(store)
-    conll = store.get_bytes("releases/v0001/corpus.conll").decode()
+    conll = read_release_file(store, "v0001", "corpus.conll").decode()
     assert conll.count("-DOCSTART-") == 3
     lines = conll.splitlines()
     assert "Angela _ _ B-PERSON" in lines and "Merkel _ _ I-PERSON" in lines

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from corpus.pull import ChecksumMismatch, load, load_docs, pull, read_release_file
-from corpus.release import split_of
+from corpus.release import read_manifest, split_of
 from corpus.store import LocalStore, Store
-from tests.test_release import do_publish, make_records
+from tests.test_release import do_publish, in_key_order, make_records
 
 
 @pytest.fixture
@@ -36,10 +36,10 @@ def test_release_load_docs_gold_have_ents_and_stance_spans(published: Store) -> 
 
 
 def test_release_load_as_spacy_selects_silver_layer(published: Store) -> None:
-    docs = list(load(published, layer="silver", as_spacy=True))
-    assert [d.user_data["doc_id"] for d in docs] == ["doc-b", "doc-c"]
-    assert all(d.user_data["layer"] == "silver" for d in docs)
-    assert docs[0].spans["stance"][0].kb_id_ == "Paris"
+    docs = {d.user_data["doc_id"]: d for d in load(published, layer="silver", as_spacy=True)}
+    assert sorted(docs) == ["doc-b", "doc-c"]
+    assert all(d.user_data["layer"] == "silver" for d in docs.values())
+    assert docs["doc-b"].spans["stance"][0].kb_id_ == "Paris"
     assert len(list(load(published, as_spacy=True))) == 3
 
 
@@ -53,7 +53,7 @@ def test_release_load_docs_with_callers_vocab(published: Store) -> None:
 
 @pytest.mark.parametrize("split", ["train", "dev", "test"])
 def test_release_load_selects_split(published: Store, split: str) -> None:
-    expected = sorted(r["doc_id"] for r in make_records() if split_of(r["doc_id"]) == split)
+    expected = in_key_order([r["doc_id"] for r in make_records() if split_of(r["doc_id"]) == split])
     assert [r["doc_id"] for r in load(published, split=split)] == expected  # type: ignore[arg-type]
     docs = load_docs(published, split=split)  # type: ignore[arg-type]
     assert [d.user_data["doc_id"] for d in docs] == expected
@@ -72,16 +72,19 @@ def test_release_load_docs_from_pulled_folder(published: Store, tmp_path: Path) 
         "doc-a"
     ]
     assert len(list(load(folder, as_spacy=True))) == 3
-    (folder / "corpus.spacy").write_bytes(b"not a docbin")
-    with pytest.raises(ChecksumMismatch, match="corpus.spacy"):
+    [shard] = (folder / "spacy").glob("*.spacy")
+    shard.write_bytes(b"not a docbin")
+    with pytest.raises(ChecksumMismatch, match=r"spacy/.*\.spacy"):
         list(load_docs(folder))
 
 
 def test_release_load_docs_catches_tampered_object_in_store(published: Store) -> None:
-    key = "releases/v0001/corpus.spacy"
+    [key] = [f.object for f in read_manifest(published, "v0001").files if f.path.endswith(".spacy")]
+    assert key is not None
     published.put_bytes(key, published.get_bytes(key) + b"\0")
-    with pytest.raises(ChecksumMismatch, match="corpus.spacy"):
-        load_docs(published)  # checked before any Doc is yielded
+    docs = load_docs(published)
+    with pytest.raises(ChecksumMismatch, match=r"spacy/.*\.spacy"):
+        next(docs)  # a shard is checked before any of its Docs is yielded
     assert read_release_file(published, "v0001", "labels.json").startswith(b"{")
 
 
@@ -93,3 +96,10 @@ def test_release_load_rejects_unknown_layer_or_split(
         load(published, layer=layer, split=split)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         load_docs(published, layer=layer, split=split)  # type: ignore[arg-type]
+
+
+def test_release_load_is_corpus_load(published: Store) -> None:
+    import corpus
+
+    assert [r["doc_id"] for r in corpus.load(published, layer="gold")] == ["doc-a"]
+    assert len(list(corpus.load_docs(published))) == 3

@@ -15,7 +15,7 @@ from corpus.release import LATEST_KEY, list_versions, read_manifest
 from corpus.store import AccessDenied
 from services.seaweedfs import SeaweedService
 from tests.s3_fixtures import make_s3_store
-from tests.test_release import CountingStore, do_publish, make_records
+from tests.test_release import CountingStore, do_publish, make_records, object_of
 
 pytestmark = pytest.mark.integration
 
@@ -94,15 +94,17 @@ def test_release_s3_readonly_identity_loads_docs_and_cannot_move_latest(
     seaweed: SeaweedService, tmp_path: Path
 ) -> None:
     prefix = f"ro-{uuid.uuid4().hex[:8]}"
-    do_publish(make_s3_store(seaweed, prefix))
+    result = do_publish(make_s3_store(seaweed, prefix))
     reader = make_s3_store(seaweed, prefix, readonly=True)
     assert [d.user_data["doc_id"] for d in load_docs(reader, layer="gold")] == ["doc-a"]
     folder = pull(reader, dest=tmp_path)
     pull(reader, dest=tmp_path)  # a second pull finds everything in place
-    assert (folder / "corpus.spacy").exists()
+    assert len(list((folder / "spacy").glob("*.spacy"))) == 1
     with pytest.raises(AccessDenied):
         reader.put_json(LATEST_KEY, {"version": "v9999"})
     with pytest.raises(AccessDenied):
-        reader.delete("releases/v0001/corpus.jsonl")
+        reader.delete(object_of(result, "corpus.jsonl"))
+    with pytest.raises(AccessDenied):
+        reader.put_bytes(object_of(result, "corpus.jsonl"), b"{}\n")
     assert reader.get_json(LATEST_KEY)["version"] == "v0001"
-    assert reader.exists("releases/v0001/corpus.jsonl")
+    assert reader.exists(object_of(result, "corpus.jsonl"))
