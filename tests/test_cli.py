@@ -289,3 +289,86 @@ def test_cli_run_names_an_unreachable_prefect_server(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and "does not answer" in proc.stderr
     assert env["PREFECT_API_URL"] in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _a_report() -> dict:
+    return {
+        "run_id": "abc",
+        "sources": "corpus/samples/",
+        "store": "s3://b/store",
+        "inputs": 3,
+        "ingest": {
+            "cleaned": 1,
+            "unchanged": 0,
+            "skipped": [{"source": "x.bin", "reason": "unsupported file type .bin"}],
+            "quarantined": [{"source": "e.txt", "reason": "empty: e.txt is empty"}],
+        },
+        "annotate": {"annotated": 1, "unchanged": 0},
+        "review": {
+            "push": {"mode": "label-studio", "project_id": 7, "created": 1, "updated": 0},
+            "collect": {"collected": 1, "cancelled": 0},
+            "adjudication": {"disputed": 0, "pushed": 0},
+        },
+        "adjudication": {"reviewed": 1},
+        "agreement": {
+            "documents_with_overlap": 1,
+            "entity_f1_exact": 0.5,
+            "entity_f1_overlap": 0.75,
+            "entity_f1_exact_per_label": {"PERSON": 1.0, "GPE": 0.0},
+            "stance_kappa_pairwise": {"ann1@x.org~ann2@x.org": 0.4},
+            "annotators": {
+                "ann1@x.org": {
+                    "documents": 1,
+                    "entities": 2,
+                    "stances": 1,
+                    "mean_f1_vs_others": 0.5,
+                },
+                "ann2@x.org": {
+                    "documents": 1,
+                    "entities": 1,
+                    "stances": 1,
+                    "mean_f1_vs_others": 0.5,
+                },
+            },
+        },
+        "release": {"version": "v0002", "created": True, "url": "s3://b/store/releases/v0002/"},
+        "label_studio_project_url": "http://ls:8080/projects/7",
+        "report_key": "runs/abc.json",
+    }
+
+
+def test_cli_summary_is_readable_lines() -> None:
+    from flows.cli import summary
+
+    text = summary(_a_report())
+    assert "{" not in text, "no raw dicts"
+    assert text.splitlines() == [
+        "corpusflow run abc: 3 inputs from corpus/samples/",
+        "  ingest     1 cleaned, 0 unchanged, 1 skipped, 1 quarantined",
+        "  annotate   1 annotated, 0 unchanged",
+        "  push       Label Studio project 7: 1 created, 0 updated",
+        "  collect    1 collected, 0 cancelled",
+        "  adjudicate 1 reviewed",
+        "  disputes   0 disputed, 0 pushed",
+        "  release    v0002 (new) at s3://b/store/releases/v0002/",
+        "  review at  http://ls:8080/projects/7",
+        "  skipped    x.bin: unsupported file type .bin",
+        "  quarantined e.txt: empty: e.txt is empty",
+        "  report     s3://b/store/runs/abc.json",
+    ]
+
+
+def test_cli_run_report_markdown_names_pseudonyms_links_and_reasons(tmp_path: Path) -> None:
+    from corpus.store import LocalStore
+    from flows.pipeline import render_markdown
+    from flows.tasks import Pseudonyms
+
+    names = Pseudonyms(LocalStore(tmp_path / "store"))
+    md = render_markdown(_a_report(), names)
+    assert "{'" not in md and "@x.org" not in md, "annotators appear under pseudonyms"
+    assert f"| {names('ann1@x.org')} | 1 | 2 | 1 | 0.500 |" in md
+    assert "| PERSON | 1.000 |" in md and "| GPE | 0.000 |" in md
+    assert "| e.txt | empty: e.txt is empty |" in md
+    assert "[http://ls:8080/projects/7](http://ls:8080/projects/7)" in md
+    assert "s3://b/store/releases/v0002/" in md
+    assert "| ingest | 1 cleaned, 0 unchanged, 1 skipped, 1 quarantined |" in md
