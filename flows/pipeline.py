@@ -218,10 +218,8 @@ def review_cycle(store: str | None = None) -> dict[str, Any]:
 
 def add_links(report: dict[str, Any], settings: Settings) -> None:
     """Where to look: the release under the store's URL, the Label Studio project."""
-    rel = report["release"]
-    rel["url"] = (
-        f"{settings.store.rstrip('/')}/releases/{rel['version']}/" if rel.get("version") else None
-    )
+    version = report["release"].get("version")
+    report["release_url"] = f"{settings.store.rstrip('/')}/releases/{version}/" if version else None
     push = report.get("review", {}).get("push") or {}
     project_id = push.get("project_id")
     if project_id is None and settings.review_enabled:
@@ -321,7 +319,10 @@ def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         fate = "new" if rel["created"] else "unchanged, nothing published"
         rows.append(
-            ("release", f"{rel['version']} ({fate}) at {rel.get('url') or report['store']}")
+            (
+                "release",
+                f"{rel['version']} ({fate}) at {report.get('release_url') or report['store']}",
+            )
         )
     return rows
 
@@ -333,8 +334,8 @@ def render_markdown(report: dict[str, Any], names: Pseudonyms | None = None) -> 
     if report.get("label_studio_project_url"):
         url = report["label_studio_project_url"]
         lines.append(f"· Label Studio project [{url}]({url})")
-    if report["release"].get("url"):
-        lines.append(f"· release `{report['release']['url']}`")
+    if report.get("release_url"):
+        lines.append(f"· release `{report['release_url']}`")
     lines += ["", *_table(("stage", "result"), stage_rows(report))]
     if "ingest" in report:
         for kind in ("quarantined", "skipped"):

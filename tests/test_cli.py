@@ -331,7 +331,8 @@ def _a_report() -> dict:
                 },
             },
         },
-        "release": {"version": "v0002", "created": True, "url": "s3://b/store/releases/v0002/"},
+        "release": {"version": "v0002", "created": True},
+        "release_url": "s3://b/store/releases/v0002/",
         "label_studio_project_url": "http://ls:8080/projects/7",
         "report_key": "runs/abc.json",
     }
