@@ -69,8 +69,8 @@ def run_settings(store: str | None = None) -> Settings:
         raise SettingsMismatch(
             f"this run expects {', '.join(settings.expect)} (CORPUSFLOW_EXPECT), but "
             + "; ".join(missing)
-            + ". Set them in the worker's environment or the deployment's job variables "
-            "(`make serve` deploys prefect.yaml with .services/env and creates the Secret blocks)"
+            + ". Deploy with them set (`make serve` deploys prefect.yaml with .services/env and "
+            "creates the Secret blocks), or give them to the worker's environment"
         )
     return settings
 
