@@ -12,13 +12,13 @@ published), then "again" on the same store (incremental: nothing changes, nothin
 For deployment runs the flow run's own duration (Prefect's start to end time) is shown too; the
 rest is the worker picking the run up and starting a process for it.
 
-Measured 2026-12-01 on the loaded 2-core machine (load average 5-12, six helpers at work),
---repeat 1, seconds: deployment run 33.2 first / 38.3 again (the flow run itself 12.6 / 8.9:
-~20-30 s go to the worker's poll and the new process importing Prefect, spaCy and the flow);
-`corpusflow run` against the running server 27.1 / 8.6; in ephemeral mode 51.0 / 62.7 (the
-temporary server's start and stop is most of it). Server over ephemeral: 0.53 first, 0.14 again.
-Setup: `prefect server start` 30.5, pool + Secret blocks 8.9, `prefect deploy --all` 9.9,
-worker to first heartbeat 7.7.
+Measured 2026-12-01 on the loaded 2-core machine (load average 5-14, six helpers at work),
+--repeat 2, medians in seconds, first run / again: deployment run 42.1 / 40.0 (the flow run
+itself 17.8 / 10.2: the rest is the worker's poll and the new process importing Prefect, spaCy
+and the flow); `corpusflow run` against the running server 28.1 / 19.7; in ephemeral mode
+62.3 / 39.9 (its temporary server's start and stop). Server over ephemeral: 0.45 first run,
+0.49 again. Setup: `prefect server start` 26.2, pool + Secret blocks 9.2, `prefect deploy
+--all` 9.4, worker to first heartbeat 9.7.
 """
 
 from __future__ import annotations

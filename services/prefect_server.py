@@ -79,9 +79,10 @@ class PrefectServer:
         except requests.RequestException:
             return False
 
-    def start(self, timeout: float = 180) -> None:
-        """Start the server unless ours already runs, then wait until /api/health answers."""
-        deadline = time.monotonic() + timeout
+    def start(self, timeout: float = 180, *, wait: bool = True) -> None:
+        """Start the server unless ours already runs, then wait until /api/health answers
+        (`wait=False`: return once it is spawned, and call `wait_ready` later, e.g. while
+        other services start)."""
         pid = self._pid("server")
         if pid is None and self.healthy():
             raise PrefectServerError(
@@ -92,11 +93,21 @@ class PrefectServer:
             self.home.mkdir(parents=True, exist_ok=True)
             cmd = [str(self.prefect), "server", "start", "--host", self.host]
             cmd += ["--port", str(self.port)]
-            pid = self._spawn("server", cmd, self.env())
+            self._spawn("server", cmd, self.env())
+        if wait:
+            self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        pid = self._pid("server")
+        if pid is None:
+            raise PrefectServerError(
+                f"no Prefect server started from {self.home}; last lines of its log:\n"
+                + self.log_tail("server")
+            )
         self._wait(
             "server",
             pid,
-            deadline,
+            time.monotonic() + timeout,
             self.healthy,
             hint=f"is port {self.port} taken? set {PORT_SETTING} to another port",
         )

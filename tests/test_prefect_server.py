@@ -30,9 +30,10 @@ SECRET_PREFIX = "corpusflow"
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """A real Prefect server with its own SQLite database, stopped (with its worker) after."""
+    """A real Prefect server with its own SQLite database, stopped (with its worker) after;
+    spawned here, waited for in `deployed` (it starts while Label Studio does)."""
     server = PrefectServer(home=tmp_path_factory.mktemp("prefect-home"), port=free_port())
-    server.start(timeout=300)
+    server.start(wait=False)
     try:
         yield server
     finally:
@@ -55,6 +56,7 @@ def deployed(
     """prefect.yaml deployed against the session's services, the Secret blocks saved and a
     worker started whose environment holds no secret: the flow runs read them from the blocks."""
     server = prefect_server
+    server.wait_ready(timeout=300)
     server.ensure_pool()
     server.save_secrets(
         SECRET_PREFIX,
