@@ -12,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: all install run test unit lint format services-up services-down services-status clean-data
+.PHONY: all install run test unit lint format services-up services-down services-status serve serve-down clean-data
 
 all: install
 
@@ -42,6 +42,15 @@ services-down:
 services-status:
 	$(VENV)/bin/python -m services.ctl status
 
+# The services plus a Prefect server (SQLite in .services/prefect/, port CORPUSFLOW_PREFECT_PORT,
+# default 4200), the process work pool, the Secret blocks, a worker with the services' settings
+# and every deployment of prefect.yaml. `make serve-down` stops the worker and the server.
+serve: install
+	$(VENV)/bin/python -m services.ctl serve
+
+serve-down:
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m services.ctl serve-down; fi
+
 # Start the services, run the whole pipeline on corpus/samples/, say where things are.
 run: services-up
 	set -a; source .services/env; set +a; $(CF) run --sources corpus/samples/
@@ -64,5 +73,5 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-clean-data: services-down
-	rm -rf .services/labelstudio .services/seaweedfs .services/env .corpusflow
+clean-data: serve-down services-down
+	rm -rf .services/labelstudio .services/seaweedfs .services/prefect .services/env .corpusflow

@@ -128,12 +128,33 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.pipeline import corpus_pipeline, review_cycle
-
-    if args.review_only:
-        report = review_cycle(store=args.store)
+    api = prefect_api()
+    if api is None:
+        print(
+            "Prefect: ephemeral mode (a temporary server for this run; set PREFECT_API_URL, "
+            "e.g. after `make serve`, to run on yours)",
+            file=sys.stderr,
+        )
     else:
-        report = corpus_pipeline(sources=args.sources, store=args.store)
+        if not prefect_answers(api):
+            print(
+                f"corpusflow run: the Prefect server PREFECT_API_URL={api} does not answer; "
+                "start it (`make serve`) or unset PREFECT_API_URL for the ephemeral mode",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"Prefect: server {api} (the run shows in its UI)", file=sys.stderr)
+
+    from flows.pipeline import SettingsMismatch, corpus_pipeline, review_cycle
+
+    try:
+        if args.review_only:
+            report = review_cycle(store=args.store)
+        else:
+            report = corpus_pipeline(sources=args.sources, store=args.store)
+    except SettingsMismatch as exc:
+        print(f"corpusflow run: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         _emit(report)
     else:
@@ -141,52 +162,88 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def prefect_api() -> str | None:
+    """The Prefect API this process talks to: PREFECT_API_URL (environment or profile), or
+    None for the ephemeral mode."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    return str(url).rstrip("/") if url else None
+
+
+def prefect_answers(api: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"{api}/health", timeout=10).ok
+    except requests.RequestException:
+        return False
+
+
 def summary(report: dict[str, Any]) -> str:
-    if "ingest" not in report:  # a review cycle
-        return "\n".join(
-            [
-                f"corpusflow review {report['run_id']}",
-                f"  collect    {report['review']['collect']}",
-                f"  adjudicate {report['adjudication']}",
-                f"  disputes   {report['review']['adjudication']}",
-                _release_line(report),
-                f"  report     {report['store'].rstrip('/')}/{report['report_key']}",
-            ]
-        )
-    ing, push = report["ingest"], report["review"]["push"]
-    lines = [
-        f"corpusflow run {report['run_id']}: {report['inputs']} inputs from {report['sources']}",
-        f"  ingest     {ing['cleaned']} cleaned, {ing['unchanged']} unchanged, "
-        f"{len(ing['skipped'])} skipped, {len(ing['quarantined'])} quarantined",
-        f"  annotate   {report['annotate']['annotated']} annotated, "
-        f"{report['annotate']['unchanged']} unchanged",
+    """The run report as lines a person reads: one per stage, then what was set aside."""
+    from flows.pipeline import stage_rows
+
+    kind = "run" if "ingest" in report else "review"
+    head = f"corpusflow {kind} {report['run_id']}"
+    if kind == "run":
+        head += f": {report['inputs']} inputs from {report['sources']}"
+    lines = [head]
+    lines += [
+        f"  {stage:<10} {result}" for stage, result in stage_rows(report) if stage != "inputs"
     ]
-    if push.get("mode") == "embedded":
-        lines.append(f"  review     embedded: Label Studio import file {push['import_file']}")
-    else:
-        lines.append(
-            f"  review     Label Studio project {push.get('project_id')}: "
-            f"{push.get('created', 0)} tasks created, {push.get('updated', 0)} updated, "
-            f"{push.get('unchanged', 0)} unchanged; "
-            f"{report['review']['collect'].get('collected', 0)} annotated tasks collected"
-        )
-    lines.append(f"  adjudicate {report['adjudication']}")
-    if report["review"]["adjudication"].get("disputed"):
-        lines.append(f"  disputes   {report['review']['adjudication']}")
-    lines.append(_release_line(report))
-    for kind in ("skipped", "quarantined"):
-        for item in ing[kind]:
-            lines.append(f"  {kind:<10} {item['source']}: {item['reason']}")
-    lines.append(f"  report     {report['store'].rstrip('/')}/{report['report_key']}")
+    if report.get("label_studio_project_url"):
+        lines.append(f"  {'review at':<10} {report['label_studio_project_url']}")
+    for what in ("skipped", "quarantined"):
+        for item in report.get("ingest", {}).get(what, []):
+            lines.append(f"  {what:<10} {item['source']}: {item['reason']}")
+    lines.append(f"  {'report':<10} {report['store'].rstrip('/')}/{report['report_key']}")
     return "\n".join(lines)
 
 
-def _release_line(report: dict[str, Any]) -> str:
-    rel = report["release"]
-    if rel["version"] is None:
-        return f"  release    none: no document in {report['store']} yet"
-    fate = "new" if rel["created"] else "unchanged, nothing published"
-    return f"  release    {rel['version']} ({fate}) in {report['store']}"
+def cmd_status(args: argparse.Namespace) -> int:
+    """The store at a glance: the ledger's fate of every input, the documents per stage, the
+    review status of the adjudicated ones, and the latest release."""
+    from collections import Counter
+
+    from corpus.release import read_latest
+    from flows.tasks import store_for
+    from schemas import LedgerEntry
+    from schemas.settings import Settings
+
+    settings = Settings() if args.store is None else Settings(store=args.store)
+    store = store_for(settings)
+    fates: Counter[str] = Counter()
+    for key in store.list("ledger/inputs/"):
+        entry = LedgerEntry.model_validate(store.get_json(key))
+        fates[f"{entry.status} ({entry.stage})"] += 1
+    print(f"corpusflow status of {settings.store}")
+    total = sum(fates.values())
+    print(f"  {'inputs':<12} {total}" + (": " + _join(fates) if fates else ""))
+    for stage, prefix in (
+        ("cleaned", "clean/"),
+        ("annotated", "machine/"),
+        ("reviewed", "human/"),
+        ("quarantined", "quarantine/"),
+    ):
+        keys = list(store.list(prefix))
+        n = len({k.split("/")[1] for k in keys}) if prefix == "quarantine/" else len(keys)
+        print(f"  {stage:<12} {n}")
+    statuses: Counter[str] = Counter()
+    for key in store.list("adjudicated/"):
+        statuses[str(store.get_json(key).get("status"))] += 1
+    print(f"  {'adjudicated':<12} " + (_join(statuses) if statuses else "0"))
+    latest, _ = read_latest(store)
+    if latest is None:
+        print(f"  {'release':<12} none yet (`corpusflow run` publishes the first)")
+    else:
+        version = latest["version"]
+        print(f"  {'release':<12} {version} at {settings.store.rstrip('/')}/releases/{version}/")
+    return 0
+
+
+def _join(counts: Any) -> str:
+    return ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -212,6 +269,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from annotators.train import train_stance_cli
     from corpus.pull import pull
+    from corpus.release import read_latest
     from corpus.store import PreconditionFailed
     from flows.tasks import keys, store_for
     from schemas.settings import Settings
@@ -223,7 +281,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not source.exists():  # a release of the store: "latest" or a version like v0003
             if source.suffix or "/" in args.source:
                 raise FileNotFoundError(f"no such file: {args.source}")
+            if read_latest(store)[0] is None:
+                print(
+                    f"corpusflow train stance: no release in {settings.store} yet: "
+                    "`corpusflow run` publishes one, annotators review it, then train",
+                    file=sys.stderr,
+                )
+                return 2
             source = pull(store, args.source, dest=Path(tmp) / "release") / "corpus.jsonl"
+            gold = _gold_documents(source)
+            if not gold:
+                print(
+                    f"corpusflow train stance: nobody has reviewed anything yet: release "
+                    f"{source.parent.name} of {settings.store} has no reviewed or adjudicated "
+                    "document (gold layer). Annotate in Label Studio, `corpusflow run` to "
+                    "collect and publish, then train again",
+                    file=sys.stderr,
+                )
+                return 2
         model = Path(tmp) / "stance.json"
         try:
             version = train_stance_cli(source, model, with_seed=not args.no_seed)
@@ -243,6 +318,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"stance model {version} trained from {args.source}; current in {settings.store}/{key}")
     print("the next `corpusflow run` re-annotates with it (model_version changes)")
     return 0
+
+
+def _gold_documents(corpus_jsonl: Path) -> int:
+    """Documents of a release that people reviewed or adjudicated (the gold layer)."""
+    n = 0
+    with corpus_jsonl.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip() and json.loads(line).get("review_status") in (
+                "reviewed",
+                "adjudicated",
+            ):
+                n += 1
+    return n
 
 
 def cmd_services(args: argparse.Namespace) -> int:
@@ -321,8 +409,14 @@ def build_parser() -> argparse.ArgumentParser:
         "webhook", help="receive Label Studio webhooks and start the review flow's deployment"
     )
 
-    p = sub.add_parser("services", help="local Label Studio and SeaweedFS")
-    p.add_argument("action", choices=["up", "down", "status", "where"])
+    p = sub.add_parser("status", help="the store's counts per stage and the latest release")
+    p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "services", help="local Label Studio and SeaweedFS (and a Prefect server: serve)"
+    )
+    p.add_argument("action", choices=["up", "down", "status", "where", "serve", "serve-down"])
     p.set_defaults(func=cmd_services)
     return parser
 
@@ -347,6 +441,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`| head`): that is the end of the output, not an error
+        _quiet_stdout()
+        return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush finds no broken pipe."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -1,35 +1,106 @@
 """The main flow: ingest -> annotate -> push -> collect -> adjudicate (disputes go on to the
 adjudication project) -> publish, once, incremental and idempotent. Thin orchestration: the
-work is in flows/tasks.py."""
+work is in flows/tasks.py; what an operator sees (the report, progress) is made here."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from importlib.metadata import version as package_version
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.tasks import (
+    IngestOutcome,
+    Pseudonyms,
     adjudicate_all,
     annotate_batch,
     batched,
     collect_review,
     discover,
     ingest_batch,
+    pseudonymize_agreement,
     publish_release,
     push_adjudication,
     push_review,
     store_for,
     write_run_report,
 )
-from schemas.settings import Settings
+from schemas.settings import SECRET_FIELDS, Settings
+
+REPORT_KEY = "corpusflow-run-report"
+QUARANTINE_KEY = "corpusflow-quarantine"
+PROGRESS_KEY = "corpusflow-run-progress"
+
+
+class SettingsMismatch(RuntimeError):
+    """The run's settings lack what its deployment expects (CORPUSFLOW_EXPECT)."""
 
 
 def code_version() -> str:
     return f"corpusflow {package_version('corpusflow')}"
+
+
+def run_settings(store: str | None = None) -> Settings:
+    """The settings of a flow run: the environment (and `store`, if given), secrets the
+    environment lacks read from the Prefect Secret blocks CORPUSFLOW_SECRET_BLOCKS names; then
+    checked against CORPUSFLOW_EXPECT, so that a run which would quietly fall back to embedded
+    mode fails here, naming what is missing."""
+    settings = Settings() if store is None else Settings(store=store)
+    if settings.secret_blocks:
+        found = {}
+        for suffix, name in SECRET_FIELDS.items():
+            if getattr(settings, name) is None:
+                value = _secret(f"{settings.secret_blocks}-{suffix}")
+                if value:
+                    found[name] = value
+        settings = settings.model_copy(update=found)
+    missing = settings.unmet_expectations()
+    if missing:
+        raise SettingsMismatch(
+            f"this run expects {', '.join(settings.expect)} (CORPUSFLOW_EXPECT), but "
+            + "; ".join(missing)
+            + ". Deploy with them set (`make serve` deploys prefect.yaml with .services/env and "
+            "creates the Secret blocks), or give them to the worker's environment"
+        )
+    return settings
+
+
+def _secret(name: str) -> str | None:
+    from prefect.blocks.system import Secret
+
+    try:
+        block = Secret.load(name)
+    except ValueError:  # no such block: the expectation check names it
+        return None
+    return str(block.get())  # type: ignore[union-attr]
+
+
+class Progress:
+    """A Prefect progress artifact moved on after each batch and step of a run."""
+
+    def __init__(self, total: int, description: str) -> None:
+        self.done, self.total = 0, max(total, 1)
+        self.id: UUID = create_progress_artifact(  # type: ignore[assignment]
+            progress=0.0, key=PROGRESS_KEY, description=description
+        )
+
+    def step(self, n: int = 1, *, total: int | None = None) -> None:
+        self.done += n
+        if total is not None:
+            self.total = max(total, self.done, 1)
+        update_progress_artifact(
+            artifact_id=self.id, progress=round(100.0 * min(self.done / self.total, 1.0), 1)
+        )
 
 
 @flow(
@@ -42,30 +113,40 @@ def code_version() -> str:
 def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) -> dict[str, Any]:
     """Run every stage once over `sources` (a folder, a file, or s3://bucket/prefix)."""
     logger = get_run_logger()
-    settings = Settings() if store is None else Settings(store=store)
+    settings = run_settings(store)
     run_id = uuid.uuid4().hex[:12]
     refs = discover(sources, settings)
     logger.info("run %s: %d inputs from %s into %s", run_id, len(refs), sources, settings.store)
 
     batches = batched(refs, settings.batch_size)
-    ingested = ingest_batch.map(
+    tail_steps = 4  # push, collect + adjudicate, adjudication push, publish
+    progress = Progress(2 * len(batches) + tail_steps, f"corpusflow run {run_id}")
+    ingested: list[IngestOutcome] = []
+    for ingest_future in ingest_batch.map(
         batches,
         settings=unmapped(settings),
         run_id=unmapped(run_id),
         index=range(len(batches)),
         total=unmapped(len(batches)),
-    ).result()
+    ):
+        ingested.append(ingest_future.result())
+        progress.step()
     doc_ids = [d for out in ingested for d in out.processed + out.unchanged]
     doc_batches = batched(doc_ids, settings.batch_size)
-    annotated = annotate_batch.map(
+    progress.step(0, total=len(batches) + len(doc_batches) + tail_steps)
+    annotated: list[dict[str, int]] = []
+    for annotate_future in annotate_batch.map(
         doc_batches,
         settings=unmapped(settings),
         index=range(len(doc_batches)),
         total=unmapped(len(doc_batches)),
-    ).result()
+    ):
+        annotated.append(annotate_future.result())
+        progress.step()
 
     pushed = push_review(settings)
-    tail = collect_adjudicate_publish(settings)
+    progress.step()
+    tail = collect_adjudicate_publish(settings, progress)
 
     report = {
         "run_id": run_id,
@@ -85,20 +166,28 @@ def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) 
     }
     tail["review"] = {"push": pushed, **tail["review"]}
     report.update(tail)
-    report["report_key"] = write_run_report(store_for(settings), run_id, report)
-    create_markdown_artifact(
-        key="corpusflow-run-report", markdown=render_markdown(report), description="corpusflow run"
-    )
+    add_links(report, settings)
+    store_ = store_for(settings)
+    report["report_key"] = write_run_report(store_, run_id, report)
+    publish_artifacts(report, Pseudonyms(store_))
     return report
 
 
-def collect_adjudicate_publish(settings: Settings) -> dict[str, Any]:
+def collect_adjudicate_publish(
+    settings: Settings, progress: Progress | None = None
+) -> dict[str, Any]:
     """The review half of a run: collect what annotators and adjudicators did, adjudicate, send
     disputes to the adjudication project, publish if the content changed."""
     collected = collect_review(settings)
     adjudicated = adjudicate_all(settings)
+    if progress:
+        progress.step()
     to_adjudicate = push_adjudication(settings, adjudicated["disputed"])
+    if progress:
+        progress.step()
     release = publish_release(settings, code_version())
+    if progress:
+        progress.step()
     return {
         "review": {"collect": collected, "adjudication": to_adjudicate},
         "adjudication": adjudicated["counts"],
@@ -112,50 +201,174 @@ def review_cycle(store: str | None = None) -> dict[str, Any]:
     """Collect, adjudicate, send disputes on and publish, without ingesting or annotating:
     what the webhook receiver starts when annotators work (deployment `corpusflow-review/
     review`). Documents are pushed to Label Studio by `corpus_pipeline`."""
-    settings = Settings() if store is None else Settings(store=store)
+    settings = run_settings(store)
     run_id = uuid.uuid4().hex[:12]
+    progress = Progress(3, f"corpusflow review {run_id}")
     report: dict[str, Any] = {"run_id": run_id, "store": settings.store}
-    report.update(collect_adjudicate_publish(settings))
-    report["report_key"] = write_run_report(store_for(settings), run_id, report)
-    rel = report["release"]
-    create_markdown_artifact(
-        key="corpusflow-review-report",
-        markdown=(
-            f"# corpusflow review {run_id}\n\n| stage | result |\n|---|---|\n"
-            f"| collect | {report['review']['collect']} |\n"
-            f"| adjudication | {report['adjudication']} |\n"
-            f"| to adjudicators | {report['review']['adjudication']} |\n"
-            f"| release | {rel['version']} ({'new' if rel['created'] else 'unchanged'}) |\n"
-        ),
-        description="corpusflow review cycle",
-    )
+    report.update(collect_adjudicate_publish(settings, progress))
+    add_links(report, settings)
+    store_ = store_for(settings)
+    report["report_key"] = write_run_report(store_, run_id, report)
+    publish_artifacts(report, Pseudonyms(store_))
     return report
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    ing = report["ingest"]
-    lines = [
-        f"# corpusflow run {report['run_id']}",
-        "",
-        f"Sources `{report['sources']}` → store `{report['store']}`",
-        "",
-        "| stage | result |",
-        "|---|---|",
-        f"| inputs | {report['inputs']} |",
-        f"| ingest | {ing['cleaned']} cleaned, {ing['unchanged']} unchanged, "
-        f"{len(ing['skipped'])} skipped, {len(ing['quarantined'])} quarantined |",
-        f"| annotate | {report['annotate']['annotated']} annotated, "
-        f"{report['annotate']['unchanged']} unchanged |",
-        f"| push | {report['review']['push']} |",
-        f"| collect | {report['review']['collect']} |",
-        f"| adjudication | {report['adjudication']} |",
-        f"| to adjudicators | {report['review']['adjudication']} |",
-        f"| release | {report['release']['version']} "
-        f"({'new' if report['release']['created'] else 'unchanged'}) |",
+# ---------------------------------------------------------------- what the operator sees
+
+
+def add_links(report: dict[str, Any], settings: Settings) -> None:
+    """Where to look: the release under the store's URL, the Label Studio project."""
+    version = report["release"].get("version")
+    report["release_url"] = f"{settings.store.rstrip('/')}/releases/{version}/" if version else None
+    push = report.get("review", {}).get("push") or {}
+    project_id = push.get("project_id")
+    if project_id is None and settings.review_enabled:
+        state = _review_state(settings)
+        project_id = state.get("project_id")
+    report["label_studio_project_url"] = (
+        f"{settings.label_studio_url}/projects/{project_id}"
+        if settings.label_studio_url and project_id is not None
+        else None
+    )
+
+
+def _review_state(settings: Settings) -> dict[str, Any]:
+    from flows.tasks import keys
+
+    store = store_for(settings)
+    return dict(store.get_json(keys.review_state)) if store.head(keys.review_state) else {}
+
+
+def publish_artifacts(report: dict[str, Any], names: Pseudonyms) -> None:
+    """The run report (markdown) and the quarantined inputs (a table) as Prefect artifacts;
+    annotators appear under their pseudonyms (the report in the store keeps their emails)."""
+    is_run = "ingest" in report
+    create_markdown_artifact(
+        key=REPORT_KEY if is_run else "corpusflow-review-report",
+        markdown=render_markdown(report, names),
+        description=f"corpusflow {'run' if is_run else 'review'} {report['run_id']}",
+    )
+    if is_run:
+        rows = [
+            {"source": q["source"], "reason": q["reason"]} for q in report["ingest"]["quarantined"]
+        ]
+        create_table_artifact(
+            key=QUARANTINE_KEY,
+            table=rows or [{"source": "(none)", "reason": "no input was quarantined"}],
+            description=f"inputs quarantined by run {report['run_id']}",
+        )
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _counts(counts: dict[str, Any], *skip: str) -> str:
+    """{"created": 2, "unchanged": 3} -> "2 created, 3 unchanged" (zeros and `skip` left out)."""
+    parts = [
+        f"{v} {k.replace('_', ' ')}"
+        for k, v in counts.items()
+        if k not in skip and isinstance(v, int) and not isinstance(v, bool)
     ]
-    for kind in ("skipped", "quarantined"):
-        if ing[kind]:
-            lines += ["", f"## {kind}", ""] + [
-                f"- `{x['source']}`: {x['reason']}" for x in ing[kind]
-            ]
+    return ", ".join(parts) or "nothing"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str]:
+    head = list(header)
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(stage, result) lines of a run report, shared by the artifact and the terminal."""
+    rows: list[tuple[str, str]] = []
+    if "ingest" in report:
+        ing, ann = report["ingest"], report["annotate"]
+        rows.append(("inputs", f"{report['inputs']} from {report['sources']}"))
+        rows.append(
+            (
+                "ingest",
+                f"{ing['cleaned']} cleaned, {ing['unchanged']} unchanged, "
+                f"{len(ing['skipped'])} skipped, {len(ing['quarantined'])} quarantined",
+            )
+        )
+        rows.append(("annotate", f"{ann['annotated']} annotated, {ann['unchanged']} unchanged"))
+        push = report["review"]["push"]
+        if push.get("mode") == "embedded":
+            rows.append(("push", f"embedded: Label Studio import file {push['import_file']}"))
+        else:
+            rows.append(
+                (
+                    "push",
+                    f"Label Studio project {push.get('project_id')}: "
+                    + _counts(push, "project_id", "tasks"),
+                )
+            )
+    review = report["review"]
+    rows.append(("collect", _counts(review["collect"])))
+    rows.append(("adjudicate", _counts(report["adjudication"])))
+    rows.append(("disputes", _counts(review["adjudication"], "project_id")))
+    rel = report["release"]
+    if rel.get("version") is None:
+        rows.append(("release", f"none: no document in {report['store']} yet"))
+    else:
+        fate = "new" if rel["created"] else "unchanged, nothing published"
+        rows.append(
+            (
+                "release",
+                f"{rel['version']} ({fate}) at {report.get('release_url') or report['store']}",
+            )
+        )
+    return rows
+
+
+def render_markdown(report: dict[str, Any], names: Pseudonyms | None = None) -> str:
+    title = "run" if "ingest" in report else "review"
+    lines = [f"# corpusflow {title} {report['run_id']}", ""]
+    lines.append(f"Store `{report['store']}`")
+    if report.get("label_studio_project_url"):
+        url = report["label_studio_project_url"]
+        lines.append(f"· Label Studio project [{url}]({url})")
+    if report.get("release_url"):
+        lines.append(f"· release `{report['release_url']}`")
+    lines += ["", *_table(("stage", "result"), stage_rows(report))]
+    if "ingest" in report:
+        for kind in ("quarantined", "skipped"):
+            items = report["ingest"][kind]
+            if items:
+                lines += ["", f"## {kind.capitalize()} inputs", ""]
+                lines += _table(("source", "reason"), ((i["source"], i["reason"]) for i in items))
+    agreement = report.get("agreement") or {}
+    if names is not None:
+        agreement = pseudonymize_agreement(agreement, names)
+    lines += ["", "## Agreement", ""]
+    if not agreement.get("annotators"):
+        lines.append("No human annotation collected yet.")
+    else:
+        lines.append(
+            f"{agreement.get('documents_with_overlap', 0)} documents with two or more "
+            f"annotators; entity F1 exact {_fmt(agreement.get('entity_f1_exact'))}, "
+            f"overlapping {_fmt(agreement.get('entity_f1_overlap'))}."
+        )
+        per_label = agreement.get("entity_f1_exact_per_label") or {}
+        if per_label:
+            lines += ["", *_table(("label", "entity F1 (exact)"), per_label.items())]
+        lines += [
+            "",
+            *_table(
+                ("annotator", "documents", "entities", "stances", "mean F1 vs others"),
+                (
+                    (name, s["documents"], s["entities"], s["stances"], s["mean_f1_vs_others"])
+                    for name, s in agreement["annotators"].items()
+                ),
+            ),
+        ]
+        kappas = agreement.get("stance_kappa_pairwise") or {}
+        if kappas:
+            lines += ["", *_table(("annotator pair", "stance kappa"), kappas.items())]
     return "\n".join(lines) + "\n"

@@ -184,7 +184,16 @@ class IngestOutcome:
     quarantined: list[tuple[str, str]]
 
 
-@task(name="ingest-batch", task_run_name="ingest-batch-{index}", cache_policy=NO_CACHE)
+def batch_run_name(stage: str) -> Any:
+    """A task run name that says how far the run is: `ingest-batch 3/12`."""
+
+    def name(parameters: dict[str, Any]) -> str:
+        return f"{stage}-batch {parameters.get('index', 0) + 1}/{parameters.get('total', 1)}"
+
+    return name
+
+
+@task(name="ingest-batch", task_run_name=batch_run_name("ingest"), cache_policy=NO_CACHE)
 def ingest_batch(
     batch: list[SourceRef], settings: Settings, run_id: str, index: int = 0, total: int = 1
 ) -> IngestOutcome:
@@ -262,7 +271,7 @@ def ingest_batch(
 # ---------------------------------------------------------------- annotate
 
 
-@task(name="annotate-batch", task_run_name="annotate-batch-{index}", cache_policy=NO_CACHE)
+@task(name="annotate-batch", task_run_name=batch_run_name("annotate"), cache_policy=NO_CACHE)
 def annotate_batch(
     doc_ids: list[str], settings: Settings, index: int = 0, total: int = 1
 ) -> dict[str, int]:

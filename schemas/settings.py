@@ -3,10 +3,22 @@ unset, so with nothing configured corpusflow runs embedded (local store, import 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
+from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EXPECTABLE = ("label-studio", "s3")
+_PLACEHOLDER = re.compile(r"\{\{.*\}\}")
+
+# The settings a Secret block may hold (see Settings.secret_blocks), by block name suffix.
+SECRET_FIELDS = {
+    "label-studio-api-key": "label_studio_api_key",
+    "aws-access-key-id": "aws_access_key_id",
+    "aws-secret-access-key": "aws_secret_access_key",
+}
 
 
 class Settings(BaseSettings):
@@ -88,11 +100,78 @@ class Settings(BaseSettings):
     work_dir: Path = Field(
         default=Path(".corpusflow"), validation_alias=AliasChoices("CORPUSFLOW_WORK_DIR")
     )
+    # What a deployment says it needs (prefect.yaml sets it): a run whose settings lack one of
+    # these fails at its start instead of falling back to embedded mode without a word.
+    expect_csv: str = Field(default="", validation_alias=AliasChoices("CORPUSFLOW_EXPECT"))
+    # A name prefix of Prefect Secret blocks (`<prefix>-label-studio-api-key`, ...) to read the
+    # secrets from when the environment does not hold them (`make serve` creates them).
+    secret_blocks: str | None = Field(
+        default=None, validation_alias=AliasChoices("CORPUSFLOW_SECRET_BLOCKS")
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _unrendered_is_unset(cls, v: object) -> object:
+        # `prefect deploy` leaves "{{ $VAR }}" in a job variable when VAR was unset when it
+        # deployed: that is a missing setting, not a URL.
+        if isinstance(v, str) and _PLACEHOLDER.fullmatch(v.strip()):
+            raise PydanticUseDefault()
+        return v
 
     @field_validator("label_studio_url")
     @classmethod
     def _strip_slash(cls, v: str | None) -> str | None:
         return v.rstrip("/") if v else v
+
+    @field_validator("expect_csv")
+    @classmethod
+    def _known_expectations(cls, v: str | None) -> str:
+        names = [n.strip() for n in (v or "").split(",") if n.strip()]
+        unknown = sorted(set(names) - set(EXPECTABLE))
+        if unknown:
+            raise ValueError(
+                f"CORPUSFLOW_EXPECT: unknown {', '.join(unknown)}; known: {', '.join(EXPECTABLE)}"
+            )
+        return ",".join(names)
+
+    @property
+    def expect(self) -> list[str]:
+        return [n for n in self.expect_csv.split(",") if n]
+
+    def unmet_expectations(self) -> list[str]:
+        """What CORPUSFLOW_EXPECT asks for and these settings do not name, one readable line
+        per missing setting (empty when every expectation is met)."""
+        missing: list[str] = []
+        if "label-studio" in self.expect:
+            if not self.label_studio_url:
+                missing.append("LABEL_STUDIO_URL is not set")
+            if not self.label_studio_api_key:
+                missing.append(
+                    "LABEL_STUDIO_API_KEY is not set"
+                    + (
+                        f" (nor the Secret block {self.secret_blocks}-label-studio-api-key)"
+                        if self.secret_blocks
+                        else ""
+                    )
+                )
+        if "s3" in self.expect:
+            if not self.store.startswith("s3://"):
+                missing.append(f"CORPUSFLOW_STORE is {self.store!r}, not an s3:// store")
+            for name, value in (
+                ("AWS_ACCESS_KEY_ID", self.aws_access_key_id),
+                ("AWS_SECRET_ACCESS_KEY", self.aws_secret_access_key),
+            ):
+                if not value:
+                    block = name.lower().replace("_", "-")
+                    missing.append(
+                        f"{name} is not set"
+                        + (
+                            f" (nor the Secret block {self.secret_blocks}-{block})"
+                            if self.secret_blocks
+                            else ""
+                        )
+                    )
+        return missing
 
     @property
     def adjudicators(self) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,7 +127,7 @@ def test_cli_annotate_adds_entities_and_stances() -> None:
 def test_cli_train_refuses_clearly_when_there_is_nothing_to_train_on(tmp_path: Path) -> None:
     store = f"file://{tmp_path / 'store'}"
     code, _, err = run_cli("train", "stance", "--from", "latest", "--store", store)
-    assert code == 2 and "NotFound" in err and "Traceback" not in err
+    assert code == 2 and "no release in" in err and "Traceback" not in err
     silver = tmp_path / "silver.jsonl"
     silver.write_text(json.dumps({"doc_id": "d", "text": "x", "review_status": "machine"}) + "\n")
     code, _, err = run_cli("train", "stance", "--from", str(silver), "--store", store)
@@ -183,3 +184,192 @@ def test_cli_webhook_takes_its_options_and_serves(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_cli_train_from_a_release_nobody_reviewed_says_so(tmp_path: Path) -> None:
+    from corpus.store import LocalStore
+    from tests.test_release import do_publish, make_records
+
+    store = LocalStore(tmp_path / "store")
+    silver = [r for r in make_records() if r["review_status"] not in ("reviewed", "adjudicated")]
+    do_publish(store, silver)
+    code, _, err = run_cli("train", "stance", "--from", "latest", "--store", store.url)
+    assert code == 2 and "Traceback" not in err
+    assert "nobody has reviewed anything yet" in err and "v0001" in err
+    assert "/release/" not in err, "no temporary folder is named"
+
+
+def test_cli_clean_into_a_closed_pipe_ends_quietly() -> None:
+    """`corpusflow clean … | head -c 2000`: the reader leaves early, corpusflow stops quietly."""
+    proc = subprocess.Popen(
+        [*CLI, "clean", *map(str, SAMPLES * 20)],  # far more output than a pipe buffer holds
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    head = proc.stdout.read(2000)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 0, err
+    assert len(head) == 2000 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_cli_services_outside_the_checkout_refuse_without_writing(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*CLI, "services", "status"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 2 and "not inside a corpusflow checkout" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / ".services").exists()
+
+
+def test_cli_services_from_a_subfolder_use_the_checkouts_services() -> None:
+    sub = ROOT / "flows"
+    proc = subprocess.run(
+        [*CLI, "services", "status"], capture_output=True, text=True, cwd=sub, timeout=120
+    )
+    assert proc.returncode in (0, 1), proc.stderr  # 1: the services are not running
+    states = json.loads(proc.stdout)
+    assert set(states) == {"labelstudio", "seaweedfs", "prefect"}
+    assert states["prefect"]["home"] == str(ROOT / ".services" / "prefect")
+    assert not (sub / ".services").exists()
+
+
+def test_cli_status_of_an_empty_store(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*CLI, "status", "--store", f"file://{tmp_path / 'store'}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "inputs       0" in proc.stdout and "release      none yet" in proc.stdout
+
+
+def test_cli_status_counts_a_run(tmp_path: Path) -> None:
+    """After an embedded run: the ledger's fates, documents per stage, the release."""
+    from corpus.ledger import Ledger
+    from corpus.store import LocalStore
+    from flows.tasks import keys
+    from tests.test_release import do_publish
+
+    store = LocalStore(tmp_path / "store")
+    ledger = Ledger(store, "run-1")
+    ledger.record("a.txt", "processed", "ingest", doc_id="a")
+    ledger.record("b.bin", "skipped", "ingest", reason="unsupported")
+    ledger.quarantine("c.txt", b"", stage="ingest", kind="empty", message="c.txt: empty")
+    store.put_json(keys.clean("a"), {})
+    store.put_json(keys.machine("a"), {})
+    store.put_json(keys.adjudicated("a"), {"status": "machine"})
+    do_publish(store)
+    proc = subprocess.run(
+        [*CLI, "status", "--store", store.url], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "inputs       3: 1 processed (ingest), 1 quarantined (ingest), 1 skipped (ingest)" in out
+    assert "cleaned      1" in out and "annotated    1" in out and "quarantined  1" in out
+    assert "adjudicated  1 machine" in out
+    assert f"release      v0001 at {store.url}/releases/v0001/" in out
+
+
+def test_cli_run_names_an_unreachable_prefect_server(tmp_path: Path) -> None:
+    from services.seaweedfs import free_port
+
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    proc = subprocess.run(
+        [*CLI, "run", "--store", f"file://{tmp_path / 'store'}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "does not answer" in proc.stderr
+    assert env["PREFECT_API_URL"] in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _a_report() -> dict:
+    return {
+        "run_id": "abc",
+        "sources": "corpus/samples/",
+        "store": "s3://b/store",
+        "inputs": 3,
+        "ingest": {
+            "cleaned": 1,
+            "unchanged": 0,
+            "skipped": [{"source": "x.bin", "reason": "unsupported file type .bin"}],
+            "quarantined": [{"source": "e.txt", "reason": "empty: e.txt is empty"}],
+        },
+        "annotate": {"annotated": 1, "unchanged": 0},
+        "review": {
+            "push": {"mode": "label-studio", "project_id": 7, "created": 1, "updated": 0},
+            "collect": {"collected": 1, "cancelled": 0},
+            "adjudication": {"disputed": 0, "pushed": 0},
+        },
+        "adjudication": {"reviewed": 1},
+        "agreement": {
+            "documents_with_overlap": 1,
+            "entity_f1_exact": 0.5,
+            "entity_f1_overlap": 0.75,
+            "entity_f1_exact_per_label": {"PERSON": 1.0, "GPE": 0.0},
+            "stance_kappa_pairwise": {"ann1@x.org~ann2@x.org": 0.4},
+            "annotators": {
+                "ann1@x.org": {
+                    "documents": 1,
+                    "entities": 2,
+                    "stances": 1,
+                    "mean_f1_vs_others": 0.5,
+                },
+                "ann2@x.org": {
+                    "documents": 1,
+                    "entities": 1,
+                    "stances": 1,
+                    "mean_f1_vs_others": 0.5,
+                },
+            },
+        },
+        "release": {"version": "v0002", "created": True},
+        "release_url": "s3://b/store/releases/v0002/",
+        "label_studio_project_url": "http://ls:8080/projects/7",
+        "report_key": "runs/abc.json",
+    }
+
+
+def test_cli_summary_is_readable_lines() -> None:
+    from flows.cli import summary
+
+    text = summary(_a_report())
+    assert "{" not in text, "no raw dicts"
+    assert text.splitlines() == [
+        "corpusflow run abc: 3 inputs from corpus/samples/",
+        "  ingest     1 cleaned, 0 unchanged, 1 skipped, 1 quarantined",
+        "  annotate   1 annotated, 0 unchanged",
+        "  push       Label Studio project 7: 1 created, 0 updated",
+        "  collect    1 collected, 0 cancelled",
+        "  adjudicate 1 reviewed",
+        "  disputes   0 disputed, 0 pushed",
+        "  release    v0002 (new) at s3://b/store/releases/v0002/",
+        "  review at  http://ls:8080/projects/7",
+        "  skipped    x.bin: unsupported file type .bin",
+        "  quarantined e.txt: empty: e.txt is empty",
+        "  report     s3://b/store/runs/abc.json",
+    ]
+
+
+def test_cli_run_report_markdown_names_pseudonyms_links_and_reasons(tmp_path: Path) -> None:
+    from corpus.store import LocalStore
+    from flows.pipeline import render_markdown
+    from flows.tasks import Pseudonyms
+
+    names = Pseudonyms(LocalStore(tmp_path / "store"))
+    md = render_markdown(_a_report(), names)
+    assert "{'" not in md and "@x.org" not in md, "annotators appear under pseudonyms"
+    assert f"| {names('ann1@x.org')} | 1 | 2 | 1 | 0.500 |" in md
+    assert "| PERSON | 1.000 |" in md and "| GPE | 0.000 |" in md
+    assert "| e.txt | empty: e.txt is empty |" in md
+    assert "[http://ls:8080/projects/7](http://ls:8080/projects/7)" in md
+    assert "s3://b/store/releases/v0002/" in md
+    assert "| ingest | 1 cleaned, 0 unchanged, 1 skipped, 1 quarantined |" in md

@@ -53,8 +53,8 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in _SETTINGS:
         monkeypatch.delenv(name, raising=False)
     base = tmp_path / ".services"
-    monkeypatch.setattr(ctl, "BASE", base)
-    monkeypatch.setattr(ctl, "ENV_FILE", base / "env")
+    monkeypatch.setattr(ctl, "base", lambda: base)
+    monkeypatch.setattr(ctl, "env_file", lambda: base / "env")
     return base
 
 
