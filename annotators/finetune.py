@@ -310,6 +310,7 @@ def train(
     seed: int = 0,
     threads: int = 2,
     name: str = "stance-minilm",
+    checkpoint: Path | None = None,
     log=lambda m: print(m, flush=True),
 ) -> dict:
     """Fine-tune, keep the best epoch on `dev_pairs`, fit the temperature, export to `out`
@@ -357,7 +358,8 @@ def train(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
     )
     loss_fn = torch.nn.CrossEntropyLoss()
-    best: tuple[float, int, dict] = (-1.0, -1, {})
+    # epochs 0 with --init: export (and score) the given weights as they are
+    best: tuple[float, int, dict] = (-1.0, 0, dict(net.state_dict()))
     history = []
     for epoch in range(1, epochs + 1):
         net.train()
@@ -382,6 +384,9 @@ def train(
         log(f"epoch {epoch}: loss {total / n:.4f}, dev macro-F1 {f1:.4f} ({elapsed:.0f} s)")
         if f1 > best[0]:
             best = (f1, epoch, {k: v.detach().clone() for k, v in net.state_dict().items()})
+            if checkpoint is not None:  # the best so far survives a run cut short
+                checkpoint.mkdir(parents=True, exist_ok=True)
+                save_file(best[2], str(checkpoint / WEIGHTS_FILE))
     net.load_state_dict(best[2])
     train_seconds = time.perf_counter() - started
     dev_logits = predict_logits(net, x_dev)
@@ -434,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, help="model folder whose weights to start from")
     parser.add_argument("--newsmtsc", type=Path, default=NEWSMTSC)
     parser.add_argument("--no-newsmtsc", action="store_true", help="train on --extra/seed only")
+    parser.add_argument("--newsmtsc-sample", type=int, default=0, help="N NewsMTSC pairs only")
     parser.add_argument("--no-seed", action="store_true")
     parser.add_argument("--extra", type=Path, action="append", default=[])
     parser.add_argument("--dev", type=Path, help="dev pairs file (default NewsMTSC rw dev)")
@@ -444,11 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="first N training pairs only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", type=Path, help="keep the best epoch's weights here")
     args = parser.parse_args(argv)
 
     pairs: list[Pair] = []
     if not args.no_newsmtsc:
-        pairs += newsmtsc_train(args.newsmtsc)
+        news = newsmtsc_train(args.newsmtsc)
+        if args.newsmtsc_sample:  # rehearsal while fine-tuning further: a sample, not all
+            news = random.Random(args.seed).sample(news, min(args.newsmtsc_sample, len(news)))
+        pairs += news
     if not args.no_seed:
         pairs += read_pairs(SEED)
     for extra in args.extra:
@@ -474,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         threads=args.threads,
         name=args.out.name,
+        checkpoint=args.checkpoint,
     )
     # the finished folder replaces the output whole: a reader never sees half a model
     if args.out.exists():

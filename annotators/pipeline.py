@@ -15,7 +15,13 @@ from spacy.language import Language
 from annotators import ner, targets  # noqa: F401  (registers the components)
 from annotators.ner import add_ner_components, entity_score
 from annotators.stance import STANCE_NAME, STANCE_VERSION, StanceClassifier, StanceComponent
-from annotators.stance_model import DEFAULT_MODEL_DIR, MODEL_FILE, model_dir_version
+from annotators.stance_model import (
+    DEFAULT_MODEL_DIR,
+    MODEL_FILE,
+    is_model_archive,
+    model_dir_version,
+    unpack_model,
+)
 from annotators.targets import SPAN_KEY, TARGETS_NAME
 from schemas.labeling import ENTITY_LABELS
 from schemas.records import AnnotatedDocument, CleanDocument, Entity, Evidence, Stance
@@ -55,8 +61,8 @@ def stance_model_version(stance_model: Path) -> str:
     """The version of a stance model: a transformer folder (model.onnx + config) or a feature
     classifier file (JSON)."""
     path = Path(stance_model)
-    if path.is_dir():
-        return model_dir_version(path)
+    if path.is_dir() or is_model_archive(path):
+        return model_dir_version(unpack_model(path))
     return StanceClassifier.load(path).version
 
 
@@ -106,8 +112,10 @@ def load_nlp(
     add_ner_components(nlp)
     nlp.add_pipe(TARGETS_NAME)
     config: dict = {"method": stance_method}
-    if stance_model is not None and Path(stance_model).is_dir():
-        config = {"method": "transformer", "model_dir": str(stance_model)}
+    if stance_model is not None and (
+        Path(stance_model).is_dir() or is_model_archive(Path(stance_model))
+    ):
+        config = {"method": "transformer", "model_dir": str(unpack_model(Path(stance_model)))}
     elif stance_model is not None:
         config = {"method": "classifier", "classifier_path": str(stance_model)}
     stance = cast(StanceComponent, nlp.add_pipe(STANCE_NAME, config=config))

@@ -207,6 +207,60 @@ class OnnxStance:
         ]
 
 
+SHIPPED_FILES = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE, "README.md")
+
+
+def pack_model(model_dir: Path) -> bytes:
+    """The model folder's run-time files as one tar (what the store keeps); weights.safetensors
+    rides along when present, so a later `--from latest` can fine-tune further from it."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in (*SHIPPED_FILES, "weights.safetensors"):
+            path = Path(model_dir) / name
+            if path.is_file():
+                info = tar.gettarinfo(str(path), arcname=name)
+                info.mtime = 0  # the same files make the same bytes
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+    return buffer.getvalue()
+
+
+def unpack_model(archive: Path) -> Path:
+    """The folder beside a packed model file (`<name>.d/`), unpacked once; a model folder is
+    returned as it is."""
+    import os
+    import shutil
+    import tarfile
+
+    archive = Path(archive)
+    if archive.is_dir():
+        return archive
+    folder = archive.with_name(archive.name + ".d")
+    if (folder / MODEL_FILE).is_file():
+        return folder
+    tmp = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp, filter="data")
+    if not (tmp / MODEL_FILE).is_file():
+        shutil.rmtree(tmp)
+        raise ValueError(f"{archive}: not a stance model archive (no {MODEL_FILE})")
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process unpacked it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def is_model_archive(path: Path) -> bool:
+    import tarfile
+
+    return Path(path).is_file() and tarfile.is_tarfile(path)
+
+
 @lru_cache(maxsize=4)
 def load_onnx(model_dir: Path = DEFAULT_MODEL_DIR, model_file: str = MODEL_FILE) -> OnnxStance:
     return OnnxStance(Path(model_dir), model_file)
@@ -221,7 +275,10 @@ __all__ = [
     "find_spans",
     "fit_temperature",
     "load_onnx",
+    "is_model_archive",
     "mark_target",
+    "pack_model",
+    "unpack_model",
     "model_dir_version",
     "reliability",
     "softmax",
