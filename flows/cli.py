@@ -245,6 +245,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if args.out:  # the whole folder (fp32 and torch weights too)
                     shutil.copytree(trained.folder, args.out, dirs_exist_ok=True)
             else:
+                assert source is not None  # --from is required without --encoder (above)
                 version = train_stance_cli(source, model, with_seed=not args.no_seed)
                 data = model.read_bytes()
         except ValueError as exc:  # nothing to train on, a malformed line: say which
