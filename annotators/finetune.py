@@ -159,10 +159,6 @@ def build_tokenizer(base: Path):
     return tok
 
 
-class StanceNet:  # built lazily: torch is imported only when training
-    pass
-
-
 def make_net(encoder_path: Path, open_id: int):
     import torch
     from torch import nn
