@@ -253,14 +253,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 2
     key = keys.stance_model(version).removesuffix(".json") + (".tar" if args.encoder else ".json")
     try:
-        store.put_if_absent(key, data, "application/json")
+        store.put_if_absent(key, data, "application/x-tar" if args.encoder else "application/json")
     except PreconditionFailed:
         pass  # the same examples made the same model before: its version names its content
     store.put_json(keys.stance_model_current, {"version": version, "key": key})
     if args.out and not args.encoder:  # (a transformer's folder was copied to --out above)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_bytes(data)
-    print(f"stance model {version} trained from {args.source}; current in {settings.store}/{key}")
+    origin = args.source or "NewsMTSC train + seed"
+    print(f"stance model {version} trained from {origin}; current in {settings.store}/{key}")
     print("the next `corpusflow run` re-annotates with it (model_version changes)")
     return 0
 
