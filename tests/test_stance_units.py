@@ -1,0 +1,155 @@
+"""Pure parts of the stance transformer: input marking, windowing, quotes, aggregation of
+sentence probabilities into a document stance, temperature scaling and calibration measures."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from annotators.stance import aggregate, quote_regions
+from annotators.stance_model import (
+    MARK_CLOSE,
+    MARK_OPEN,
+    find_spans,
+    fit_temperature,
+    mark_target,
+    reliability,
+    softmax,
+    window,
+)
+
+OPEN, CLOSE = MARK_OPEN, MARK_CLOSE
+
+
+@pytest.mark.parametrize(
+    ("text", "spans", "expected"),
+    [
+        ("Critics hit Trump.", [(12, 17)], f"Critics hit {OPEN} Trump {CLOSE}."),
+        ("Trump won.", [(0, 5)], f"{OPEN} Trump {CLOSE} won."),
+        (
+            "Xi met Xi.",
+            [(7, 9), (0, 2)],
+            f"{OPEN} Xi {CLOSE} met {OPEN} Xi {CLOSE}.",
+        ),  # every mention, in order
+        ("Rain fell.", [], "Rain fell."),  # nothing to mark: unchanged
+        ("Rain fell.", [(3, 3)], "Rain fell."),  # an empty span is dropped
+        (
+            "Joe Biden spoke.",
+            [(0, 9), (4, 9)],
+            f"{OPEN} Joe Biden {CLOSE} spoke.",
+        ),  # overlap dropped
+        ("Biden", [(0, 99)], f"{OPEN} Biden {CLOSE}"),  # clipped to the text
+    ],
+)
+def test_stance_model_mark_target(text, spans, expected):
+    assert mark_target(text, spans) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "mention", "expected"),
+    [
+        ("Trump and trump, not Trumpism.", "Trump", [(0, 5), (10, 15)]),
+        ("Mr. Trump spoke.", "Mr. Trump", [(0, 9)]),
+        ("Rain fell.", "NATO", []),
+        ("Rain fell.", "  ", []),
+    ],
+)
+def test_stance_model_find_spans_whole_words(text, mention, expected):
+    assert find_spans(text, mention) == expected
+
+
+def test_stance_model_window_keeps_short_text_and_cuts_long_text_around_the_mention():
+    assert window("Putin spoke.", [(0, 5)]) == ("Putin spoke.", [(0, 5)])
+    text = "word " * 300 + "Putin lied. " + "word " * 300
+    start = text.index("Putin")
+    cut, spans = window(text, [(start, start + 5)], max_chars=200)
+    assert len(cut) <= 200
+    ((a, b),) = spans
+    assert cut[a:b] == "Putin"
+    assert not cut.startswith(" ") and not cut.endswith(" ")  # cut at word boundaries
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('He said "no deal" today', [(9, 16)]),
+        ("\u201cTrump lied,\u201d she said.", [(1, 12)]),
+        ('"open quote runs on', [(1, 19)]),
+        ("It's Putin's war.", []),  # apostrophes are not quotes
+        ("No quotes here.", []),
+    ],
+)
+def test_stance_quote_regions(text, expected):
+    assert quote_regions(text) == expected
+
+
+def _p(against: float, neutral: float, favor: float) -> dict[str, float]:
+    return {"AGAINST": against, "NEUTRAL": neutral, "FAVOR": favor}
+
+
+@pytest.mark.parametrize(
+    ("probs", "label", "evidence"),
+    [
+        ([], "NEUTRAL", []),  # no sentence: neutral, no evidence
+        ([_p(0.1, 0.2, 0.7)], "FAVOR", [0]),  # one sentence: its own label
+        # one clear condemnation among three neutral mentions still decides
+        ([_p(0.05, 0.9, 0.05)] * 3 + [_p(0.9, 0.05, 0.05)], "AGAINST", [3]),
+        # only neutral sentences: neutral, evidence in text order
+        ([_p(0.1, 0.8, 0.1), _p(0.2, 0.7, 0.1)], "NEUTRAL", [0, 1]),
+        # evidence is the agreeing sentences, most probable first
+        ([_p(0.6, 0.3, 0.1), _p(0.1, 0.8, 0.1), _p(0.9, 0.05, 0.05)], "AGAINST", [2, 0]),
+        # a sure FAVOR sentence outweighs a weak AGAINST one
+        ([_p(0.4, 0.35, 0.25), _p(0.02, 0.03, 0.95)], "FAVOR", [1]),
+    ],
+)
+def test_stance_aggregate_sentence_probabilities(probs, label, evidence):
+    got_label, score, got_evidence = aggregate(probs)
+    assert (got_label, got_evidence) == (label, evidence)
+    assert 0.0 <= score <= 1.0
+
+
+def test_stance_aggregate_score_is_a_probability_of_the_weighted_mean():
+    probs = [_p(0.1, 0.2, 0.7), _p(0.05, 0.9, 0.05)]
+    label, score, _ = aggregate(probs, neutral_weight=0.25)
+    w = [0.25 + 0.8, 0.25 + 0.1]
+    assert label == "FAVOR"
+    assert score == pytest.approx((w[0] * 0.7 + w[1] * 0.05) / sum(w), abs=1e-4)
+
+
+def test_stance_aggregate_caps_evidence():
+    assert len(aggregate([_p(0.9, 0.05, 0.05)] * 5, max_evidence=3)[2]) == 3
+
+
+def test_stance_model_softmax_temperature_keeps_argmax_and_flattens():
+    logits = [2.0, 0.0, -1.0]
+    sharp, flat = softmax(logits, 1.0), softmax(logits, 3.0)
+    assert sum(sharp) == pytest.approx(1.0) and sum(flat) == pytest.approx(1.0)
+    assert sharp.index(max(sharp)) == flat.index(max(flat)) == 0
+    assert max(flat) < max(sharp)
+
+
+def test_stance_model_fit_temperature_cools_an_overconfident_model():
+    # logits that are always very sure, but right only 60% of the time: T must rise above 1
+    logits = [[6.0, 0.0, 0.0]] * 10
+    gold = [0] * 6 + [1] * 2 + [2] * 2
+    t = fit_temperature(logits, gold)
+    assert t > 1.5
+    assert softmax(logits[0], t)[0] == pytest.approx(0.6, abs=0.05)
+    # a model right every time with moderate logits wants to be sharper (T < 1)
+    assert fit_temperature([[2.0, 0.0, 0.0]] * 10, [0] * 10) < 1.0
+
+
+@pytest.mark.parametrize(
+    ("confidences", "correct", "ece"),
+    [
+        ([0.9] * 10, [True] * 9 + [False], 0.0),  # 90% sure, 90% right: calibrated
+        ([0.9] * 10, [True] * 5 + [False] * 5, 0.4),  # 90% sure, 50% right
+        ([0.55, 0.95], [False, True], (0.55 + 0.05) / 2),  # two bins, weighted by share
+    ],
+)
+def test_stance_model_reliability_ece(confidences, correct, ece):
+    table, got = reliability(confidences, correct, bins=10)
+    assert got == pytest.approx(ece, abs=1e-9)
+    assert sum(b.count for b in table) == len(confidences)
+    assert len(table) == 10 and math.isclose(table[-1].high, 1.0)
