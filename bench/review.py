@@ -35,8 +35,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from annotators.labelstudio import LabelStudioClient, to_import_task, to_result
-from schemas.labelstudio_config import label_config
+from review.client import LabelStudioClient
+from review.config import label_config
+from review.results import to_import_task, to_result
 from schemas.records import AnnotatedDocument, DocumentMetadata, Entity, Evidence, Stance
 from services.labelstudio import LabelStudioService
 
@@ -117,7 +118,7 @@ def run(
 
     def one_per_call() -> None:
         for doc in few:
-            client._request("POST", f"/api/projects/{single}/import", json=[to_import_task(doc)])
+            client.sdk.projects.import_tasks(single, request=[to_import_task(doc)])  # type: ignore[list-item]
 
     _, seconds = timed(one_per_call)
     rows.append(
@@ -142,10 +143,9 @@ def run(
 
     def bulk_annotations() -> None:
         for chunk in batches(docs, batch):
-            client._request(
-                "POST",
-                f"/api/projects/{annotated}/import",
-                json=[with_annotation(d) for d in chunk],
+            client.sdk.projects.import_tasks(
+                annotated,
+                request=[with_annotation(d) for d in chunk],  # type: ignore[misc]
             )
 
     _, seconds = timed(bulk_annotations)

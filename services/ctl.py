@@ -43,9 +43,9 @@ def up() -> None:
     ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     ENV_FILE.chmod(0o600)
 
-    from annotators.labelstudio import LabelStudioClient
     from flows.tasks import INSTRUCTIONS
-    from schemas.labelstudio_config import label_config
+    from review.client import LabelStudioClient
+    from review.config import label_config
     from schemas.settings import Settings
 
     project = Settings().label_studio_project

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from annotators.labelstudio import LabelStudioClient
+from review.client import LabelStudioClient
 from services.labelstudio import DEFAULT_TOKEN, LabelStudioService
 
 # A developer may point the tests at a Label Studio already running (started with
