@@ -56,6 +56,17 @@ UNCERTAINTY_SAMPLING = "Uncertainty sampling"
 # The Data Manager tab every project gets: least certain documents first.
 UNCERTAIN_FIRST_TAB = "Least certain first"
 UNCERTAIN_FIRST_ORDERING = ["tasks:predictions_score"]
+# Columns the tab leaves out of the task list: long or raw fields no one reads in a table.
+_HIDDEN_COLUMNS = [
+    *(f"tasks:data.{name}" for name in ("text", "byline", "content_hash", "disputes_html")),
+    "tasks:annotations_results",
+    "tasks:predictions_results",
+]
+_TAB = {
+    "title": UNCERTAIN_FIRST_TAB,
+    "ordering": UNCERTAIN_FIRST_ORDERING,
+    "hiddenColumns": {"explore": _HIDDEN_COLUMNS, "labeling": _HIDDEN_COLUMNS},
+}
 _DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's filter format
 
 _W = TypeVar("_W")  # what a task is built from: a document, an adjudication item
@@ -309,21 +320,16 @@ class LabelStudioClient:
         for view in self._call(what, self.sdk.views.list, project=project_id):
             data = _plain(view).get("data") or {}
             if data.get("title") == UNCERTAIN_FIRST_TAB:
-                if data.get("ordering") != UNCERTAIN_FIRST_ORDERING:
+                if any(data.get(k) != v for k, v in _TAB.items()):
                     self._call(
                         what,
                         self.sdk.views.update,
                         int(view.id or 0),
                         project=project_id,
-                        data={**data, "ordering": UNCERTAIN_FIRST_ORDERING},
+                        data={**data, **_TAB},
                     )
                 return int(view.id or 0)
-        created = self._call(
-            what,
-            self.sdk.views.create,
-            project=project_id,
-            data={"title": UNCERTAIN_FIRST_TAB, "ordering": UNCERTAIN_FIRST_ORDERING},
-        )
+        created = self._call(what, self.sdk.views.create, project=project_id, data=_TAB)
         return int(created.id)  # type: ignore[arg-type]
 
     def project(self, project_id: int) -> dict[str, Any]:

@@ -69,7 +69,8 @@ INSTRUCTIONS: tuple[str, ...] = (
     "Stance: each blue region is one sentence taking a stance on one target. Click it; in the "
     "Stance box beside the text check the target (the canonical name of the person, "
     "organisation, place or group) and pick FAVOR, AGAINST or NEUTRAL (keys 1, 2, 3). Mark "
-    "another sentence with S to add evidence; delete regions that take no stance.",
+    "another sentence with S to add evidence; delete regions that take no stance. A sentence "
+    "with several targets holds one region per target: pick them in the Regions list.",
     "Flags: tick the ones that apply to the whole document, then still submit.",
     "Skip a document only when you cannot judge it: skipped documents are counted, not used.",
 )
@@ -94,7 +95,9 @@ _CSS = """
 .cf-article { flex: 1 1 auto; min-width: 0; font-size: 16px; line-height: 1.7; }
 .cf-side { flex: 0 0 300px; position: sticky; top: 0; align-self: flex-start;
   background: #F0F5FF; border: 1px solid #ADC6FF; border-radius: 6px; padding: 10px; }
-.cf-hint { color: #595959; font-size: 12px; }
+.cf-side h1, .cf-side h2, .cf-side h3, .cf-side h4, .cf-side h5, .cf-side h6 { margin: 6px 0 4px 0; }
+.cf-hint h1, .cf-hint h2, .cf-hint h3, .cf-hint h4, .cf-hint h5, .cf-hint h6 {
+  color: #595959; font-size: 13px !important; font-weight: normal; }
 .cf-disputes table { border-collapse: collapse; width: 100%; font-size: 13px; }
 .cf-disputes th, .cf-disputes td { border: 1px solid #d9d9d9; padding: 4px 6px;
   vertical-align: top; text-align: left; }

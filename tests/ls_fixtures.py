@@ -31,6 +31,8 @@ class _Running:
 
     url: str
     token: str = DEFAULT_TOKEN
+    username: str = LabelStudioService.username  # the admin, for tests that log in (browser)
+    password: str = LabelStudioService.password
 
 
 @pytest.fixture(scope="session")
