@@ -95,7 +95,8 @@ _CSS = """
 .cf-article { flex: 1 1 auto; min-width: 0; font-size: 16px; line-height: 1.7; }
 .cf-side { flex: 0 0 300px; position: sticky; top: 0; align-self: flex-start;
   background: #F0F5FF; border: 1px solid #ADC6FF; border-radius: 6px; padding: 10px; }
-.cf-side h1, .cf-side h2, .cf-side h3, .cf-side h4, .cf-side h5, .cf-side h6 { margin: 6px 0 4px 0; }
+.cf-side h1, .cf-side h2, .cf-side h3, .cf-side h4, .cf-side h5, .cf-side h6 {
+  margin: 6px 0 4px 0; }
 .cf-hint h1, .cf-hint h2, .cf-hint h3, .cf-hint h4, .cf-hint h5, .cf-hint h6 {
   color: #595959; font-size: 13px !important; font-weight: normal; }
 .cf-disputes table { border-collapse: collapse; width: 100%; font-size: 13px; }
