@@ -1,26 +1,34 @@
-"""Review-loop throughput against a real Label Studio: push N tasks with predictions (batched
-import against one task per call) and collect N human annotations, in one run.
+"""Review-loop throughput against a real Label Studio, for the SDK-based client (review/) and,
+in the same run against the same server, the hand-written HTTP client it replaced (read from
+git, commit ff44639, `annotators/labelstudio.py`): push N tasks with predictions and collect N
+human annotations.
 
     .venv/bin/python -m bench.review            # N = 10,000; starts its own Label Studio
     .venv/bin/python -m bench.review --n 2000 --url http://127.0.0.1:PORT   # reuse a server
 
 How each figure is made (all against the same server, in the same run):
-- push, batched: `LabelStudioClient.push` (the pipeline's call) of N new documents, 500 a request.
-- push, one task per call: one import request per document (data + prediction), timed on a
-  sample (`--sample`, default 200) in its own project and extrapolated to N (N x mean).
+- push, batched: `push` (the pipeline's call) of N new documents, 500 a request, each client
+  into its own new project (old first, then the SDK client).
 - re-push: the same N documents again: nothing to create or change (the idempotence check).
+- push, one task per call: one import request per document (data + prediction), SDK client,
+  timed on a sample (`--sample`, default 200) in its own project and extrapolated to N.
 - annotations in: N annotations have to exist before they can be collected. The fastest real
   way is Label Studio's import of tasks that carry their annotations (`completed_by` an annotator
   user), 500 a request, timed as "annotations, bulk import". As a person submits them (one POST
   /api/tasks/<id>/annotations/ each, with the annotator's own token) they are timed on the sample
   and extrapolated.
-- collect, full: `collect` of all N annotated tasks (paged, 500 a page); collect, incremental: the
-  next `collect` from its cursor when nothing changed.
+- collect, full: `collect` of all N annotated tasks (paged, 500 a page), both clients on the same
+  project, alternating, `--repeat` times each (default 2), best time kept; collect, incremental:
+  the next `collect` from its cursor when nothing changed.
 
-Measured 2026-11-23, N = 10,000, Label Studio 1.23.2 (SQLite) on a loaded 2-core machine:
-push batched 19.0 s (528 tasks/s) against one task per call ~829 s (12/s, from 200); re-push
-21.1 s; annotations by bulk import 20.3 s (492/s) against one submit per call ~1086 s (9/s,
-from 200); full collect 23.9 s (418 tasks/s); incremental collect with nothing new 0.3 s.
+Batching of our own on the SDK client: the SDK sends an import in one request with whatever it
+is given, so `push` cuts imports into batches itself; `tasks.list`'s iterator asks for one page
+past the last (and takes the 404 as the end), so the client pages by hand and stops at `total`.
+
+Measured 2026-11-23 with the old client alone, N = 10,000, Label Studio 1.23.2 (SQLite) on a
+loaded 2-core machine: push batched 19.0 s (528 tasks/s) against one task per call ~829 s (12/s,
+from 200); re-push 21.1 s; annotations by bulk import 20.3 s (492/s) against one submit per call
+~1086 s (9/s, from 200); full collect 23.9 s (418 tasks/s); incremental collect 0.3 s.
 """
 
 from __future__ import annotations
@@ -28,11 +36,14 @@ from __future__ import annotations
 import argparse
 import random
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 from review.client import LabelStudioClient
@@ -42,6 +53,7 @@ from schemas.records import AnnotatedDocument, DocumentMetadata, Entity, Evidenc
 from services.labelstudio import LabelStudioService
 
 T = TypeVar("T")
+OLD_COMMIT = "ff44639"  # the last commit with the hand-written client
 
 _NAMES = ("Angela Merkel", "Emmanuel Macron", "Olaf Scholz", "Ursula von der Leyen", "Joe Biden")
 _ORGS = ("European Union", "NATO", "United Nations", "World Bank", "Bundestag")
@@ -93,25 +105,57 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def old_client_module(commit: str = OLD_COMMIT) -> ModuleType:
+    """The hand-written HTTP client as it was at `commit`, loaded from git with the labeling
+    config module it imported (both moved or rewritten since)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def load(name: str, path: str) -> ModuleType:
+        source = subprocess.run(
+            ["git", "show", f"{commit}:{path}"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        module = ModuleType(name)
+        module.__file__ = f"<git {commit}:{path}>"
+        sys.modules[name] = module
+        exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
+        return module
+
+    load("schemas.labelstudio_config", "schemas/labelstudio_config.py")
+    return load("bench_old_labelstudio", "annotators/labelstudio.py")
+
+
+Row = tuple[str, int, float | None, float, str]  # step, tasks, old seconds, SDK seconds, note
+
+
 def run(
-    client: LabelStudioClient, n: int, sample: int, batch: int
-) -> list[tuple[str, int, float, str]]:
+    client: LabelStudioClient, old: Any, n: int, sample: int, batch: int, repeat: int
+) -> list[Row]:
     rng = random.Random(7)
     docs = [synthetic_doc(i, rng) for i in range(n)]
     tag = uuid.uuid4().hex[:6]
-    rows: list[tuple[str, int, float, str]] = []
+    rows: list[Row] = []
 
     def project(name: str) -> int:
         return client.ensure_project(f"bench-{name}-{tag}", label_config(), overlap=1)
 
-    # push
-    batched = project("push")
-    report, seconds = timed(lambda: client.push(batched, docs, batch_size=batch))
+    # push: each client into its own project, with the labeling config it came with
+    old_config = sys.modules["schemas.labelstudio_config"].label_config()
+    old_project = old.ensure_project(f"bench-push-old-{tag}", old_config, overlap=1)
+    new_project = project("push-sdk")
+    report, old_s = timed(lambda: old.push(old_project, docs, batch_size=batch))
     assert report.created == n, report
-    rows.append(("push, batched import", n, seconds, f"{batch} tasks a request"))
-    report, seconds = timed(lambda: client.push(batched, docs, batch_size=batch))
+    report, new_s = timed(lambda: client.push(new_project, docs, batch_size=batch))
+    assert report.created == n, report
+    rows.append(("push, batched import", n, old_s, new_s, f"{batch} tasks a request"))
+    report, old_s = timed(lambda: old.push(old_project, docs, batch_size=batch))
     assert report.created == 0 and report.unchanged == n, report
-    rows.append(("re-push, nothing changed", n, seconds, "idempotence check"))
+    report, new_s = timed(lambda: client.push(new_project, docs, batch_size=batch))
+    assert report.created == 0 and report.unchanged == n, report
+    rows.append(("re-push, nothing changed", n, old_s, new_s, "idempotence check"))
 
     single = project("single")
     few = docs[: min(sample, n)]
@@ -120,10 +164,17 @@ def run(
         for doc in few:
             client.sdk.projects.import_tasks(single, request=[to_import_task(doc)])  # type: ignore[list-item]
 
-    _, seconds = timed(one_per_call)
-    rows.append(
-        ("push, one task per call", n, seconds * n / len(few), f"extrapolated from {len(few)}")
-    )
+    if few:
+        _, seconds = timed(one_per_call)
+        rows.append(
+            (
+                "push, one task per call",
+                n,
+                None,
+                seconds * n / len(few),
+                f"SDK, extrapolated from {len(few)}",
+            )
+        )
 
     # annotations in
     email, password = f"bench-{tag}@example.org", f"pw-{uuid.uuid4().hex}"
@@ -149,40 +200,55 @@ def run(
             )
 
     _, seconds = timed(bulk_annotations)
-    rows.append(("annotations, bulk import", n, seconds, "tasks carrying annotations"))
+    rows.append(("annotations, bulk import", n, None, seconds, "tasks carrying annotations"))
 
-    ids = client.push(single, few).task_ids  # the sample's tasks already exist: ids only
+    if few:
+        ids = client.push(single, few).task_ids  # the sample's tasks already exist: ids only
 
-    def submit_each() -> None:
-        for doc in few:
-            result = to_result(doc.text, doc.entities[:2], doc.stances)
-            client.submit_annotation(ids[doc.doc_id], result, email=email, password=password)
+        def submit_each() -> None:
+            for doc in few:
+                result = to_result(doc.text, doc.entities[:2], doc.stances)
+                client.submit_annotation(ids[doc.doc_id], result, email=email, password=password)
 
-    _, seconds = timed(submit_each)
-    rows.append(
-        (
-            "annotations, one submit per call",
-            n,
-            seconds * n / len(few),
-            f"extrapolated from {len(few)}",
+        _, seconds = timed(submit_each)
+        rows.append(
+            (
+                "annotations, one submit per call",
+                n,
+                None,
+                seconds * n / len(few),
+                f"SDK, extrapolated from {len(few)}",
+            )
         )
-    )
 
-    # collect
-    collected, seconds = timed(lambda: client.collect(annotated, page_size=batch))
-    assert len(collected) == n and all(t.done for t in collected), len(collected)
-    rows.append(("collect, full", n, seconds, f"{batch} tasks a page"))
-    nothing, seconds = timed(lambda: client.collect(annotated, since=collected.cursor))
-    rows.append(("collect, incremental (no change)", len(nothing), seconds, "from the cursor"))
+    # collect: both clients on the same project, alternating, best of `repeat`
+    best: dict[str, float] = {}
+    cursors: dict[str, str | None] = {}
+    for _ in range(repeat):
+        for name, who in (("old", old), ("sdk", client)):
+            collected, seconds = timed(lambda who=who: who.collect(annotated, page_size=batch))
+            assert len(collected) == n and all(t.done for t in collected), len(collected)
+            best[name] = min(best.get(name, seconds), seconds)
+            cursors[name] = collected.cursor
+    rows.append(("collect, full", n, best["old"], best["sdk"], f"{batch} a page, best of {repeat}"))
+    nothing_old, old_s = timed(lambda: old.collect(annotated, since=cursors["old"]))
+    nothing_new, new_s = timed(lambda: client.collect(annotated, since=cursors["sdk"]))
+    assert len(nothing_old) == len(nothing_new) == 0
+    rows.append(("collect, incremental (no change)", 0, old_s, new_s, "from the cursor"))
     return rows
 
 
-def print_table(rows: list[tuple[str, int, float, str]]) -> None:
-    print(f"| {'step':<34} | {'tasks':>7} | {'seconds':>9} | {'tasks/s':>8} | note")
-    print(f"|{'-' * 36}|{'-' * 9}|{'-' * 11}|{'-' * 10}|------")
-    for step, n, seconds, note in rows:
-        rate = f"{n / seconds:8.1f}" if seconds > 0 and n else "       -"
-        print(f"| {step:<34} | {n:>7} | {seconds:>9.2f} | {rate} | {note}")
+def print_table(rows: list[Row]) -> None:
+    print(
+        f"| {'step':<34} | {'tasks':>6} | {'old s':>8} | {'SDK s':>8} | {'SDK tasks/s':>11} "
+        f"| {'SDK/old':>7} | note"
+    )
+    print(f"|{'-' * 36}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 13}|{'-' * 9}|------")
+    for step, n, old_s, new_s, note in rows:
+        rate = f"{n / new_s:11.1f}" if new_s > 0 and n else f"{'-':>11}"
+        old = f"{old_s:8.2f}" if old_s is not None else f"{'-':>8}"
+        ratio = f"{new_s / old_s:7.2f}" if old_s else f"{'-':>7}"
+        print(f"| {step:<34} | {n:>6} | {old} | {new_s:8.2f} | {rate} | {ratio} | {note}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,14 +256,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--sample", type=int, default=200, help="one-per-call sample size")
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=2, help="full collects per client")
     parser.add_argument("--url", help="use this running Label Studio instead of starting one")
     parser.add_argument("--token", default=None)
     args = parser.parse_args(argv)
+    old_module = old_client_module()
+
+    def measure(url: str, token: str) -> None:
+        client = LabelStudioClient(url, token, timeout=600)
+        old = old_module.LabelStudioClient(url, token, timeout=600)
+        print_table(run(client, old, args.n, args.sample, args.batch, args.repeat))
+
     if args.url:
         from services.labelstudio import DEFAULT_TOKEN
 
-        client = LabelStudioClient(args.url, args.token or DEFAULT_TOKEN, timeout=600)
-        print_table(run(client, args.n, args.sample, args.batch))
+        measure(args.url, args.token or DEFAULT_TOKEN)
         return
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
         service = LabelStudioService(data_dir=Path(tmp) / "labelstudio", port=free_port())
@@ -205,8 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         service.start(timeout=600)
         print(f"Label Studio {service.url} up in {time.perf_counter() - started:.0f} s")
         try:
-            client = LabelStudioClient(service.url, service.token, timeout=600)
-            print_table(run(client, args.n, args.sample, args.batch))
+            measure(service.url, service.token)
         finally:
             service.stop()
 
