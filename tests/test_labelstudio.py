@@ -701,3 +701,24 @@ def test_labelstudio_export_snapshot_has_full_predictions_and_all_tasks(
     assert annotation["completed_by"]["email"] == email
     only = ls_client.export_snapshot(project, only_annotated=True)
     assert [t["data"]["doc_id"] for t in only] == ["a"]
+
+
+@pytest.mark.integration
+def test_labelstudio_uncertain_first_tab_lists_least_certain_documents_first(
+    ls_client: LabelStudioClient,
+) -> None:
+    project = _project(ls_client)
+    docs = []
+    for name, score in (("sure", 0.95), ("doubtful", 0.2), ("middling", 0.6)):
+        doc = _doc(name)
+        doc.entities = [e.model_copy(update={"score": score}) for e in doc.entities]
+        doc.stances = [s.model_copy(update={"score": score}) for s in doc.stances]
+        docs.append(doc)
+    ids = ls_client.push(project, docs).task_ids
+    scores = {t["id"]: t["predictions"][0]["score"] for t in ls_client.tasks(project)}
+    assert scores[ids["doubtful"]] < scores[ids["middling"]] < scores[ids["sure"]]
+    tab = ls_client.ensure_uncertain_first_tab(project)
+    expected = [ids["doubtful"], ids["middling"], ids["sure"]]
+    assert [t["id"] for t in ls_client.tasks(project, fields=["id"], view=tab)] == expected
+    by_score = ls_client.tasks(project, fields=["id"], ordering=["tasks:predictions_score"])
+    assert [t["id"] for t in by_score] == expected
