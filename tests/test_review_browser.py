@@ -46,9 +46,15 @@ TEXT = (
     f"{TITLE}\n\n"
     "1. Brussels defended the new sanctions package on Monday. "
     "Ursula von der Leyen said the European Union would not back down.\n"
-    "2. Critics in Budapest attacked the plan. Viktor Orbán called the measures "
+    # enough text between the two stances that the second one is only seen after scrolling
+    + "".join(
+        f"{k}. Background paragraph {k} goes over the earlier rounds of talks, the figures "
+        "on trade and energy, and what officials said in private about the timetable.\n"
+        for k in range(2, 30)
+    )
+    + "30. Critics in Budapest attacked the plan. Viktor Orbán called the measures "
     "a mistake that would hurt Hungary more than Russia.\n"
-    "3. The package is due to be voted on in March, when ministers meet again in Brussels."
+    "31. The package is due to be voted on in March, when ministers meet again in Brussels."
 )
 
 
@@ -254,6 +260,7 @@ def test_review_browser_annotator_sees_article_labels_and_stance_beside_evidence
     assert link.get_attribute("href") == doc.metadata.source_url
     print("title, source link, text at y =", title.rect, link.rect, text.rect)
     assert title.rect["y"] + title.rect["height"] <= link.rect["y"] < text.rect["y"]
+    assert "Brussels defended the new sanctions package" in text.text
     page = _visible_text(browser)
     _no_raw_data(page, doc)
     assert "Critics in Budapest attacked the plan." in text.text
@@ -298,7 +305,8 @@ def test_review_browser_annotator_sees_article_labels_and_stance_beside_evidence
         for t in side.find_elements(By.CSS_SELECTOR, "input[type=text], textarea, .lsf-text-area")
     ]
     assert any("Viktor Orbán" in (t or "") for t in targets) or "Viktor Orbán" in side.text
-    # beside the text, and on screen together with the selected sentence
+    # beside the text, and on screen together with the selected sentence far down the article
+    assert browser.execute_script("return arguments[0].getBoundingClientRect().top", text) < 0
     assert side.location["x"] > text.location["x"] + text.size["width"] / 2
     viewport = browser.execute_script("return window.innerHeight")
     for element in (orban, choices[0]):
