@@ -722,3 +722,12 @@ def test_labelstudio_uncertain_first_tab_lists_least_certain_documents_first(
     assert [t["id"] for t in ls_client.tasks(project, fields=["id"], view=tab)] == expected
     by_score = ls_client.tasks(project, fields=["id"], ordering=["tasks:predictions_score"])
     assert [t["id"] for t in by_score] == expected
+
+
+def test_labelstudio_client_unreachable_server_is_an_error_without_status() -> None:
+    from tests.ls_fixtures import free_port
+
+    client = LabelStudioClient(f"http://127.0.0.1:{free_port()}", "0" * 40, timeout=5)
+    with pytest.raises(LabelStudioError) as info:
+        client.projects()
+    assert info.value.status is None  # worth retrying (flows/tasks.py), unlike a 4xx
