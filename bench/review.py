@@ -25,10 +25,22 @@ Batching of our own on the SDK client: the SDK sends an import in one request wi
 is given, so `push` cuts imports into batches itself; `tasks.list`'s iterator asks for one page
 past the last (and takes the 404 as the end), so the client pages by hand and stops at `total`.
 
-Measured 2026-11-23 with the old client alone, N = 10,000, Label Studio 1.23.2 (SQLite) on a
-loaded 2-core machine: push batched 19.0 s (528 tasks/s) against one task per call ~829 s (12/s,
-from 200); re-push 21.1 s; annotations by bulk import 20.3 s (492/s) against one submit per call
-~1086 s (9/s, from 200); full collect 23.9 s (418 tasks/s); incremental collect 0.3 s.
+Measured 2026-12-01, N = 10,000, Label Studio 1.23.2 (SQLite), a 2-core machine shared with
+other jobs (load 10+), both clients in one run, best of 2 with the order swapped:
+
+| step                             | old s | SDK s | SDK/old |
+|----------------------------------|-------|-------|---------|
+| push, batched import (500/req)   | 21.79 | 21.97 |    1.01 |
+| re-push, nothing changed         | 15.03 | 14.28 |    0.95 |
+| collect, full (500 a page)       | 19.27 | 18.63 |    0.97 |
+| collect, incremental (no change) |  0.23 |  0.19 |    0.81 |
+
+One task per call ~1384 s (7/s, from 20); annotations by bulk import 28.2 s against one submit
+per call ~2126 s (from 20). The SDK client's own CPU time is higher (push 3.3 s against 0.7 s,
+re-push 2.8 against 1.6, collect 2.2 against 1.3: typed models and the SDK's JSON encoder) but
+the server's time dominates. Before the predictions read became plain JSON, re-push measured
+1.2-1.6 times the old client's. Single runs on this machine vary by 30 % or more: compare only
+the alternated best-of figures.
 """
 
 from __future__ import annotations
