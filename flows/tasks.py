@@ -18,7 +18,6 @@ import requests
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from annotators.labelstudio import LabelStudioClient, LabelStudioError
 from corpus.adjudication import adjudicate, agreement_report
 from corpus.ledger import Ledger
 from corpus.release import publish, read_latest
@@ -27,6 +26,9 @@ from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, make_doc_id
 from ingest.guard import clean_guarded
 from ingest.limits import Limits, check_size
 from ingest.sources import SourceRef, hidden_key, iter_chunks, printable, read_local, walk
+from review.adjudication import AdjudicationItem
+from review.client import LabelStudioClient, LabelStudioError
+from review.config import instructions_html, label_config
 from schemas import (
     AdjudicationInput,
     AdjudicationResult,
@@ -35,7 +37,6 @@ from schemas import (
     HumanAnnotation,
 )
 from schemas.labeling import DOCUMENT_FLAGS, ENTITY_LABELS, STANCE_LABELS, TARGET_LABELS
-from schemas.labelstudio_config import instructions_html, label_config
 from schemas.settings import Settings
 
 
@@ -346,7 +347,7 @@ def push_review(settings: Settings) -> dict[str, object]:
     store = store_for(settings)
     doc_ids = machine_doc_ids(store)
     if not settings.review_enabled:
-        from annotators.labelstudio import write_import_file
+        from review.results import write_import_file
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "import.json"
@@ -364,7 +365,7 @@ def push_review(settings: Settings) -> dict[str, object]:
     state = _review_state(store)
     state["project_id"] = project_id
     store.put_json(keys.review_state, state)
-    get_run_logger().info("push: %s", report)
+    get_run_logger().info("push: %s", report.model_dump(exclude={"task_ids"}))
     out: dict[str, object] = {"mode": "label-studio", "project_id": project_id}
     out.update(_as_dict(report))
     out.pop("task_ids", None)  # one id per document: too much for a run report
@@ -455,7 +456,7 @@ def push_adjudication(settings: Settings, disputed: list[str]) -> dict[str, obje
         doc = AnnotatedDocument.model_validate(store.get_json(keys.machine(doc_id)))
         human = [HumanAnnotation.model_validate(a) for a in _human(store, doc_id)]
         decision = AdjudicationResult.model_validate(store.get_json(keys.adjudicated(doc_id)))
-        items.append((doc, human, decision.disputes))
+        items.append(AdjudicationItem(doc, human, decision))
     report = client.push_adjudication(project_id, items)
     state = _review_state(store)
     if state.get("adjudication_project_id") != project_id:

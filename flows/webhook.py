@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from annotators.labelstudio import WEBHOOK_ACTIONS, WEBHOOK_SECRET_HEADER
+from review.client import WEBHOOK_ACTIONS, WEBHOOK_SECRET_HEADER
 
 log = logging.getLogger("corpusflow.webhook")
 

@@ -79,9 +79,9 @@ def up() -> None:
         _save(ls, s3)
     print(f"Label Studio   {ls.url}")
 
-    from annotators.labelstudio import LabelStudioClient
     from flows.tasks import INSTRUCTIONS
-    from schemas.labelstudio_config import label_config
+    from review.client import LabelStudioClient
+    from review.config import label_config
     from schemas.settings import Settings
 
     project = Settings().label_studio_project

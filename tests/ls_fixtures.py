@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from annotators.labelstudio import LabelStudioClient
+from review.client import LabelStudioClient
 from services.labelstudio import LabelStudioService
 
 # A developer may point the tests at a Label Studio already running (started with
-# SSRF_PROTECTION_ENABLED=false) and give its admin token to skip the cold start.
+# SSRF_PROTECTION_ENABLED=false) and give its admin token (and, for the browser tests, the
+# admin's password in CORPUSFLOW_TEST_LS_PASSWORD) to skip the cold start.
 _REUSE = "CORPUSFLOW_TEST_LS_URL"
 _REUSE_TOKEN = "CORPUSFLOW_TEST_LS_TOKEN"
 
@@ -32,13 +33,19 @@ class _Running:
 
     url: str
     token: str
+    username: str = LabelStudioService.username  # the admin, for tests that log in (browser)
+    password: str = ""
 
 
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioService]:
     """A running Label Studio (its `url` and admin `token`), stopped after the session."""
     if os.environ.get(_REUSE):
-        yield _Running(os.environ[_REUSE].rstrip("/"), os.environ[_REUSE_TOKEN])  # type: ignore[misc]
+        yield _Running(  # type: ignore[misc]
+            os.environ[_REUSE].rstrip("/"),
+            os.environ[_REUSE_TOKEN],
+            password=os.environ.get("CORPUSFLOW_TEST_LS_PASSWORD", ""),
+        )
         return
     service = LabelStudioService(data_dir=tmp_path_factory.mktemp("labelstudio"), port=free_port())
     # The webhook tests register a receiver on 127.0.0.1, which Label Studio's SSRF guard

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from annotators.labelstudio import LabelStudioClient, to_result
 from corpus.pull import pull
 from corpus.release import read_latest
 from corpus.store import open_store
+from review.client import LabelStudioClient
+from review.results import to_result
 from schemas import SpanLabel, StanceLabel
 from services.labelstudio import LabelStudioService
 from services.seaweedfs import SeaweedService

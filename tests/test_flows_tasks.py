@@ -11,7 +11,6 @@ import botocore.exceptions
 import pytest
 import requests
 
-from annotators.labelstudio import LabelStudioError
 from corpus.store import LocalStore
 from flows.tasks import (
     Pseudonyms,
@@ -25,6 +24,7 @@ from flows.tasks import (
     release_record,
     stance_model_path,
 )
+from review.client import LabelStudioError
 from schemas import AdjudicationResult, AnnotatedDocument
 from schemas.settings import Settings
 

@@ -9,24 +9,29 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from label_studio_sdk.label_interface import LabelInterface
 
-from annotators.labelstudio import (
-    LabelStudioClient,
-    LabelStudioError,
+from review.client import LabelStudioClient, LabelStudioError
+from review.config import (
+    CONTROLS,
+    EVIDENCE_COLOUR,
+    EVIDENCE_LABEL,
+    adjudication_config,
+    instructions_html,
+    label_config,
+    parse_controls,
+)
+from review.results import (
+    document_score,
     from_result,
+    machine_stances,
+    sentence_spans,
     to_prediction,
     to_result,
     to_task,
     write_import_file,
 )
 from schemas.labeling import DOCUMENT_FLAGS, ENTITY_LABELS, STANCE_LABELS
-from schemas.labelstudio_config import (
-    CONTROLS,
-    EVIDENCE_LABEL,
-    instructions_html,
-    label_config,
-    parse_controls,
-)
 from schemas.records import (
     AnnotatedDocument,
     DocumentMetadata,
@@ -94,13 +99,61 @@ def test_labelstudio_config_controls_read_back_from_xml() -> None:
     assert by_name[CONTROLS.flags].get("choice") == "multiple"
     for per_region in (CONTROLS.stance, CONTROLS.stance_target):
         assert by_name[per_region].get("perRegion") == "true"
-    assert "$title" in config and "$source" in config
+    # every variable of the config is a field of our task data; `$source` is not one (the
+    # labeling UI resolves it to its own task source and showed the raw task JSON)
+    variables = {o.value_name for o in LabelInterface(config).objects if o.value_is_variable}
+    variables |= {"title"}  # the Header's, which LabelInterface does not list as an object
+    assert variables <= set(to_task(_doc())) and "$source" not in config
+    assert by_name[CONTROLS.text].get("showLabels") == "true"  # labels written on the spans
 
 
-def test_labelstudio_config_missing_control_is_refused() -> None:
-    broken = label_config().replace('name="flags"', 'name="flags" perRegion="true"')
-    with pytest.raises(ValueError, match="lacks"):
-        parse_controls(broken)
+def test_labelstudio_config_lays_out_stance_beside_the_text_with_own_colours_and_keys() -> None:
+    root = ET.fromstring(label_config())
+    side = next(v for v in root.iter("View") if v.get("className") == "cf-side")
+    beside = {n.get("name") for n in side.iter() if n.get("name")}
+    assert {CONTROLS.stance, CONTROLS.stance_target, CONTROLS.flags} <= beside
+    assert CONTROLS.text not in beside  # the text is in the other column
+    (shown_when,) = [v for v in side.iter("View") if v.get("visibleWhen") == "region-selected"]
+    assert shown_when.get("whenTagName") == CONTROLS.evidence
+    entity_colours = {
+        x.get("background") for x in root.iter("Label") if x.get("value") != EVIDENCE_LABEL
+    }
+    assert EVIDENCE_COLOUR not in entity_colours and len(entity_colours) == len(ENTITY_LABELS)
+    keys = [
+        x.get("hotkey") for x in root.iter() if x.tag in ("Label", "Choice") and x.get("hotkey")
+    ]
+    assert len(keys) == len(set(keys)) == len(ENTITY_LABELS) + 1 + len(STANCE_LABELS)
+    assert "u" not in keys  # Label Studio's own "unselect region"
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        pytest.param(
+            ('name="flags"', 'name="flags" perRegion="true"'), "two stance", id="two-stance"
+        ),
+        pytest.param(
+            ('name="stance" toName="text" perRegion="true"', 'name="stance" toName="text"'),
+            "two flags",
+            id="two-flags",
+        ),
+        pytest.param(('perRegion="true" editable', "editable"), "lacks", id="no-target"),
+    ],
+)
+def test_labelstudio_config_missing_control_is_refused(
+    broken: tuple[str, str], message: str
+) -> None:
+    config = label_config()
+    assert broken[0] in config
+    with pytest.raises(ValueError, match=message):
+        parse_controls(config.replace(*broken))
+
+
+def test_labelstudio_adjudication_config_is_valid_and_keeps_review_controls() -> None:
+    config = adjudication_config()
+    LabelInterface(config).validate()
+    assert parse_controls(config) == CONTROLS
+    assert config.index("$disputes_html") < config.index('value="$text"')  # disputes first
 
 
 def test_labelstudio_instructions_are_html() -> None:
@@ -247,14 +300,14 @@ def test_labelstudio_to_result_leaves_out_labels_outside_schema() -> None:
         pytest.param(
             [Entity(start=53, end=59, label="GPE", text="Berlin", score=0.9)],
             "Berlin",
-            Evidence(start=53, end=59),
-            id="entity-mention",
+            Evidence(start=42, end=len(TEXT)),
+            id="sentence-of-entity-mention",
         ),
-        pytest.param([], "european union", Evidence(start=26, end=40), id="name-in-text"),
-        pytest.param([], "Paris", Evidence(start=0, end=len(TEXT)), id="whole-text"),
+        pytest.param([], "european union", S1, id="sentence-of-name-in-text"),
+        pytest.param([], "Paris", S1, id="first-sentence"),
     ],
 )
-def test_labelstudio_stance_without_evidence_gets_a_region(
+def test_labelstudio_stance_without_evidence_gets_a_sentence_region(
     entities: list[Entity], target: str, evidence: Evidence
 ) -> None:
     doc = _doc(entities=entities, stances=[Stance(target=target, label="AGAINST", score=0.6)])
@@ -266,7 +319,8 @@ def test_labelstudio_to_prediction_carries_scores_and_version() -> None:
     doc = _doc()
     prediction = to_prediction(doc)
     assert prediction["model_version"] == "m1"
-    assert prediction["score"] == 0.7  # the most doubtful region
+    # half the lowest item score, half the mean of the entity and stance scores
+    assert prediction["score"] == pytest.approx(0.5 * 0.7 + 0.5 * (0.91 + 0.8 + 0.99 + 0.7) / 4)
     regions = [r for r in prediction["result"] if r["type"] == "labels"]
     assert sorted(r["score"] for r in regions) == [0.7, 0.8, 0.91, 0.99]
     assert to_prediction(doc) == prediction  # stable region ids: same doc, same prediction
@@ -283,8 +337,107 @@ def test_labelstudio_to_task_has_keys_and_display_fields() -> None:
         "doc_id": "d1",
         "content_hash": f"hash-d1-{len(TEXT)}",
         "title": "Title d1",
-        "source": "corpus/samples/d1.txt",
+        "byline": "Source: corpus/samples/d1.txt",
+        "source_url": "corpus/samples/d1.txt",
     }
+    linked = _doc()
+    linked.metadata.source_url = "https://example.org/a?b=1&c=<2>"
+    linked.metadata.authors = ["A. Writer"]
+    assert to_task(linked)["byline"] == (
+        'Source: <a href="https://example.org/a?b=1&amp;c=&lt;2&gt;" target="_blank" '
+        'rel="noopener">https://example.org/a?b=1&amp;c=&lt;2&gt;</a> · A. Writer'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("", []),
+        ("One sentence without a stop", ["One sentence without a stop"]),
+        (TEXT, [TEXT[0:41], TEXT[42:]]),
+        ("Title\n1. The EU acted. It won.", ["Title", "The EU acted.", "It won."]),
+        (
+            "Mr. Smith met J. Doe in the U.S. on Monday. Then he left!",
+            ["Mr. Smith met J. Doe in the U.S. on Monday.", "Then he left!"],
+        ),
+        ("  - A bullet. \n\n 2) Another one?\n3.", ["A bullet.", "Another one?"]),
+        ("He said: “Yes.” Then silence.", ["He said: “Yes.”", "Then silence."]),
+    ],
+)
+def test_labelstudio_sentence_spans(text: str, sentences: list[str]) -> None:
+    spans = sentence_spans(text)
+    assert [text[s:e] for s, e in spans] == sentences
+    assert all(text[s:e].strip() == text[s:e] for s, e in spans)
+
+
+def test_labelstudio_machine_evidence_is_a_sentence_one_region_per_sentence_and_target() -> None:
+    text = "EU sanctions\n1. Brussels defended the EU plan. Critics in Berlin attacked the EU."
+    doc = _doc(
+        text=text,
+        entities=[],
+        stances=[
+            # the model's evidence: the title plus the list number, and a half sentence
+            Stance(
+                target="European Union",
+                label="FAVOR",
+                score=0.6,
+                evidence=[Evidence(start=0, end=15), Evidence(start=20, end=30)],
+            ),
+            Stance(
+                target="Berlin",
+                label="AGAINST",
+                score=0.5,
+                evidence=[Evidence(start=48, end=60), Evidence(start=60, end=80)],
+            ),
+        ],
+    )
+    doc.metadata.title = "EU sanctions"
+    (eu, berlin) = machine_stances(doc)
+    sentence_1 = (text.index("Brussels"), text.index("plan.") + 5)
+    sentence_2 = (text.index("Critics"), len(text))
+    assert [(e.start, e.end) for e in eu.evidence] == [sentence_1]
+    assert [(e.start, e.end) for e in berlin.evidence] == [sentence_2]
+    regions = [r for r in to_prediction(doc)["result"] if r["from_name"] == CONTROLS.evidence]
+    assert sorted((r["value"]["start"], r["value"]["end"]) for r in regions) == [
+        sentence_1,
+        sentence_2,
+    ]
+    # two targets on one sentence: one region each, both kept
+    both = _doc(
+        stances=[
+            Stance(target="Berlin", label="AGAINST", score=0.5, evidence=[S2]),
+            Stance(target="European Union", label="AGAINST", score=0.5, evidence=[S2, S2]),
+        ]
+    )
+    evidence = [r for r in to_prediction(both)["result"] if r["from_name"] == CONTROLS.evidence]
+    assert len(evidence) == 2 and len({r["id"] for r in evidence}) == 2
+
+
+@pytest.mark.parametrize(
+    ("entity_scores", "stance_scores", "expected"),
+    [
+        pytest.param([], [], 1.0, id="nothing-to-review"),
+        pytest.param([0.9], [], 0.9, id="one-item"),
+        pytest.param(
+            [0.37, 0.37],
+            [0.9],
+            pytest.approx(0.37 / 2 + (0.37 * 2 + 0.9) / 6),
+            id="prior-ties-broken-by-stance",
+        ),
+        pytest.param([0.8, 0.2], [], pytest.approx(0.1 + 0.25), id="lowest-weighs-half"),
+    ],
+)
+def test_labelstudio_document_score(
+    entity_scores: list[float], stance_scores: list[float], expected: float
+) -> None:
+    doc = _doc(
+        entities=[
+            Entity(start=0, end=13, label="PERSON", text="Angela Merkel", score=s)
+            for s in entity_scores
+        ],
+        stances=[Stance(target="EU", label="FAVOR", score=s, evidence=[S1]) for s in stance_scores],
+    )
+    assert document_score(doc) == expected
 
 
 def test_labelstudio_write_import_file(tmp_path: Path) -> None:
@@ -329,15 +482,17 @@ def test_labelstudio_ensure_project_is_idempotent(
     title = f"idem-{uuid.uuid4().hex[:8]}"
     first = ls_client.ensure_project(title, label_config(), instructions_html())
     calls: list[str] = []
-    real = ls_client._request
-
-    def spy(method: str, path: str, **kwargs: object) -> object:
-        calls.append(method)
-        return real(method, path, **kwargs)
-
-    monkeypatch.setattr(ls_client, "_request", spy)
+    hooks = ls_client.http.event_hooks["request"]
+    monkeypatch.setattr(
+        ls_client.http,
+        "event_hooks",
+        {
+            "request": [*hooks, lambda r: calls.append(r.method)],
+            "response": ls_client.http.event_hooks["response"],
+        },
+    )
     assert ls_client.ensure_project(title, label_config(), instructions_html()) == first
-    assert set(calls) == {"GET"}  # nothing to change, nothing written
+    assert calls and set(calls) == {"GET"}  # nothing to change, nothing written
     monkeypatch.undo()
     assert [p["id"] for p in ls_client.projects() if p["title"] == title] == [first]
     # a changed config is applied in place
@@ -347,6 +502,12 @@ def test_labelstudio_ensure_project_is_idempotent(
     assert project["label_config"] == changed
     assert project["maximum_annotations"] == 2
     assert project["expert_instruction"] == instructions_html()
+    # uncertain work first: the label stream samples by prediction score, and the Data
+    # Manager has a tab listing tasks that way (created once)
+    assert project["sampling"] == "Uncertainty sampling"
+    assert ls_client.ensure_uncertain_first_tab(first) == ls_client.ensure_uncertain_first_tab(
+        first
+    )
 
 
 @pytest.mark.integration
@@ -540,3 +701,33 @@ def test_labelstudio_export_snapshot_has_full_predictions_and_all_tasks(
     assert annotation["completed_by"]["email"] == email
     only = ls_client.export_snapshot(project, only_annotated=True)
     assert [t["data"]["doc_id"] for t in only] == ["a"]
+
+
+@pytest.mark.integration
+def test_labelstudio_uncertain_first_tab_lists_least_certain_documents_first(
+    ls_client: LabelStudioClient,
+) -> None:
+    project = _project(ls_client)
+    docs = []
+    for name, score in (("sure", 0.95), ("doubtful", 0.2), ("middling", 0.6)):
+        doc = _doc(name)
+        doc.entities = [e.model_copy(update={"score": score}) for e in doc.entities]
+        doc.stances = [s.model_copy(update={"score": score}) for s in doc.stances]
+        docs.append(doc)
+    ids = ls_client.push(project, docs).task_ids
+    scores = {t["id"]: t["predictions"][0]["score"] for t in ls_client.tasks(project)}
+    assert scores[ids["doubtful"]] < scores[ids["middling"]] < scores[ids["sure"]]
+    tab = ls_client.ensure_uncertain_first_tab(project)
+    expected = [ids["doubtful"], ids["middling"], ids["sure"]]
+    assert [t["id"] for t in ls_client.tasks(project, fields=["id"], view=tab)] == expected
+    by_score = ls_client.tasks(project, fields=["id"], ordering=["tasks:predictions_score"])
+    assert [t["id"] for t in by_score] == expected
+
+
+def test_labelstudio_client_unreachable_server_is_an_error_without_status() -> None:
+    from tests.ls_fixtures import free_port
+
+    client = LabelStudioClient(f"http://127.0.0.1:{free_port()}", "0" * 40, timeout=5)
+    with pytest.raises(LabelStudioError) as info:
+        client.projects()
+    assert info.value.status is None  # worth retrying (flows/tasks.py), unlike a 4xx

@@ -182,9 +182,9 @@ def test_ner_scores_vary_per_entity_in_annotate():
 
 @pytest.mark.model
 def test_ner_scores_reach_label_studio_regions():
-    from annotators.labelstudio import to_prediction
     from annotators.pipeline import annotate
-    from schemas.labelstudio_config import CONTROLS
+    from review.config import CONTROLS
+    from review.results import to_prediction
     from schemas.records import CleanDocument
 
     doc = next(annotate([CleanDocument(source="t", doc_id="t", text=TEXTS[2], metadata={},

@@ -4,21 +4,24 @@ twice; a crash between import and bookkeeping is repaired by the re-run. Real La
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
-from annotators.labelstudio import (
-    ADJUDICATION_SUFFIX,
-    LabelStudioClient,
-    adjudication_title,
-    from_result,
-    to_result,
-)
 from corpus.adjudication import adjudicate
-from schemas.labelstudio_config import adjudication_config, label_config, parse_controls
-from schemas.records import AdjudicationInput, HumanAnnotation, SpanLabel
+from review.adjudication import (
+    ADJUDICATION_SUFFIX,
+    AGREED_VERSION,
+    AdjudicationItem,
+    adjudication_task,
+    adjudication_title,
+)
+from review.client import LabelStudioClient
+from review.config import adjudication_config, label_config, parse_controls
+from review.results import from_result, to_result
+from schemas.records import AdjudicationInput, HumanAnnotation, SpanLabel, StanceLabel
 from tests.ls_fixtures import ReviewTeam
-from tests.test_labelstudio import E_BERLIN, E_MERKEL, TEXT, _doc
+from tests.test_labelstudio import E_BERLIN, E_MERKEL, S1, TEXT, _doc
 
 E_MERKEL_ORG = SpanLabel(start=0, end=13, label="ORG")
 
@@ -26,7 +29,7 @@ E_MERKEL_ORG = SpanLabel(start=0, end=13, label="ORG")
 def test_review_adjudication_config_keeps_review_controls() -> None:
     config = adjudication_config()
     assert parse_controls(config) == parse_controls(label_config())
-    assert 'value="$versions"' in config
+    assert 'value="$disputes_html"' in config
     assert adjudication_title("news") == "news" + ADJUDICATION_SUFFIX
 
 
@@ -69,26 +72,26 @@ def test_review_adjudication_dispute_goes_to_adjudicator_and_comes_back_resolved
     assert ls_client.ensure_adjudication_project(title) == adj
     project = ls_client.project(adj)
     assert project["title"] == adjudication_title(title) and project["maximum_annotations"] == 1
-    items = [(doc, collected["disputed"].annotations, disputes)]
+    assert project["show_skip_button"] is False  # a dispute is decided, not skipped
+    items = [AdjudicationItem(doc, collected["disputed"].annotations, results["disputed"])]
     report = ls_client.push_adjudication(adj, items)
     assert (report.created, report.unchanged) == (1, 0)
     again = ls_client.push_adjudication(adj, items)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
     assert again.task_ids == report.task_ids
 
-    # the task shows both versions, without emails, and the disputed span
+    # the task shows both versions of the disputed span, without emails; the draft the UI
+    # pre-fills holds only what both agreed on (Berlin), not Merkel's disputed label
     (task,) = ls_client.tasks(adj)
     assert task["data"]["doc_id"] == "disputed" and task["data"]["disputes"] == len(disputes)
-    versions = task["data"]["versions"]
-    assert "annotator-1" in versions and "annotator-2" in versions and "DISPUTED" in versions
-    assert a.email not in versions and b.email not in versions
-    predictions = {
-        p["model_version"]: from_result(p["result"])[0]
-        for p in ls_client._predictions_by_task(adj)[task["id"]]
-    }
-    assert sorted(predictions) == ["annotator-1", "annotator-2"]
-    labels = {tuple(e.label for e in found) for found in predictions.values()}
-    assert labels == {("PERSON", "GPE"), ("ORG", "GPE")}
+    table = task["data"]["disputes_html"]
+    assert "annotator-1 said" in table and "annotator-2 said" in table
+    assert "Angela Merkel" in table and "PERSON" in table and "ORG" in table
+    assert a.email not in table and b.email not in table
+    (draft,) = ls_client._predictions_by_task(adj)[task["id"]]
+    assert draft["model_version"] == AGREED_VERSION
+    assert from_result(draft["result"])[0] == [E_BERLIN]
+    assert ls_client.project(adj)["model_version"] == AGREED_VERSION
 
     # the adjudicator gets it from the label stream and decides; an annotator who wanders
     # into the adjudication project is not taken as an adjudicator
@@ -122,7 +125,11 @@ def test_review_adjudication_dispute_goes_to_adjudicator_and_comes_back_resolved
     ]
 
     # a task holding the adjudicator's work is never altered nor duplicated
-    late = [(doc, [*collected["disputed"].annotations, _late(a.email)], disputes)]
+    late = [
+        AdjudicationItem(
+            doc, [*collected["disputed"].annotations, _late(a.email)], results["disputed"]
+        )
+    ]
     after = ls_client.push_adjudication(adj, late)
     assert (after.created, after.skipped_human) == (0, 1)
     assert len(ls_client.tasks(adj, fields=["id"])) == 1
@@ -139,13 +146,18 @@ def test_review_adjudication_updates_untouched_task_when_versions_change(
     adj = ls_client.ensure_adjudication_project(f"adj-up-{uuid.uuid4().hex[:8]}")
     doc = _doc("d")
     v1 = [HumanAnnotation(annotator="x@e.org", entities=[E_MERKEL]), _late("y@e.org")]
-    first = ls_client.push_adjudication(adj, [(doc, v1, [])])
+    first = ls_client.push_adjudication(adj, [_item(doc, v1)])
     v2 = [v1[0], HumanAnnotation(annotator="y@e.org", entities=[E_MERKEL_ORG])]
-    second = ls_client.push_adjudication(adj, [(doc, v2, [])])
+    second = ls_client.push_adjudication(adj, [_item(doc, v2)])
     assert (second.created, second.updated) == (0, 1)
     assert second.task_ids == first.task_ids
     (task,) = ls_client.tasks(adj)
-    assert "ORG" in task["data"]["versions"]
+    assert "ORG" in task["data"]["disputes_html"]
+
+
+def _item(doc: Any, annotations: list[HumanAnnotation]) -> AdjudicationItem:
+    decision = adjudicate(AdjudicationInput(doc_id=doc.doc_id, annotations=annotations))
+    return AdjudicationItem(doc, annotations, decision)
 
 
 @pytest.mark.integration
@@ -156,18 +168,16 @@ def test_review_adjudication_crash_after_import_is_repaired_without_duplicates(
     returned (so before the caller recorded anything): the re-run finds them and adds none."""
     adj = ls_client.ensure_adjudication_project(f"adj-crash-{uuid.uuid4().hex[:8]}")
     items = [
-        (_doc(f"c{i}"), [HumanAnnotation(annotator="x@e.org", entities=[E_MERKEL])], [])
+        _item(_doc(f"c{i}"), [HumanAnnotation(annotator="x@e.org", entities=[E_MERKEL])])
         for i in range(3)
     ]
-    real = ls_client._request
+    real = ls_client.sdk.projects.import_tasks
 
-    def dies_after_import(method: str, path: str, **kwargs: object) -> object:
-        answer = real(method, path, **kwargs)
-        if method == "POST" and path.endswith("/import"):
-            raise KeyboardInterrupt("killed between import and bookkeeping")
-        return answer
+    def dies_after_import(*args: Any, **kwargs: Any) -> object:
+        real(*args, **kwargs)
+        raise KeyboardInterrupt("killed between import and bookkeeping")
 
-    monkeypatch.setattr(ls_client, "_request", dies_after_import)
+    monkeypatch.setattr(ls_client.sdk.projects, "import_tasks", dies_after_import)
     with pytest.raises(KeyboardInterrupt):
         ls_client.push_adjudication(adj, items)
     monkeypatch.undo()
@@ -178,21 +188,36 @@ def test_review_adjudication_crash_after_import_is_repaired_without_duplicates(
     assert len(ls_client.tasks(adj, fields=["id"])) == 3
 
 
-def test_review_adjudication_task_shows_latest_version_per_annotator_without_emails() -> None:
-    from annotators.labelstudio import _adjudication_task
-    from schemas.records import Dispute
-
+def test_review_adjudication_task_shows_versions_side_by_side_and_drafts_only_agreement() -> None:
     doc = _doc("u")
+    eu = StanceLabel(target="European Union", label="FAVOR", evidence=(S1,))
     annotations = [
         HumanAnnotation(annotator="zed@e.org", entities=[E_MERKEL_ORG]),
-        HumanAnnotation(annotator="amy@e.org", entities=[E_BERLIN]),
-        HumanAnnotation(annotator="zed@e.org", entities=[E_MERKEL]),  # resubmitted: wins
+        HumanAnnotation(annotator="amy@e.org", entities=[E_BERLIN, E_MERKEL], stances=[eu]),
+        # resubmitted: the last one wins
+        HumanAnnotation(
+            annotator="zed@e.org",
+            entities=[E_MERKEL_ORG, E_BERLIN],
+            stances=[eu.model_copy(update={"label": "AGAINST"})],
+            flags=["cleaning_error"],
+        ),
         HumanAnnotation(annotator="judge@e.org", role="adjudicator", entities=[]),
     ]
-    dispute = Dispute(kind="entity", start=0, end=13, votes={"PERSON": 1, "ORG": 1}, annotators=2)
-    data, predictions = _adjudication_task(doc, annotations, [dispute])
-    assert [p["model_version"] for p in predictions] == ["annotator-1", "annotator-2"]
-    assert [from_result(p["result"])[0] for p in predictions] == [[E_BERLIN], [E_MERKEL]]
-    assert "@" not in data["versions"]
-    assert "DISPUTED entity 'Angela Merkel' [0-13]: ORG x1, PERSON x1 (of 2)" in data["versions"]
-    assert (data["doc_id"], data["annotators"], data["disputes"]) == ("u", 2, 1)
+    annotators_only = [a for a in annotations if a.role == "annotator"]
+    decision = adjudicate(AdjudicationInput(doc_id="u", annotations=annotators_only))
+    assert decision.status == "disputed" and len(decision.disputes) == 2
+    data, predictions = adjudication_task(AdjudicationItem(doc, annotations, decision))
+    table = data["disputes_html"]
+    assert "@" not in table
+    # amy is annotator-1, zed annotator-2 (order of emails); each row holds both versions
+    assert table.index("annotator-1 said") < table.index("annotator-2 said")
+    rows = table.split("<tr>")[2:]
+    assert len(rows) == 3  # two disputes, then the flag only one of them raised
+    assert "“Angela Merkel”" in rows[0] and "<td>PERSON</td><td>ORG</td>" in rows[0]
+    assert "European Union" in rows[1] and "<b>FAVOR</b>" in rows[1] and "<b>AGAINST</b>" in rows[1]
+    assert "cleaning_error" in rows[2] and "<td>no</td><td>yes</td>" in rows[2]
+    assert (data["doc_id"], data["annotators"], data["disputes"]) == ("u", 2, 2)
+    (draft,) = predictions
+    assert draft["model_version"] == AGREED_VERSION
+    # only the agreed Berlin: no disputed span, no disputed stance, no minority flag
+    assert from_result(draft["result"]) == ([E_BERLIN], [], [])

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from annotators.labelstudio import LabelStudioClient, to_result
-from schemas.labelstudio_config import label_config
+from review.client import LabelStudioClient
+from review.config import label_config
+from review.results import to_result
 from tests.ls_fixtures import ReviewTeam
 from tests.test_labelstudio import E_BERLIN, E_MERKEL, TEXT, _doc
 
@@ -100,19 +101,18 @@ def test_review_push_crash_between_import_and_bookkeeping_is_repaired(
 ) -> None:
     project = _project(ls_client)
     docs = [_doc(f"k{i}") for i in range(5)]
-    real = ls_client._request
+    real = ls_client.sdk.projects.import_tasks
     imports = 0
 
-    def dies_after_second_import(method: str, path: str, **kwargs: object) -> object:
+    def dies_after_second_import(*args: Any, **kwargs: Any) -> object:
         nonlocal imports
-        answer = real(method, path, **kwargs)
-        if method == "POST" and path.endswith("/import"):
-            imports += 1
-            if imports == 2:
-                raise KeyboardInterrupt("killed between import and bookkeeping")
+        answer = real(*args, **kwargs)
+        imports += 1
+        if imports == 2:
+            raise KeyboardInterrupt("killed between import and bookkeeping")
         return answer
 
-    monkeypatch.setattr(ls_client, "_request", dies_after_second_import)
+    monkeypatch.setattr(ls_client.sdk.projects, "import_tasks", dies_after_second_import)
     with pytest.raises(KeyboardInterrupt):
         ls_client.push(project, docs, batch_size=2)
     monkeypatch.undo()
@@ -143,7 +143,7 @@ def test_review_collect_brings_back_task_after_an_annotation_is_deleted(
     )
     first = ls_client.collect(project)
     assert {t.doc_id: len(t.annotations) for t in first} == {"del": 2, "calm": 2}
-    ls_client._request("DELETE", f"/api/annotations/{gone}/")
+    ls_client.delete_annotation(gone)
     (back,) = ls_client.collect(project, since=first.cursor)
     assert back.doc_id == "del" and [h.annotator for h in back.annotations] == [a.email]
     assert (back.annotators, back.done) == (1, True)  # overlap 1

@@ -9,8 +9,9 @@ from collections import Counter
 
 import pytest
 
-from annotators.labelstudio import LabelStudioClient, to_result
-from schemas.labelstudio_config import label_config
+from review.client import LabelStudioClient
+from review.config import label_config
+from review.results import to_result
 from tests.ls_fixtures import Person, ReviewTeam
 from tests.test_labelstudio import E_MERKEL, TEXT, _doc
 

@@ -11,9 +11,10 @@ import uuid
 import pytest
 import requests
 
-from annotators.labelstudio import WEBHOOK_SECRET_HEADER, LabelStudioClient, to_result
 from flows.webhook import WebhookReceiver
-from schemas.labelstudio_config import label_config
+from review.client import WEBHOOK_SECRET_HEADER, LabelStudioClient
+from review.config import label_config
+from review.results import to_result
 from tests.ls_fixtures import ReviewTeam
 from tests.test_labelstudio import E_MERKEL, TEXT, _doc
 from tests.webhook_fixtures import SECRET, Calls

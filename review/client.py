@@ -1,54 +1,81 @@
-"""The human annotators' side: a Label Studio client that pushes machine annotations as
-predictions (idempotently, deduplicated by doc_id) and collects human annotations back as
-`schemas` records. Control names come from schemas/labelstudio_config.py, never from here."""
+"""The Label Studio client of the review loop, on the official SDK (`label-studio-sdk` 2.x,
+`LabelStudio(base_url=..., api_key=...)`): projects, idempotent bulk push of machine
+annotations as predictions (deduplicated by doc_id), incremental collect of human annotations
+as `schemas` records, the adjudication project, webhooks, exports and users.
+
+Our own HTTP, only where the SDK has no call for what the open-source server offers:
+- `next_task`: the label stream, `GET /api/projects/<id>/next` (sent through the SDK's own
+  transport, so with its base URL and auth);
+- `create_user` / `user_token`: the sign-up and login *forms* and, in that browser session,
+  `whoami` and the user's token (a person's first login; the SDK authenticates by token only).
+
+Our own parsing, over the SDK's transport: the one bulk read of every prediction of a project
+(`_predictions_by_task`, once per push). The SDK's `predictions.list` builds a typed model of
+every prediction down to each region of its result, which at 10,000 tasks made a re-push about
+15 % slower than plain JSON (bench/review.py); it is the same request, read as JSON.
+
+SDK settings that matter: `max_retries=0`, because retries belong to the Prefect tasks that
+know which errors are worth retrying, and a retried import could duplicate tasks; every call is
+wrapped so that a failure is a LabelStudioError carrying the HTTP status."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import requests
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
 from pydantic import BaseModel, Field
 
-from schemas.labeling import ENTITY_LABELS, STANCE_LABELS
-from schemas.labelstudio_config import (
-    CONTROLS,
-    EVIDENCE_LABEL,
-    ControlNames,
-    adjudication_config,
-    adjudication_instructions_html,
+from review.adjudication import (
+    AGREED_VERSION,
+    AdjudicationItem,
+    adjudication_task,
+    adjudication_title,
 )
-from schemas.records import (
-    AnnotatedDocument,
-    Dispute,
-    Entity,
-    Evidence,
-    HumanAnnotation,
-    Role,
-    SpanLabel,
-    Stance,
-    StanceLabel,
+from review.config import adjudication_config, adjudication_instructions_html
+from review.results import (
+    Result,
+    from_result,
+    has_prediction,
+    same_result,
+    to_import_task,
+    to_prediction,
+    to_task,
 )
+from schemas.records import AnnotatedDocument, HumanAnnotation, Role
 
-Result = list[dict[str, Any]]
-# The task data fields we write; a change in any of them is a change of the task.
-TASK_FIELDS = ("text", "doc_id", "content_hash", "title", "source")
-_DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's filter format
-ADJUDICATION_SUFFIX = " – adjudication"
 # What collect reads of a task and of its annotations (see _collect).
 COLLECT_FIELDS = "id,data,annotations,result,completed_by,updated_at,was_cancelled,lead_time"
 WEBHOOK_SECRET_HEADER = "X-Corpusflow-Secret"
 WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
-
+# Label Studio serves the label stream lowest prediction score first with this sampling.
+UNCERTAINTY_SAMPLING = "Uncertainty sampling"
+# The Data Manager tab every project gets: least certain documents first.
+UNCERTAIN_FIRST_TAB = "Least certain first"
+UNCERTAIN_FIRST_ORDERING = ["tasks:predictions_score"]
+# Columns the tab leaves out of the task list: long or raw fields no one reads in a table.
+_HIDDEN_COLUMNS = [
+    *(f"tasks:data.{name}" for name in ("text", "byline", "content_hash", "disputes_html")),
+    "tasks:annotations_results",
+    "tasks:predictions_results",
+]
+_TAB = {
+    "title": UNCERTAIN_FIRST_TAB,
+    "ordering": UNCERTAIN_FIRST_ORDERING,
+    "hiddenColumns": {"explore": _HIDDEN_COLUMNS, "labeling": _HIDDEN_COLUMNS},
+}
+_DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's filter format
 
 _W = TypeVar("_W")  # what a task is built from: a document, an adjudication item
+_T = TypeVar("_T")
 
 
 class LabelStudioError(RuntimeError):
@@ -102,201 +129,7 @@ class WebhookInfo(BaseModel):
     updated: bool
 
 
-# ---------------------------------------------------------------- result <-> records
-
-
-def _region_id(*parts: object) -> str:
-    """A stable region id, so the same annotations always give the same result."""
-    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:10]
-
-
-def _fallback_evidence(text: str, target: str, entities: Sequence[object]) -> Evidence:
-    """Where a stance has no evidence sentence, its region is the target's first mention (an
-    entity resolved to it, else the name in the text), else the whole text: a region is the only
-    way a stance can be shown and corrected in Label Studio."""
-    for entity in entities:
-        if getattr(entity, "target", None) == target or getattr(entity, "text", None) == target:
-            return Evidence(start=entity.start, end=entity.end)  # type: ignore[attr-defined]
-    found = text.lower().find(target.lower()) if target else -1
-    if found >= 0:
-        return Evidence(start=found, end=found + len(target))
-    return Evidence(start=0, end=len(text))
-
-
-def to_result(
-    text: str,
-    entities: Iterable[Entity | SpanLabel] = (),
-    stances: Iterable[Stance | StanceLabel] = (),
-    flags: Iterable[str] = (),
-    controls: ControlNames = CONTROLS,
-) -> Result:
-    """Records -> a Label Studio result list. Entity labels outside the label schema are left
-    out (annotators are not asked to review them). Each stance evidence span becomes a region of
-    the evidence control carrying, per region, the target and the stance choice."""
-    c = controls
-    result: Result = []
-    entity_list = list(entities)
-    for e in entity_list:
-        if e.label not in ENTITY_LABELS:
-            continue
-        item: dict[str, Any] = {
-            "id": _region_id("entity", e.start, e.end, e.label),
-            "from_name": c.entities,
-            "to_name": c.text,
-            "type": "labels",
-            "value": {
-                "start": e.start,
-                "end": e.end,
-                "text": text[e.start : e.end],
-                "labels": [e.label],
-            },
-        }
-        if isinstance(e, Entity):
-            item["score"] = e.score
-        result.append(item)
-    for s in stances:
-        evidence = list(s.evidence) or [_fallback_evidence(text, s.target, entity_list)]
-        for ev in evidence:
-            rid = _region_id("stance", s.target, ev.start, ev.end)
-            span = {"start": ev.start, "end": ev.end}
-            region: dict[str, Any] = {
-                "id": rid,
-                "from_name": c.evidence,
-                "to_name": c.text,
-                "type": "labels",
-                "value": {**span, "text": text[ev.start : ev.end], "labels": [EVIDENCE_LABEL]},
-            }
-            if isinstance(s, Stance):
-                region["score"] = s.score
-            result.append(region)
-            result.append(
-                {
-                    "id": rid,
-                    "from_name": c.stance_target,
-                    "to_name": c.text,
-                    "type": "textarea",
-                    "value": {**span, "text": [s.target]},
-                }
-            )
-            result.append(
-                {
-                    "id": rid,
-                    "from_name": c.stance,
-                    "to_name": c.text,
-                    "type": "choices",
-                    "value": {**span, "choices": [s.label]},
-                }
-            )
-    flag_list = list(flags)
-    if flag_list:
-        result.append(
-            {
-                "id": _region_id("flags"),
-                "from_name": c.flags,
-                "to_name": c.text,
-                "type": "choices",
-                "value": {"choices": flag_list},
-            }
-        )
-    return result
-
-
-def from_result(
-    result: Iterable[dict[str, Any]], controls: ControlNames = CONTROLS
-) -> tuple[list[SpanLabel], list[StanceLabel], list[str]]:
-    """A Label Studio result list -> (entities, stances, flags).
-
-    Stance regions are joined to their per-region target and choice by region id, then grouped
-    by target: one StanceLabel per target with all its evidence, labelled by the majority of its
-    regions (a tie goes to the region earliest in the text). An evidence region without a
-    target or a stance choice is incomplete and left out. Items of other controls are ignored."""
-    c = controls
-    entities: set[SpanLabel] = set()
-    regions: dict[str, tuple[int, int]] = {}
-    targets: dict[str, str] = {}
-    choices: dict[str, str] = {}
-    flags: list[str] = []
-    for item in result:
-        name, value, rid = item.get("from_name"), item.get("value") or {}, item.get("id", "")
-        if name == c.entities:
-            for label in value.get("labels", []):
-                entities.add(SpanLabel(start=value["start"], end=value["end"], label=label))
-        elif name == c.evidence:
-            regions[rid] = (value["start"], value["end"])
-        elif name == c.stance_target:
-            typed = " ".join(t.strip() for t in value.get("text", []) if t and t.strip())
-            if typed:
-                targets[rid] = typed
-        elif name == c.stance:
-            picked = [x for x in value.get("choices", []) if x in STANCE_LABELS]
-            if picked:
-                choices[rid] = picked[0]
-        elif name == c.flags:
-            flags.extend(x for x in value.get("choices", []) if x not in flags)
-
-    by_target: dict[str, list[tuple[tuple[int, int], str]]] = defaultdict(list)
-    for rid, span in regions.items():
-        if rid in targets and rid in choices:
-            by_target[targets[rid]].append((span, choices[rid]))
-    stances = []
-    for target, found in sorted(by_target.items()):
-        found.sort()
-        votes = Counter(label for _, label in found)
-        top = max(votes.values())
-        label = next(label for _, label in found if votes[label] == top)
-        evidence = tuple(Evidence(start=s, end=e) for (s, e) in sorted({span for span, _ in found}))
-        stances.append(StanceLabel(target=target, label=label, evidence=evidence))  # type: ignore[arg-type]
-    return sorted(entities, key=lambda e: (e.start, e.end, e.label)), stances, flags
-
-
-def to_task(doc: AnnotatedDocument) -> dict[str, Any]:
-    """The task data of a document (what annotators see, and our keys to find it again)."""
-    return {
-        "text": doc.text,
-        "doc_id": doc.doc_id,
-        "content_hash": doc.content_hash,
-        "title": doc.metadata.title or "",
-        "source": doc.metadata.source_url or doc.source,
-    }
-
-
-def to_prediction(doc: AnnotatedDocument) -> dict[str, Any]:
-    """The machine annotations of a document as one Label Studio prediction. Its score (used
-    by LS to sample uncertain tasks first) is the lowest region score: a document is as
-    doubtful as its most doubtful label."""
-    result = to_result(doc.text, doc.entities, doc.stances)
-    scores = [item["score"] for item in result if "score" in item]
-    return {
-        "model_version": doc.model_version,
-        "score": min(scores) if scores else 1.0,
-        "result": result,
-    }
-
-
-def _has_prediction(doc: AnnotatedDocument) -> bool:
-    return bool(doc.model_version or doc.entities or doc.stances)
-
-
-def to_import_task(doc: AnnotatedDocument) -> dict[str, Any]:
-    """A task as Label Studio imports it: data plus, if there are any, its predictions."""
-    task: dict[str, Any] = {"data": to_task(doc)}
-    if _has_prediction(doc):
-        task["predictions"] = [to_prediction(doc)]
-    return task
-
-
-def write_import_file(docs: Iterable[AnnotatedDocument], path: Path) -> int:
-    """Write a Label Studio JSON import file (tasks with their predictions) for an operator to
-    import by hand; returns the number of tasks. Used when no Label Studio is configured."""
-    tasks = [to_import_task(doc) for doc in docs]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(tasks, ensure_ascii=False, indent=1))
-    tmp.replace(path)
-    return len(tasks)
-
-
-# ---------------------------------------------------------------- the client
+# ---------------------------------------------------------------- helpers
 
 
 def _parse_time(value: str) -> datetime:
@@ -319,64 +152,70 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _same_result(a: Result, b: Result) -> bool:
-    keys = ("id", "from_name", "to_name", "type", "value", "score")
+def _dm_filter(column: str, operator: str, kind: str, value: object) -> dict[str, Any]:
+    return {"filter": f"filter:tasks:{column}", "operator": operator, "type": kind, "value": value}
 
-    def norm(result: Result) -> list[str]:
-        return sorted(
-            json.dumps({k: r.get(k) for k in keys}, sort_keys=True, ensure_ascii=False)
-            for r in result
-        )
 
-    return norm(a) == norm(b)
+def _dm_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime(_DM_DATETIME)
+
+
+def _holds_human_work(task: dict[str, Any]) -> bool:
+    return bool(
+        task.get("total_annotations")
+        or task.get("cancelled_annotations")
+        or task.get("draft_exists")
+    )
+
+
+def _plain(model: Any) -> dict[str, Any]:
+    """An SDK model as the JSON the server sent (fields it did not send left out)."""
+    if isinstance(model, dict):
+        return model
+    return dict(model.model_dump(mode="json", exclude_unset=True))
+
+
+# ---------------------------------------------------------------- the client
 
 
 class LabelStudioClient:
-    """A thin client of the Label Studio REST API (legacy token auth)."""
+    """The review loop's view of one Label Studio server, through `label_studio_sdk`."""
 
     def __init__(self, url: str, api_key: str, timeout: float = 60) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Token {api_key}"
+        self._server_date: str | None = None
+        self.sdk = self._sdk(api_key)
+        # the admin client's transport (tests watch its requests through its event hooks)
+        self.http: httpx.Client = self.sdk._client_wrapper.httpx_client.httpx_client
         self._user_tokens: dict[str, str] = {}
+        self._user_sdks: dict[str, LabelStudio] = {}
 
-    # ------------------------------------------------------------ http
+    def _sdk(self, api_key: str) -> LabelStudio:
+        # Our own httpx client only to read each response's Date (the server's clock, which
+        # `collect` needs for its cursor); the SDK still makes every request.
+        http = httpx.Client(
+            timeout=self.timeout,
+            follow_redirects=True,
+            event_hooks={"response": [self._note_date]},
+        )
+        return LabelStudio(base_url=self.url, api_key=api_key, httpx_client=http, max_retries=0)
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        session: requests.Session | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        response = self._send(method, path, session=session, **kwargs)
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+    def _note_date(self, response: httpx.Response) -> None:
+        self._server_date = response.headers.get("Date")
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        session: requests.Session | None = None,
-        **kwargs: Any,
-    ) -> requests.Response:
-        url = f"{self.url}{path}"
+    def _call(self, what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """One SDK call, its failure as a LabelStudioError naming `what` and the status."""
         try:
-            response = (session or self.session).request(
-                method, url, timeout=kwargs.pop("timeout", self.timeout), **kwargs
-            )
-        except requests.RequestException as exc:
-            raise LabelStudioError(f"{method} {url}: {exc}") from exc
-        if response.status_code >= 400:
+            return fn(*args, **kwargs)
+        except ApiError as exc:
+            body = exc.body if isinstance(exc.body, str) else json.dumps(exc.body, default=str)
             raise LabelStudioError(
-                f"{method} {url}: HTTP {response.status_code}: {response.text[:500]}",
-                status=response.status_code,
-            )
-        return response
+                f"{what} on {self.url}: HTTP {exc.status_code}: {body[:500]}",
+                status=exc.status_code,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise LabelStudioError(f"{what} on {self.url}: {exc}") from exc
 
     def _tasks_pages(
         self,
@@ -385,38 +224,39 @@ class LabelStudioClient:
         page_size: int = 100,
         started: list[datetime] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every task matching `params`, page by page (one request per page, never one per
-        task). If `started` is given, the server's time of the first page (its HTTP Date) is
+        """Every task matching `params` (tasks.list arguments: include, query, view), page by
+        page. Stops at the server's `total` instead of asking for one page too many, as the
+        SDK's iterator would. If `started` is given, the server's time of the first page is
         appended to it: a caller that reads more than one page can tell what may have changed
         while it was reading."""
-        page, seen = 1, 0
+        what = f"list tasks of project {project_id}"
+        pager: Any = self._call(
+            what,
+            self.sdk.tasks.list,
+            project=project_id,
+            fields="all",
+            page_size=page_size,
+            **params,
+        )
+        if started is not None:
+            started.append(_http_date(self._server_date))
+        seen = 0
         while True:
-            response = self._send(
-                "GET",
-                "/api/tasks/",
-                params={**params, "project": project_id, "page": page, "page_size": page_size},
-            )
-            if started is not None and page == 1:
-                started.append(_http_date(response.headers.get("Date")))
-            body = response.json()
-            tasks = body.get("tasks", [])
-            yield from tasks
+            tasks = pager.items or []
+            for task in tasks:
+                yield _plain(task)
             seen += len(tasks)
-            if not tasks or seen >= body.get("total", 0):
+            if not tasks or seen >= pager.response.total:
                 return
-            page += 1
+            pager = self._call(what, pager.next_page)
 
     # ------------------------------------------------------------ projects
 
-    def projects(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            body = self._request("GET", "/api/projects/", params={"page": page, "page_size": 100})
-            found.extend(body.get("results", []))
-            if not body.get("next"):
-                return found
-            page += 1
+    def projects(self, title: str | None = None) -> list[dict[str, Any]]:
+        """Every project (with `title`: those whose title is exactly it)."""
+        pager: Any = self._call("list projects", self.sdk.projects.list, title=title, page_size=100)
+        found = self._call("list projects", lambda: [_plain(p) for p in pager])
+        return [p for p in found if title is None or p.get("title") == title]
 
     def ensure_project(
         self,
@@ -425,10 +265,14 @@ class LabelStudioClient:
         instructions: str = "",
         *,
         overlap: int | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> int:
         """The id of the project with this title, created if missing; its labeling config,
-        instructions and overlap are updated when they differ. Label Studio refuses a config
-        that would drop labels already used in annotations (LabelStudioError, status 400).
+        instructions, overlap and `settings` (other project fields) are updated when they
+        differ. Label Studio refuses a config that would drop labels already used in
+        annotations (LabelStudioError, status 400). The label stream serves the least certain
+        task first (uncertainty sampling on the prediction score) and the Data Manager gets a
+        tab listing tasks that way (ensure_uncertain_first_tab).
 
         Overlap (how many annotators label each task). The open-source edition hides the
         setting in its UI, but its server enforces it, as read in label_studio 1.23.2 and
@@ -438,59 +282,110 @@ class LabelStudioClient:
         (not skipped) annotations; the label stream (`/api/projects/<id>/next`, the UI's
         "Label All Tasks") offers a user only tasks that are not labelled, that they have not
         annotated or skipped, and not locked by as many others as places are left, filling
-        tasks already started first. So no assignment of our own is needed, and none would be
-        better: per-annotator filtered views or `assignee` fields in task data are advisory in
-        the open-source edition too (any member can open any task from the Data Manager), they
-        must be re-balanced by hand when someone leaves, and they would make us hand out work
-        the server already hands out. What the server cannot stop is a member opening a task
-        directly and annotating past the overlap, or a skip keeping a task from its last
-        annotator: `collect` therefore counts for itself (CollectedTask.annotators, `done`)
-        and extra annotations are simply more votes."""
+        tasks already started first. So no assignment of our own is needed. What the server
+        cannot stop is a member opening a task directly and annotating past the overlap, or a
+        skip keeping a task from its last annotator: `collect` therefore counts for itself
+        (CollectedTask.annotators, `done`) and extra annotations are simply more votes."""
         wanted: dict[str, Any] = {
             "label_config": label_config.strip(),  # as Label Studio stores it
             "expert_instruction": instructions,
             "show_instruction": bool(instructions),
+            "sampling": UNCERTAINTY_SAMPLING,
+            **(settings or {}),
         }
         if overlap is not None:
             # Enforced by the label stream (see the docstring). 100 %: every task gets
             # `overlap` annotators, not only a sampled cohort.
             wanted["maximum_annotations"] = overlap
             wanted["overlap_cohort_percentage"] = 100
-        same_title = sorted(
-            (p for p in self.projects() if p.get("title") == title), key=lambda p: p["id"]
-        )
+        same_title = sorted(self.projects(title), key=lambda p: p["id"])
         if not same_title:
-            created = self._request("POST", "/api/projects/", json={"title": title, **wanted})
-            return int(created["id"])
-        project = same_title[0]
-        changed = {k: v for k, v in wanted.items() if project.get(k) != v}
-        if changed:
-            self._request("PATCH", f"/api/projects/{project['id']}/", json=changed)
-        return int(project["id"])
+            created = self._call(
+                f"create project {title!r}", self.sdk.projects.create, title=title, **wanted
+            )
+            project_id = int(created.id)  # type: ignore[arg-type]
+        else:
+            project = same_title[0]
+            project_id = int(project["id"])
+            changed = {k: v for k, v in wanted.items() if project.get(k) != v}
+            if changed:
+                self._call(
+                    f"update project {project_id}",
+                    self.sdk.projects.update,
+                    project_id,
+                    **changed,
+                )
+        self.ensure_uncertain_first_tab(project_id)
+        return project_id
+
+    def ensure_uncertain_first_tab(self, project_id: int) -> int:
+        """The project's Data Manager tab listing tasks least certain first (ascending
+        prediction score), created if missing; shared by every member. Returns its id."""
+        what = f"views of project {project_id}"
+        for view in self._call(what, self.sdk.views.list, project=project_id):
+            data = _plain(view).get("data") or {}
+            if data.get("title") == UNCERTAIN_FIRST_TAB:
+                if any(data.get(k) != v for k, v in _TAB.items()):
+                    self._call(
+                        what,
+                        self.sdk.views.update,
+                        int(view.id or 0),
+                        project=project_id,
+                        data={**data, **_TAB},
+                    )
+                return int(view.id or 0)
+        created = self._call(what, self.sdk.views.create, project=project_id, data=_TAB)
+        return int(created.id)  # type: ignore[arg-type]
 
     def project(self, project_id: int) -> dict[str, Any]:
-        return self._request("GET", f"/api/projects/{project_id}/")
+        return _plain(self._call(f"project {project_id}", self.sdk.projects.get, project_id))
 
     # ------------------------------------------------------------ tasks
 
     def tasks(
-        self, project_id: int, *, fields: Sequence[str] | None = None
+        self,
+        project_id: int,
+        *,
+        fields: Sequence[str] | None = None,
+        ordering: Sequence[str] | None = None,
+        view: int | None = None,
     ) -> list[dict[str, Any]]:
         """Every task of a project with annotations and predictions, or only the top-level
         `fields` (Label Studio applies them to nested annotations too: do not combine with
-        "annotations" or "predictions")."""
-        params: dict[str, Any] = {"fields": "all"}
+        "annotations" or "predictions"); in Data Manager `ordering` (e.g.
+        ["tasks:predictions_score"]) or in the order of the tab `view`."""
+        params: dict[str, Any] = {}
         if fields:
             params["include"] = ",".join(fields)
+        if ordering:
+            params["query"] = json.dumps({"ordering": list(ordering)})
+        if view is not None:
+            params["view"] = view
         return list(self._tasks_pages(project_id, params))
 
     def _predictions_by_task(self, project_id: int) -> dict[int, list[dict[str, Any]]]:
         # Unlike the task list, which shows only the project's current model_version, this
         # endpoint returns every prediction.
         found: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for p in self._request("GET", "/api/predictions/", params={"project": project_id}):
+        what = f"predictions of project {project_id}"
+        for p in self._get_json(what, "api/predictions/", {"project": project_id}):
             found[int(p["task"])].append(p)
         return found
+
+    def _get_json(self, what: str, path: str, params: dict[str, Any]) -> Any:
+        """GET through the SDK's transport (its base URL, auth and timeout), read as JSON."""
+        try:
+            response = self.sdk._client_wrapper.httpx_client.request(
+                path, method="GET", params=params
+            )
+        except httpx.HTTPError as exc:
+            raise LabelStudioError(f"{what} on {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise LabelStudioError(
+                f"{what} on {self.url}: HTTP {response.status_code}: {response.text[:500]}",
+                status=response.status_code,
+            )
+        return response.json()
 
     def push(
         self, project_id: int, docs: Iterable[AnnotatedDocument], batch_size: int = 500
@@ -505,11 +400,7 @@ class LabelStudioClient:
         for doc in docs:
             wanted[doc.doc_id] = doc  # the last version of a doc_id wins
         report, pushed = self._reconcile(
-            project_id,
-            wanted,
-            lambda task, doc, current: self._sync_task(task, doc, current),
-            to_import_task,
-            batch_size,
+            project_id, wanted, self._sync_task, to_import_task, batch_size
         )
         self._show_model_version(project_id, [wanted[d] for d in pushed])
         return report
@@ -548,15 +439,18 @@ class LabelStudioClient:
                 pushed.append(doc_id)
             else:
                 report.unchanged += 1
+        # Batching is ours: the SDK sends what it is given in one request.
         for start in range(0, len(new), batch_size):
             batch = new[start : start + batch_size]
-            body = self._request(
-                "POST",
-                f"/api/projects/{project_id}/import",
-                params={"return_task_ids": "true"},
-                json=[to_payload(wanted[d]) for d in batch],
+            body = self._call(
+                f"import into project {project_id}",
+                self.sdk.projects.import_tasks,
+                project_id,
+                request=[to_payload(wanted[d]) for d in batch],  # type: ignore[misc]
+                return_task_ids=True,
             )
-            for doc_id, task_id in zip(batch, body.get("task_ids", []), strict=False):
+            task_ids = getattr(body, "task_ids", None) or []
+            for doc_id, task_id in zip(batch, task_ids, strict=False):
                 report.task_ids[doc_id] = int(task_id)
             report.created += len(batch)
             pushed.extend(batch)
@@ -569,71 +463,102 @@ class LabelStudioClient:
         changed = False
         data = task.get("data") or {}
         wanted_data = to_task(doc)
+        task_id = int(task["id"])
         if any(data.get(k) != v for k, v in wanted_data.items()):
-            self._request("PATCH", f"/api/tasks/{task['id']}/", json={"data": wanted_data})
+            self._call(f"update task {task_id}", self.sdk.tasks.update, task_id, data=wanted_data)
             changed = True
-        if not _has_prediction(doc):
+        if not has_prediction(doc):
             for p in current:
-                self._request("DELETE", f"/api/predictions/{p['id']}/")
+                self._call("delete prediction", self.sdk.predictions.delete, int(p["id"]))
             return changed or bool(current)
         prediction = to_prediction(doc)
         if (
             len(current) == 1
             and current[0].get("model_version") == prediction["model_version"]
             and current[0].get("score") == prediction["score"]
-            and _same_result(current[0].get("result") or [], prediction["result"])
+            and same_result(current[0].get("result") or [], prediction["result"])
         ):
             return changed
         if current:
             first, *rest = sorted(current, key=lambda p: p["id"])
-            self._request("PATCH", f"/api/predictions/{first['id']}/", json=prediction)
+            self._call(
+                "update prediction", self.sdk.predictions.update, int(first["id"]), **prediction
+            )
             for p in rest:
-                self._request("DELETE", f"/api/predictions/{p['id']}/")
+                self._call("delete prediction", self.sdk.predictions.delete, int(p["id"]))
         else:
-            self._request("POST", "/api/predictions/", json={"task": task["id"], **prediction})
+            self._call("create prediction", self.sdk.predictions.create, task=task_id, **prediction)
         return True
 
     def _show_model_version(self, project_id: int, docs: Iterable[AnnotatedDocument]) -> None:
         """Point the project at the model version just pushed: Label Studio shows annotators
-        only the predictions of the project's model_version (and refuses a version no
-        prediction has, hence only versions pushed just now)."""
+        (and samples by) only the predictions of the project's model_version, and refuses a
+        version no prediction has, hence only versions pushed just now."""
         versions = Counter(d.model_version for d in docs if d.model_version)
-        if not versions:
-            return
-        version = versions.most_common(1)[0][0]
+        if versions:
+            self._set_model_version(project_id, versions.most_common(1)[0][0])
+
+    def _set_model_version(self, project_id: int, version: str) -> None:
         if self.project(project_id).get("model_version") != version:
-            self._request("PATCH", f"/api/projects/{project_id}/", json={"model_version": version})
+            self._call(
+                f"update project {project_id}",
+                self.sdk.projects.update,
+                project_id,
+                model_version=version,
+            )
+
+    def _existing_by_doc_id(self, project_id: int) -> dict[str, list[dict[str, Any]]]:
+        existing: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for task in self._tasks_pages(
+            project_id,
+            {"include": "id,data,total_annotations,cancelled_annotations,draft_exists"},
+            page_size=1000,
+        ):
+            doc_id = (task.get("data") or {}).get("doc_id")
+            if doc_id is not None:
+                existing[str(doc_id)].append(task)
+        return existing
 
     # ------------------------------------------------------------ adjudication
 
     def ensure_adjudication_project(self, title: str) -> int:
         """The adjudication project belonging to the review project `title` (its title plus
-        ADJUDICATION_SUFFIX), created or updated like `ensure_project`: the review config plus a
-        panel with the annotators' versions, one adjudicator a task."""
+        ADJUDICATION_SUFFIX), created or updated like `ensure_project`: the adjudication
+        config and instructions, one adjudicator a task, no skipping (a dispute must be
+        decided).
+
+        Who may work in it: the open-source server has no project membership, roles or
+        workspaces (those are Enterprise), so every member of the organisation can see the
+        project, open its tasks, annotate, and even change or delete it. What we enforce is
+        which work counts: `collect_adjudication` takes only annotations by the configured
+        adjudicators and counts the rest as ignored."""
         return self.ensure_project(
             adjudication_title(title),
             adjudication_config(),
             adjudication_instructions_html(),
             overlap=1,
+            settings={
+                "show_skip_button": False,
+                "description": "Adjudicators only: decide the disputed items of each article.",
+            },
         )
 
     def push_adjudication(
         self,
         project_id: int,
-        items: Iterable[tuple[AnnotatedDocument, Sequence[HumanAnnotation], Sequence[Dispute]]],
+        items: Iterable[AdjudicationItem],
         batch_size: int = 200,
     ) -> PushReport:
-        """One adjudication task per disputed document: the text, each annotator's version as
-        a prediction (model_version = "annotator-<n>", numbered in the order of their emails,
-        so no email is shown) and, readable side by side, every version and the disputes in the
-        task's `versions` field. Idempotent by doc_id: an existing task is updated in place
-        while no adjudicator has touched it (the versions change when an annotator resubmits),
-        and never afterwards. Adjudicators' own annotations among `annotations` are left out.
-        As with `push`, Label Studio is the record of which doc_ids exist, so an interrupted
-        push is repaired by running it again."""
+        """One adjudication task per disputed document (see review/adjudication.py): the
+        text, the disputes with each annotator's version side by side (under pseudonyms), and
+        one prediction, the draft the adjudicator starts from, holding only what the
+        annotators agreed on. Idempotent by doc_id: an existing task is updated in place while
+        no adjudicator has touched it (the versions change when an annotator resubmits), and
+        never afterwards. As with `push`, Label Studio is the record of which doc_ids exist,
+        so an interrupted push is repaired by running it again."""
         wanted: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-        for doc, human, disputes in items:
-            wanted[doc.doc_id] = _adjudication_task(doc, human, disputes)
+        for item in items:
+            wanted[item.doc.doc_id] = adjudication_task(item)
         report, _pushed = self._reconcile(
             project_id,
             wanted,
@@ -643,28 +568,10 @@ class LabelStudioClient:
             lambda item: {"data": item[0], "predictions": item[1]},
             batch_size,
         )
-        has_versions = any(preds for _, preds in wanted.values())
-        if has_versions and self.project(project_id).get("model_version") != _pseudonym(0):
-            # The label stream pre-fills only the project's model_version: annotator-1's.
-            self._request(
-                "PATCH", f"/api/projects/{project_id}/", json={"model_version": _pseudonym(0)}
-            )
+        if wanted:
+            # The labeling UI pre-fills only predictions of the project's model_version.
+            self._set_model_version(project_id, AGREED_VERSION)
         return report
-
-    def _existing_by_doc_id(self, project_id: int) -> dict[str, list[dict[str, Any]]]:
-        existing: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for task in self._tasks_pages(
-            project_id,
-            {
-                "fields": "all",
-                "include": "id,data,total_annotations,cancelled_annotations,draft_exists",
-            },
-            page_size=1000,
-        ):
-            doc_id = (task.get("data") or {}).get("doc_id")
-            if doc_id is not None:
-                existing[str(doc_id)].append(task)
-        return existing
 
     def _sync_adjudication_task(
         self,
@@ -674,8 +581,9 @@ class LabelStudioClient:
         current: list[dict[str, Any]],
     ) -> bool:
         changed = False
+        task_id = int(task["id"])
         if task.get("data") != data:
-            self._request("PATCH", f"/api/tasks/{task['id']}/", json={"data": data})
+            self._call(f"update task {task_id}", self.sdk.tasks.update, task_id, data=data)
             changed = True
         have = sorted(
             (p.get("model_version") or "", json.dumps(p.get("result") or [], sort_keys=True))
@@ -684,9 +592,9 @@ class LabelStudioClient:
         want = sorted((p["model_version"], json.dumps(p["result"], sort_keys=True)) for p in wanted)
         if have != want:
             for p in current:
-                self._request("DELETE", f"/api/predictions/{p['id']}/")
+                self._call("delete prediction", self.sdk.predictions.delete, int(p["id"]))
             for p in wanted:
-                self._request("POST", "/api/predictions/", json={"task": task["id"], **p})
+                self._call("create prediction", self.sdk.predictions.create, task=task_id, **p)
             changed = True
         return changed
 
@@ -727,7 +635,6 @@ class LabelStudioClient:
         on a local or private network unless it runs with SSRF_PROTECTION_ENABLED=false
         (LabelStudioError, status 400)."""
         wanted: dict[str, Any] = {
-            "project": project_id,
             "url": url,
             "send_payload": True,
             "send_for_all_actions": False,
@@ -735,47 +642,53 @@ class LabelStudioClient:
             "is_active": True,
             "actions": sorted(actions),
         }
-        hooks = self._request("GET", "/api/webhooks/", params={"project": project_id}) or []
+        what = f"webhooks of project {project_id}"
+        hooks = self._call(what, self.sdk.webhooks.list, project=str(project_id)) or []
         mine = sorted(
-            (h for h in hooks if h.get("url") == url and h.get("project") == project_id),
-            key=lambda h: h["id"],
+            (h for h in hooks if h.url == url and h.project == project_id),
+            key=lambda h: int(h.id or 0),
         )
         if not mine:
-            created = self._request("POST", "/api/webhooks/", json=wanted)
-            return WebhookInfo(id=int(created["id"]), created=True, updated=False)
-        hook = mine[0]
+            created = self._call(what, self.sdk.webhooks.create, project=project_id, **wanted)
+            return WebhookInfo(id=int(created.id or 0), created=True, updated=False)
+        hook = _plain(mine[0])
         differs = {
             k: v
             for k, v in wanted.items()
             if (sorted(hook.get(k) or []) if k == "actions" else hook.get(k)) != v
         }
         if differs:
-            self._request("PATCH", f"/api/webhooks/{hook['id']}/", json=differs)
+            self._call(what, self.sdk.webhooks.update, int(hook["id"]), **differs)
         return WebhookInfo(id=int(hook["id"]), created=False, updated=bool(differs))
 
     # ------------------------------------------------------------ the label stream
 
     def next_task(self, project_id: int, *, email: str, password: str) -> dict[str, Any] | None:
         """The task Label Studio's label stream ("Label All Tasks") gives this user next, as
-        the labeling UI asks for it; None when the stream has nothing left for them."""
-        token = self.user_token(email, password)
+        the labeling UI asks for it; None when the stream has nothing left for them. (No SDK
+        call: sent through the SDK's transport as the user.)"""
+        sdk = self._as_user(email, password)
+        what = f"next task of project {project_id} for {email}"
         try:
-            return self._request(
-                "GET",
-                f"/api/projects/{project_id}/next",
-                headers={"Authorization": f"Token {token}"},
+            response = sdk._client_wrapper.httpx_client.request(
+                f"api/projects/{project_id}/next", method="GET"
             )
-        except LabelStudioError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except httpx.HTTPError as exc:
+            raise LabelStudioError(f"{what}: {exc}") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise LabelStudioError(
+                f"{what}: HTTP {response.status_code}: {response.text[:500]}",
+                status=response.status_code,
+            )
+        return dict(response.json())
 
     # ------------------------------------------------------------ collect
 
     def users(self) -> dict[int, str]:
         """user id -> email, for the active organisation."""
-        body = self._request("GET", "/api/users/")
-        return {int(u["id"]): u.get("email", "") for u in body}
+        return {int(u.id): u.email or "" for u in self._call("list users", self.sdk.users.list)}  # type: ignore[arg-type]
 
     def collect(
         self,
@@ -832,7 +745,6 @@ class LabelStudioClient:
         # annotation fields we read too: predictions and the Data Manager's computed columns
         # are left out, which makes a page about 2.5 times faster to serve.
         params: dict[str, Any] = {
-            "fields": "all",
             "include": COLLECT_FIELDS,
             "query": json.dumps(
                 {
@@ -929,40 +841,39 @@ class LabelStudioClient:
         (and completed_by as a user id) and leaves out tasks nobody annotated unless
         `download_all_tasks=true`: here predictions, drafts and completed_by come in full,
         skipped and ground-truth annotations included."""
+        exports = self.sdk.projects.exports
+        what = f"export of project {project_id}"
         full = {"only_id": False}
-        created = self._request(
-            "POST",
-            f"/api/projects/{project_id}/exports/",
-            json={
-                "title": "corpusflow snapshot",
-                "task_filter_options": {"only_with_annotations": only_annotated},
-                "annotation_filter_options": {"usual": True, "skipped": True, "ground_truth": True},
-                "serialization_options": {
-                    "predictions": full,
-                    "drafts": full,
-                    "annotations__completed_by": full,
-                },
+        created = self._call(
+            what,
+            exports.create,
+            project_id,
+            title="corpusflow snapshot",
+            task_filter_options={"only_with_annotations": only_annotated},
+            annotation_filter_options={"usual": True, "skipped": True, "ground_truth": True},
+            serialization_options={
+                "predictions": full,
+                "drafts": full,
+                "annotations__completed_by": full,
             },
         )
-        export_id = created["id"]
+        export_id = int(created.id)  # type: ignore[arg-type]
         deadline = time.monotonic() + timeout
-        status = created.get("status")
+        status = created.status
         while status not in ("completed", "failed"):
             if time.monotonic() > deadline:
                 raise LabelStudioError(f"export {export_id} of project {project_id} timed out")
             time.sleep(1.0)
-            status = self._request("GET", f"/api/projects/{project_id}/exports/{export_id}")[
-                "status"
-            ]
+            status = self._call(what, exports.get, project_id, export_id).status
         if status == "failed":
             raise LabelStudioError(f"export {export_id} of project {project_id} failed")
-        return self._request(
-            "GET",
-            f"/api/projects/{project_id}/exports/{export_id}/download",
-            params={"exportType": "JSON"},
+        chunks = self._call(
+            what,
+            lambda: list(exports.download(project_id, export_id, export_type="JSON")),
         )
+        return list(json.loads(b"".join(chunks)))
 
-    # ------------------------------------------------------------ admin helpers
+    # ------------------------------------------------------------ users
 
     def create_user(self, email: str, password: str, first_name: str = "") -> int:
         """Create an annotator account the way a person would: sign up through the
@@ -971,22 +882,21 @@ class LabelStudioClient:
         for uid, known in self.users().items():
             if known.lower() == email.lower():
                 return uid
-        invite = self._request("GET", "/api/invite")["invite_url"]
+        invite = self._call("invite link", self.sdk.organizations.invites.get_invite_link)
         session = requests.Session()
-        self._form_post(session, invite, {"email": email, "password": password, "how_find_us": ""})
-        me = self._request("GET", "/api/current-user/whoami", session=session)
-        if me.get("email", "").lower() != email.lower():
+        self._form_post(
+            session,
+            invite.invite_url or "",
+            {"email": email, "password": password, "how_find_us": ""},
+        )
+        me = self._session_get(session, "/api/current-user/whoami")
+        if str(me.get("email", "")).lower() != email.lower():
             raise LabelStudioError(f"signup of {email} did not log in as {email}")
-        token = self._request("GET", "/api/current-user/token", session=session)["token"]
+        token = str(self._session_get(session, "/api/current-user/token")["token"])
         self._user_tokens[email.lower()] = token
         if first_name:
-            # As the user, with their token: a session-authenticated PATCH would need CSRF.
-            self._request(
-                "PATCH",
-                f"/api/users/{me['id']}/",
-                json={"first_name": first_name},
-                headers={"Authorization": f"Token {token}"},
-            )
+            sdk = self._as_user(email, password)
+            self._call(f"name {email}", sdk.users.update, int(me["id"]), first_name=first_name)
         return int(me["id"])
 
     def user_token(self, email: str, password: str) -> str:
@@ -995,15 +905,34 @@ class LabelStudioClient:
         if key not in self._user_tokens:
             session = requests.Session()
             self._form_post(session, "/user/login/", {"email": email, "password": password})
-            self._user_tokens[key] = self._request(
-                "GET", "/api/current-user/token", session=session
-            )["token"]
+            self._user_tokens[key] = str(
+                self._session_get(session, "/api/current-user/token")["token"]
+            )
         return self._user_tokens[key]
+
+    def _as_user(self, email: str, password: str) -> LabelStudio:
+        """An SDK client authenticated as this user (their own token)."""
+        key = email.lower()
+        if key not in self._user_sdks:
+            self._user_sdks[key] = self._sdk(self.user_token(email, password))
+        return self._user_sdks[key]
+
+    def _session_get(self, session: requests.Session, path: str) -> dict[str, Any]:
+        url = f"{self.url}{path}"
+        try:
+            response = session.get(url, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise LabelStudioError(f"GET {url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise LabelStudioError(
+                f"GET {url}: HTTP {response.status_code}", status=response.status_code
+            )
+        return dict(response.json())
 
     def _form_post(self, session: requests.Session, path: str, form: dict[str, str]) -> None:
         """POST an HTML form as a browser would: CSRF cookie first, then the form. Django
         answers a successful signup or login with a redirect, a rejected one with the form."""
-        url = f"{self.url}{path}"
+        url = path if path.startswith("http") else f"{self.url}{path}"
         try:
             session.get(url, timeout=self.timeout).raise_for_status()
             response = session.post(
@@ -1035,104 +964,40 @@ class LabelStudioClient:
         """Submit (or, with was_cancelled, skip) a task as the user, through the same endpoint
         and with the user's own credentials the labeling UI uses, so Label Studio records them
         as `completed_by`. Returns the annotation id."""
-        token = self.user_token(email, password)
-        body: dict[str, Any] = {"result": result, "was_cancelled": was_cancelled}
-        if lead_time is not None:
-            body["lead_time"] = lead_time
-        created = self._request(
-            "POST",
-            f"/api/tasks/{task_id}/annotations/",
-            json=body,
-            headers={"Authorization": f"Token {token}"},
+        sdk = self._as_user(email, password)
+        extra: dict[str, Any] = {} if lead_time is None else {"lead_time": lead_time}
+        created = self._call(
+            f"annotate task {task_id} as {email}",
+            sdk.annotations.create,
+            task_id,
+            result=result,
+            was_cancelled=was_cancelled,
+            **extra,
         )
-        return int(created["id"])
+        return int(created.id)  # type: ignore[arg-type]
 
     def update_annotation(
         self, annotation_id: int, result: Result, *, email: str, password: str
     ) -> None:
         """Change a submitted annotation as its author (the UI's Update button)."""
-        token = self.user_token(email, password)
-        self._request(
-            "PATCH",
-            f"/api/annotations/{annotation_id}/",
-            json={"result": result},
-            headers={"Authorization": f"Token {token}"},
+        sdk = self._as_user(email, password)
+        self._call(
+            f"update annotation {annotation_id}",
+            sdk.annotations.update,
+            annotation_id,
+            result=result,
         )
 
-
-def adjudication_title(title: str) -> str:
-    """The title of the adjudication project of the review project `title`."""
-    return f"{title}{ADJUDICATION_SUFFIX}"
-
-
-def _pseudonym(index: int) -> str:
-    return f"annotator-{index + 1}"
-
-
-def _describe(entities: Sequence[SpanLabel], stances: Sequence[StanceLabel], text: str) -> str:
-    ents = "; ".join(f"{text[e.start : e.end]!r} {e.label} [{e.start}-{e.end}]" for e in entities)
-    sts = "; ".join(f"{s.target}: {s.label}" for s in stances)
-    return f"  entities: {ents or '-'}\n  stances: {sts or '-'}"
-
-
-def _adjudication_task(
-    doc: AnnotatedDocument,
-    annotations: Sequence[HumanAnnotation],
-    disputes: Sequence[Dispute],
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(task data, predictions) of a disputed document's adjudication task."""
-    latest: dict[str, HumanAnnotation] = {}
-    for a in annotations:
-        if a.role == "annotator":
-            latest[a.annotator] = a  # the last one given wins, as in the adjudication rules
-    versions = [latest[k] for k in sorted(latest)]
-    lines: list[str] = []
-    predictions: list[dict[str, Any]] = []
-    for i, a in enumerate(versions):
-        name = _pseudonym(i)
-        flags = f"\n  flags: {', '.join(a.flags)}" if a.flags else ""
-        lines.append(f"{name}:\n{_describe(a.entities, a.stances, doc.text)}{flags}")
-        predictions.append(
-            {
-                "model_version": name,
-                "score": 1.0,
-                "result": to_result(doc.text, a.entities, a.stances, a.flags),
-            }
-        )
-    for d in disputes:
-        votes = ", ".join(f"{label} x{n}" for label, n in sorted(d.votes.items()))
-        if d.kind == "entity" and d.start is not None and d.end is not None:
-            where = f"{doc.text[d.start : d.end]!r} [{d.start}-{d.end}]"
-        else:
-            where = f"target {d.target!r}"
-        lines.append(f"DISPUTED {d.kind} {where}: {votes} (of {d.annotators})")
-    data = {
-        **to_task(doc),
-        "versions": "\n".join(lines),
-        "annotators": len(versions),
-        "disputes": len(disputes),
-    }
-    return data, predictions
-
-
-def _dm_filter(column: str, operator: str, kind: str, value: object) -> dict[str, Any]:
-    return {"filter": f"filter:tasks:{column}", "operator": operator, "type": kind, "value": value}
-
-
-def _dm_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime(_DM_DATETIME)
-
-
-def _holds_human_work(task: dict[str, Any]) -> bool:
-    return bool(
-        task.get("total_annotations")
-        or task.get("cancelled_annotations")
-        or task.get("draft_exists")
-    )
+    def delete_annotation(self, annotation_id: int) -> None:
+        """Delete an annotation (as the admin)."""
+        self._call(f"delete annotation {annotation_id}", self.sdk.annotations.delete, annotation_id)
 
 
 __all__ = [
-    "ADJUDICATION_SUFFIX",
+    "COLLECT_FIELDS",
+    "UNCERTAIN_FIRST_ORDERING",
+    "UNCERTAIN_FIRST_TAB",
+    "UNCERTAINTY_SAMPLING",
     "WEBHOOK_ACTIONS",
     "WEBHOOK_SECRET_HEADER",
     "CollectedTask",
@@ -1141,11 +1006,4 @@ __all__ = [
     "LabelStudioError",
     "PushReport",
     "WebhookInfo",
-    "adjudication_title",
-    "from_result",
-    "to_import_task",
-    "to_prediction",
-    "to_result",
-    "to_task",
-    "write_import_file",
 ]
