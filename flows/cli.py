@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -145,14 +146,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 2
         print(f"Prefect: server {api} (the run shows in its UI)", file=sys.stderr)
 
+    from corpus.lease import LeaseHeld
     from flows.pipeline import SettingsMismatch, corpus_pipeline, review_cycle
+
+    if args.wait_lease is not None:
+        os.environ["CORPUSFLOW_LEASE_WAIT"] = str(args.wait_lease)
 
     try:
         if args.review_only:
             report = review_cycle(store=args.store)
         else:
             report = corpus_pipeline(sources=args.sources, store=args.store)
-    except SettingsMismatch as exc:
+    except (SettingsMismatch, LeaseHeld) as exc:
         print(f"corpusflow run: {exc}", file=sys.stderr)
         return 2
     if args.json:
@@ -402,6 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--review-only",
         action="store_true",
         help="only collect, adjudicate and publish (no ingest, annotate or push)",
+    )
+    p.add_argument(
+        "--wait-lease",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait this long for another run on the same store to finish (CORPUSFLOW_LEASE_WAIT)",
     )
     p.set_defaults(func=cmd_run)
 

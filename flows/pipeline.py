@@ -19,6 +19,7 @@ from prefect.artifacts import (
 )
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from corpus.lease import Lease
 from flows.tasks import (
     IngestOutcome,
     Pseudonyms,
@@ -111,10 +112,25 @@ class Progress:
     task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]
 )
 def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) -> dict[str, Any]:
-    """Run every stage once over `sources` (a folder, a file, or s3://bucket/prefix)."""
-    logger = get_run_logger()
+    """Run every stage once over `sources` (a folder, a file, or s3://bucket/prefix), holding
+    the store's lease: a second run at the same time waits (CORPUSFLOW_LEASE_WAIT) or stops
+    with a message naming the holder."""
     settings = run_settings(store)
     run_id = uuid.uuid4().hex[:12]
+    with hold_store(settings, run_id, wait=settings.lease_wait) as lease:
+        return run_stages(sources, settings, run_id, lease)
+
+
+def hold_store(settings: Settings, run_id: str, *, wait: float) -> Lease:
+    """The store's run lease, taken (corpus.lease); `with` releases it."""
+    lease = Lease(store_for(settings), run_id, ttl=settings.lease_ttl)
+    lease.acquire(wait=wait)
+    get_run_logger().info("run %s holds the lease of %s", run_id, settings.store)
+    return lease
+
+
+def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> dict[str, Any]:
+    logger = get_run_logger()
     refs = discover(sources, settings)
     logger.info("run %s: %d inputs from %s into %s", run_id, len(refs), sources, settings.store)
 
@@ -144,9 +160,10 @@ def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) 
         annotated.append(annotate_future.result())
         progress.step()
 
+    lease.ensure_held()  # pushing makes tasks: only the run that holds the store may
     pushed = push_review(settings)
     progress.step()
-    tail = collect_adjudicate_publish(settings, progress)
+    tail = collect_adjudicate_publish(settings, progress, lease)
 
     report = {
         "run_id": run_id,
@@ -174,7 +191,7 @@ def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) 
 
 
 def collect_adjudicate_publish(
-    settings: Settings, progress: Progress | None = None
+    settings: Settings, progress: Progress | None = None, lease: Lease | None = None
 ) -> dict[str, Any]:
     """The review half of a run: collect what annotators and adjudicators did, adjudicate, send
     disputes to the adjudication project, publish if the content changed."""
@@ -185,6 +202,8 @@ def collect_adjudicate_publish(
     to_adjudicate = push_adjudication(settings, adjudicated["disputed"])
     if progress:
         progress.step()
+    if lease is not None:
+        lease.ensure_held()  # a run that lost its lease (stalled past its TTL) publishes nothing
     release = publish_release(settings, code_version())
     if progress:
         progress.step()
@@ -203,9 +222,16 @@ def review_cycle(store: str | None = None) -> dict[str, Any]:
     review`). Documents are pushed to Label Studio by `corpus_pipeline`."""
     settings = run_settings(store)
     run_id = uuid.uuid4().hex[:12]
+    # started by the webhook while a whole run may be going on: it waits for that run (up to a
+    # lease's TTL) rather than failing
+    with hold_store(settings, run_id, wait=settings.lease_wait or settings.lease_ttl) as lease:
+        return review_stages(settings, run_id, lease)
+
+
+def review_stages(settings: Settings, run_id: str, lease: Lease) -> dict[str, Any]:
     progress = Progress(3, f"corpusflow review {run_id}")
     report: dict[str, Any] = {"run_id": run_id, "store": settings.store}
-    report.update(collect_adjudicate_publish(settings, progress))
+    report.update(collect_adjudicate_publish(settings, progress, lease))
     add_links(report, settings)
     store_ = store_for(settings)
     report["report_key"] = write_run_report(store_, run_id, report)

