@@ -186,7 +186,7 @@ def test_services_up_with_s3_port_taken_says_which_setting_in_one_line(
 ) -> None:
     free_service_ports(monkeypatch)  # its gRPC port among them, so only the S3 port clashes
     monkeypatch.setenv("CORPUSFLOW_S3_PORT", str(held_port))
-    assert ctl.main(["up"]) == 1
+    assert ctl.main(["up"]) == 2  # services commands exit 2 on a start error
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert f"port {held_port}" in err and "CORPUSFLOW_S3_PORT" in err
@@ -203,7 +203,7 @@ def test_services_up_with_label_studio_port_taken_says_which_setting_in_one_line
     free_service_ports(monkeypatch)
     monkeypatch.setenv("CORPUSFLOW_LS_PORT", str(held_port))
     try:
-        assert ctl.main(["up"]) == 1  # SeaweedFS starts (under a second), Label Studio cannot
+        assert ctl.main(["up"]) == 2  # SeaweedFS starts (under a second), Label Studio cannot
     finally:
         ctl.main(["down"])
     err = capsys.readouterr().err
