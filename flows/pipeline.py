@@ -118,8 +118,26 @@ def task_runner_for(settings: Settings, *, default_workers: int | None = None) -
     if workers == 1:
         return ThreadPoolTaskRunner(max_workers=1)
     return DaskTaskRunner(
-        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True}
+        cluster_class=local_cluster,
+        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True},
     )
+
+
+def local_cluster(**kwargs: Any) -> Any:
+    """A distributed.LocalCluster whose worker processes report task runs to this process's
+    Prefect API. In the ephemeral mode that is the temporary server this run started: without
+    its address each worker would start a temporary server of its own (~30 s each)."""
+    from distributed import LocalCluster
+    from prefect.settings import get_current_settings
+
+    api = get_current_settings().api.url
+    if not api:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()  # the process's one temporary server (a singleton)
+        server.start()
+        api = server.api_url
+    return LocalCluster(**kwargs, env={"PREFECT_API_URL": str(api)})
 
 
 # The flow's own runner is read from the environment when this module is imported (what a
