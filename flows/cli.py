@@ -147,16 +147,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"Prefect: server {api} (the run shows in its UI)", file=sys.stderr)
 
     from corpus.lease import LeaseHeld
-    from flows.pipeline import SettingsMismatch, corpus_pipeline, review_cycle
+    from flows.pipeline import SettingsMismatch, corpus_pipeline, review_cycle, task_runner_for
+    from schemas.settings import Settings
 
     if args.wait_lease is not None:
         os.environ["CORPUSFLOW_LEASE_WAIT"] = str(args.wait_lease)
+    if args.dask_address:
+        os.environ["CORPUSFLOW_DASK_ADDRESS"] = args.dask_address
 
     try:
         if args.review_only:
             report = review_cycle(store=args.store)
         else:
-            report = corpus_pipeline(sources=args.sources, store=args.store)
+            runner = task_runner_for(Settings())  # default: a local process per core
+            report = corpus_pipeline.with_options(task_runner=runner)(
+                sources=args.sources, store=args.store
+            )
     except (SettingsMismatch, LeaseHeld) as exc:
         print(f"corpusflow run: {exc}", file=sys.stderr)
         return 2
@@ -414,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SECONDS",
         help="wait this long for another run on the same store to finish (CORPUSFLOW_LEASE_WAIT)",
+    )
+    p.add_argument(
+        "--dask-address",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run ingest and annotate on this Dask scheduler (CORPUSFLOW_DASK_ADDRESS); "
+        "else on CORPUSFLOW_WORKERS local processes (default: one per core)",
     )
     p.set_defaults(func=cmd_run)
 

@@ -4,6 +4,7 @@ work is in flows/tasks.py; what an operator sees (the report, progress) is made 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterable
 from importlib.metadata import version as package_version
@@ -17,7 +18,7 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from corpus.lease import Lease
 from flows.tasks import (
@@ -104,12 +105,49 @@ class Progress:
         )
 
 
+def task_runner_for(settings: Settings, *, default_workers: int | None = None) -> TaskRunner[Any]:
+    """Where ingest and annotate batches run: on the Dask scheduler at `dask_address`; else on
+    a local Dask cluster of `workers` processes (one thread and one spaCy model each, loaded
+    once per process by annotators.pipeline.load_nlp); with 1 worker in this process, one
+    batch at a time (spaCy pipelines are not shared across threads)."""
+    from prefect_dask import DaskTaskRunner
+
+    if settings.dask_address:
+        return DaskTaskRunner(address=settings.dask_address)
+    workers = settings.workers or default_workers or os.cpu_count() or 1
+    if workers == 1:
+        return ThreadPoolTaskRunner(max_workers=1)
+    return DaskTaskRunner(
+        cluster_class=local_cluster,
+        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True},
+    )
+
+
+def local_cluster(**kwargs: Any) -> Any:
+    """A distributed.LocalCluster whose worker processes report task runs to this process's
+    Prefect API. In the ephemeral mode that is the temporary server this run started: without
+    its address each worker would start a temporary server of its own (~30 s each)."""
+    from distributed import LocalCluster
+    from prefect.settings import get_current_settings
+
+    api = get_current_settings().api.url
+    if not api:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()  # the process's one temporary server (a singleton)
+        server.start()
+        api = server.api_url
+    return LocalCluster(**kwargs, env={"PREFECT_API_URL": str(api)})
+
+
+# The flow's own runner is read from the environment when this module is imported (what a
+# deployment's flow-run process does): CORPUSFLOW_DASK_ADDRESS or CORPUSFLOW_WORKERS > 1 make
+# it Dask, else one batch at a time in-process. `corpusflow run` picks at call time instead
+# (with_options), defaulting to one process per core.
 @flow(
     name="corpusflow-run",
     log_prints=True,
-    # spaCy pipelines are not shared across threads: one batch at a time in this process; scale
-    # out with prefect-dask's DaskTaskRunner (one model per worker).
-    task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]
+    task_runner=task_runner_for(Settings(), default_workers=1),  # type: ignore[arg-type]
 )
 def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) -> dict[str, Any]:
     """Run every stage once over `sources` (a folder, a file, or s3://bucket/prefix), holding

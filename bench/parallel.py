@@ -1,0 +1,130 @@
+"""Annotate-stage throughput with 1 and 2 workers against bare `nlp.pipe`, in one run: the
+real `annotate_batch` task over a local store of N clean documents (the sample articles
+repeated, unique ids), run by the flow's task runners (flows/pipeline.py task_runner_for):
+
+- `bare`: spaCy's `nlp.pipe` of the same model over the same texts, in this process;
+- `1 worker`: the in-process runner (ThreadPoolTaskRunner(max_workers=1), CORPUSFLOW_WORKERS=1);
+- `2 workers`: a local Dask cluster of 2 processes (what CORPUSFLOW_WORKERS=2 makes), reached
+  through its address as `--dask-address` would, so that the models are loaded (once per
+  worker, by a warm-up pass) before the clock starts.
+
+    .venv/bin/python -m bench.parallel [--n 192] [--batch-size 16]
+
+Each timed pass starts from a store without machine annotations, so every document is
+annotated; model loading is outside the timings (a worker loads it once per process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from itertools import cycle, islice
+from pathlib import Path
+from typing import Any
+
+SAMPLES = Path(__file__).resolve().parents[1] / "corpus" / "samples"
+
+
+def _texts(n: int) -> list[str]:
+    sources = [p.read_text(encoding="utf8") for p in sorted(SAMPLES.glob("*.txt"))]
+    return list(islice(cycle(sources), n))
+
+
+def _prepare(store_dir: Path, texts: list[str]) -> list[str]:
+    """Clean documents in the store, as the ingest stage leaves them."""
+    from corpus.store import open_store
+    from flows.tasks import keys
+    from schemas.records import CleanDocument
+
+    store = open_store(f"file://{store_dir}")
+    ids = []
+    for i, text in enumerate(texts):
+        doc_id = f"bench{i:06d}"
+        doc = CleanDocument(source=f"bench/{i}", doc_id=doc_id, text=text, content_hash=doc_id)
+        store.put_json(keys.clean(doc_id), doc.model_dump(mode="json"))
+        ids.append(doc_id)
+    return ids
+
+
+def _annotate_pass(runner: Any, settings: Any, batches: list[list[str]]) -> float:
+    """Seconds for the annotate stage over `batches` on `runner` (machine/ emptied first)."""
+    from prefect import flow, unmapped
+
+    from flows.tasks import annotate_batch
+
+    machine = Path(settings.store.removeprefix("file://")) / "machine"
+    shutil.rmtree(machine, ignore_errors=True)
+
+    @flow(name="bench-annotate", task_runner=runner)
+    def stage() -> float:
+        started = time.perf_counter()
+        futures = annotate_batch.map(batches, settings=unmapped(settings))
+        counts = [f.result() for f in futures]
+        assert sum(c["annotated"] for c in counts) == sum(len(b) for b in batches)
+        return time.perf_counter() - started
+
+    return float(stage())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=192, help="number of documents")
+    parser.add_argument("--batch-size", type=int, default=16, help="documents per task")
+    args = parser.parse_args(argv)
+
+    import spacy
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from annotators.pipeline import load_nlp
+    from flows.pipeline import local_cluster
+    from flows.tasks import batched
+    from schemas.settings import Settings
+
+    texts = _texts(args.n)
+    words = sum(len(t.split()) for t in texts)
+    work = Path(tempfile.mkdtemp(prefix="bench-parallel-"))
+    try:
+        os.chdir(work)  # the work folder (.corpusflow) of every process
+        ids = _prepare(work / "store", texts)
+        settings = Settings(store=f"file://{work / 'store'}", batch_size=args.batch_size)
+        batches = batched(ids, args.batch_size)
+        results: dict[str, float] = {}
+
+        nlp = spacy.load(settings.spacy_model)
+        started = time.perf_counter()
+        for _ in nlp.pipe(texts, batch_size=64):
+            pass
+        results["bare nlp.pipe"] = time.perf_counter() - started
+        del nlp
+
+        load_nlp(settings.spacy_model)  # loaded once, as a run's first batch would
+        one = ThreadPoolTaskRunner(max_workers=1)
+        _annotate_pass(one, settings, batches[:1])  # warm-up: the stance model
+        results["1 worker"] = _annotate_pass(one, settings, batches)
+
+        with local_cluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+            two = DaskTaskRunner(address=cluster.scheduler_address)
+            _annotate_pass(two, settings, batched(ids[: 2 * args.batch_size], args.batch_size))
+            results["2 workers"] = _annotate_pass(two, settings, batches)
+    finally:
+        os.chdir("/")
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nannotate stage, {args.n} docs, {words} words, batches of {args.batch_size}, ")
+    print(f"{os.cpu_count()} cores (shared with whatever else runs)\n")
+    print(f"| {'mode':<14} | {'seconds':>8} | {'docs/s':>7} | {'words/s':>8} | vs 1 worker |")
+    print("|---|---|---|---|---|")
+    for mode, seconds in results.items():
+        ratio = results["1 worker"] / seconds
+        print(
+            f"| {mode:<14} | {seconds:8.1f} | {args.n / seconds:7.2f} | {words / seconds:8.0f} "
+            f"| {ratio:10.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
