@@ -337,6 +337,18 @@ def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             )
     review = report["review"]
     rows.append(("collect", _counts(review["collect"])))
+    # duplicate tasks (a re-import, a race): always shown, so "0 found" is a statement too
+    for stage in ("push", "collect"):
+        dup = review.get(stage) or {}
+        if "duplicates_found" in dup:
+            rows.append(
+                (
+                    f"duplicates ({stage})",
+                    f"{dup['duplicates_found']} found, {dup['duplicates_merged']} merged, "
+                    f"{dup['annotations_moved']} annotations moved, "
+                    f"{dup.get('duplicates_left', 0)} left (human work that could not be moved)",
+                )
+            )
     rows.append(("adjudicate", _counts(report["adjudication"])))
     rows.append(("disputes", _counts(review["adjudication"], "project_id")))
     rel = report["release"]
