@@ -14,14 +14,10 @@ import pytest
 from review.client import LabelStudioClient
 from review.config import label_config
 from review.results import to_import_task, to_result
-from schemas.records import Entity
 from tests.ls_fixtures import ReviewTeam
-from tests.test_labelstudio import TEXT, _doc
+from tests.test_labelstudio import E_EU, E_MERKEL, TEXT, _doc
 
 pytestmark = pytest.mark.integration
-
-E_MERKEL = Entity(start=0, end=13, label="PERSON", text="Angela Merkel")
-E_EU = Entity(start=26, end=40, label="ORG", text="European Union")
 
 
 def _project(client: LabelStudioClient) -> int:
