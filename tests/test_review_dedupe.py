@@ -17,8 +17,6 @@ from review.results import to_import_task, to_result
 from tests.ls_fixtures import ReviewTeam
 from tests.test_labelstudio import E_EU, E_MERKEL, TEXT, _doc
 
-pytestmark = pytest.mark.integration
-
 
 def _project(client: LabelStudioClient) -> int:
     return client.ensure_project(f"dedupe-{uuid.uuid4().hex[:8]}", label_config())
@@ -39,6 +37,7 @@ def _tasks_by_doc(client: LabelStudioClient, project: int) -> dict[str, list[dic
     return by_doc
 
 
+@pytest.mark.integration
 def test_review_dedupe_push_merges_copies_keeping_both_annotators(
     ls_client: LabelStudioClient, review_team: ReviewTeam
 ) -> None:
@@ -81,6 +80,7 @@ def test_review_dedupe_push_merges_copies_keeping_both_annotators(
     assert (again.duplicates_found, again.created, again.skipped_human) == (0, 0, 1)
 
 
+@pytest.mark.integration
 def test_review_dedupe_copy_without_annotations_is_just_deleted(
     ls_client: LabelStudioClient, review_team: ReviewTeam
 ) -> None:
@@ -105,6 +105,7 @@ def test_review_dedupe_copy_without_annotations_is_just_deleted(
     assert {second, third}.isdisjoint(t["id"] for t in ls_client.tasks(project, fields=["id"]))
 
 
+@pytest.mark.integration
 def test_review_dedupe_collect_merges_copies_both_annotated(
     ls_client: LabelStudioClient, review_team: ReviewTeam
 ) -> None:
@@ -125,6 +126,7 @@ def test_review_dedupe_collect_merges_copies_both_annotated(
     assert [t["id"] for t in _tasks_by_doc(ls_client, project)["a"]] == [first]
 
 
+@pytest.mark.integration
 def test_review_dedupe_merge_run_twice_moves_each_annotation_once(
     ls_client: LabelStudioClient, review_team: ReviewTeam
 ) -> None:
@@ -145,6 +147,7 @@ def test_review_dedupe_merge_run_twice_moves_each_annotation_once(
     assert [a["import_id"] for a in kept["annotations"]] == [ann]
 
 
+@pytest.mark.integration
 def test_review_dedupe_two_pushes_at_once_leave_one_task_per_doc(
     label_studio: Any,
 ) -> None:
@@ -175,3 +178,30 @@ def test_review_dedupe_two_pushes_at_once_leave_one_task_per_doc(
     # what the race made was found and merged, not left
     assert sum(r.duplicates_left for r in reports) == 0
     assert sum(r.created for r in reports) - sum(r.duplicates_merged for r in reports) <= 120
+
+
+@pytest.mark.parametrize(
+    ("collect", "row"),
+    [
+        (
+            {"collected": 1, "duplicates_found": 2, "duplicates_merged": 1},
+            "2 found, 1 merged, 0 annotations moved, 0 left (human work that could not be moved)",
+        ),
+        ({"collected": 0}, None),  # an older report: no row
+    ],
+)
+def test_review_dedupe_run_summary_shows_duplicates(
+    collect: dict[str, int], row: str | None
+) -> None:
+    from flows.pipeline import stage_rows
+
+    collect = {"annotations_moved": 0, "duplicates_left": 0, **collect} if row else collect
+    report = {
+        "review": {"collect": collect, "adjudication": {}},
+        "adjudication": {},
+        "release": {"version": None},
+        "store": "s3://corpus",
+    }
+    rows = dict(stage_rows(report))
+    assert rows.get("duplicates (collect)") == row
+    assert "duplicates" not in rows["collect"]  # counted once, in its own row
