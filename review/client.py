@@ -576,7 +576,16 @@ class LabelStudioClient:
                 if exc.status == 404:  # merged meanwhile by another push
                     return 0
                 raise
-            for annotation in full.get("annotations") or []:
+            annotations = full.get("annotations") or []
+            listed = int(extra.get("total_annotations") or 0)
+            listed += int(extra.get("cancelled_annotations") or 0)
+            if len(annotations) < listed:  # the task read shows fewer than the list counted
+                report.duplicate_problems.append(
+                    f"doc {doc_id}: task {extra_id} kept beside {kept_id}: "
+                    f"{listed} annotations counted, {len(annotations)} readable"
+                )
+                return None
+            for annotation in annotations:
                 problem = self._move_annotation(kept_id, annotation)
                 if problem:
                     report.duplicate_problems.append(

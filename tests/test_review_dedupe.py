@@ -106,6 +106,24 @@ def test_review_dedupe_copy_without_annotations_is_just_deleted(
 
 
 @pytest.mark.integration
+def test_review_dedupe_skip_on_a_copy_is_moved_too(
+    ls_client: LabelStudioClient, review_team: ReviewTeam
+) -> None:
+    project = _project(ls_client)
+    first, second = _raw_import(ls_client, project, ["a", "a"])
+    bob = review_team.annotators[1]
+    ls_client.submit_annotation(
+        second, [], email=bob.email, password=bob.password, was_cancelled=True
+    )
+
+    report = ls_client.push(project, [_doc("a")])
+
+    assert (report.duplicates_merged, report.annotations_moved, report.skipped_human) == (1, 1, 1)
+    (kept,) = ls_client.tasks(project)
+    assert kept["id"] == first and kept["cancelled_annotations"] == 1
+
+
+@pytest.mark.integration
 def test_review_dedupe_collect_merges_copies_both_annotated(
     ls_client: LabelStudioClient, review_team: ReviewTeam
 ) -> None:
