@@ -348,6 +348,14 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str]
     return out
 
 
+_DUPLICATE_COUNTS = (
+    "duplicates_found",
+    "duplicates_merged",
+    "annotations_moved",
+    "duplicates_left",
+)
+
+
 def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """(stage, result) lines of a run report, shared by the artifact and the terminal."""
     rows: list[tuple[str, str]] = []
@@ -370,11 +378,23 @@ def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
                 (
                     "push",
                     f"Label Studio project {push.get('project_id')}: "
-                    + _counts(push, "project_id", "tasks"),
+                    + _counts(push, "project_id", "tasks", *_DUPLICATE_COUNTS),
                 )
             )
     review = report["review"]
-    rows.append(("collect", _counts(review["collect"])))
+    rows.append(("collect", _counts(review["collect"], *_DUPLICATE_COUNTS)))
+    # duplicate tasks (a re-import, a race): always shown, so "0 found" is a statement too
+    for stage in ("push", "collect"):
+        dup = review.get(stage) or {}
+        if "duplicates_found" in dup:
+            rows.append(
+                (
+                    f"duplicates ({stage})",
+                    f"{dup['duplicates_found']} found, {dup['duplicates_merged']} merged, "
+                    f"{dup['annotations_moved']} annotations moved, "
+                    f"{dup.get('duplicates_left', 0)} left (human work that could not be moved)",
+                )
+            )
     rows.append(("adjudicate", _counts(report["adjudication"])))
     rows.append(("disputes", _counts(review["adjudication"], "project_id")))
     rel = report["release"]

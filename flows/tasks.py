@@ -419,6 +419,9 @@ def collect_review(settings: Settings) -> dict[str, int]:
     if result.cursor:
         state["cursor"] = result.cursor
     out = {"collected": len(result), "cancelled": result.cancelled}
+    dup = result.duplicates
+    out.update(duplicates_found=dup.duplicates_found, duplicates_merged=dup.duplicates_merged)
+    out.update(annotations_moved=dup.annotations_moved, duplicates_left=dup.duplicates_left)
     adj_project = state.get("adjudication_project_id")
     if adj_project is not None:
         decided = client.collect_adjudication(
