@@ -147,11 +147,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"Prefect: server {api} (the run shows in its UI)", file=sys.stderr)
 
     from corpus.lease import LeaseHeld
+    from flows.failure import ServiceDown
     from flows.pipeline import SettingsMismatch, corpus_pipeline, review_cycle
 
     if args.wait_lease is not None:
         os.environ["CORPUSFLOW_LEASE_WAIT"] = str(args.wait_lease)
 
+    _quiet_service_tracebacks()
+    _exit_on_termination()
     try:
         if args.review_only:
             report = review_cycle(store=args.store)
@@ -160,11 +163,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (SettingsMismatch, LeaseHeld) as exc:
         print(f"corpusflow run: {exc}", file=sys.stderr)
         return 2
+    except ServiceDown as exc:  # after the tasks' retries; the report says what was done
+        _stop_temporary_server()  # now, so that its "Stopping" log line comes before ours
+        print(exc.line, file=sys.stderr)
+        return 3
     if args.json:
         _emit(report)
     else:
         print(summary(report))
     return 0
+
+
+def _quiet_service_tracebacks() -> None:
+    """Prefect's console log keeps its lines about a failed task or flow run but not their
+    tracebacks when a service is down (the API log, and so the UI, keeps them): the terminal
+    ends with the one line that says what to do."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from flows.failure import QuietServiceTracebacks
+
+    quiet = QuietServiceTracebacks()
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
+        for handler in logging.getLogger(name or None).handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.addFilter(quiet)
+
+
+def _exit_on_termination() -> None:
+    """SIGTERM (and SIGHUP) end the run like Ctrl-C does, through an exception: Prefect marks the
+    flow run crashed and the interpreter's exit handlers run, among them the one that stops
+    Prefect's temporary server (the default action would kill this process and leave that
+    server running). SIGKILL cannot be caught; see the README."""
+    import signal
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, terminate)
+
+
+def _stop_temporary_server() -> None:
+    """Stop Prefect's temporary server of the ephemeral mode, if this process started one."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
 
 
 def prefect_api() -> str | None:
