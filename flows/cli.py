@@ -130,12 +130,14 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     api = prefect_api()
+    _stop_stale_temporary_servers()
     if api is None:
         print(
             "Prefect: ephemeral mode (a temporary server for this run; set PREFECT_API_URL, "
             "e.g. after `make serve`, to run on yours)",
             file=sys.stderr,
         )
+        _start_temporary_server()
     else:
         if not prefect_answers(api):
             print(
@@ -211,6 +213,83 @@ def _stop_temporary_server() -> None:
 
     for server in list(SubprocessASGIServer._instances.values()):
         server.stop()
+
+
+def _temporary_servers_dir() -> Path:
+    from prefect.settings import get_current_settings
+
+    return Path(get_current_settings().home) / "corpusflow-temporary-servers"
+
+
+def _start_temporary_server() -> None:
+    """Start the ephemeral mode's temporary server now (Prefect's client uses this same
+    instance) and note its process and ours: a run killed with SIGKILL cannot stop it, so the
+    next run finds the note and stops it (_stop_stale_temporary_servers)."""
+    import atexit
+
+    import psutil
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    if server.server_process is None:
+        return
+    pid = server.server_process.pid
+    note = _temporary_servers_dir() / f"{pid}.json"
+    note.parent.mkdir(parents=True, exist_ok=True)
+    owner = psutil.Process()
+    note.write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "created": psutil.Process(pid).create_time(),
+                "owner": owner.pid,
+                "owner_created": owner.create_time(),
+                "port": server.port,
+            }
+        ),
+        encoding="utf-8",
+    )
+    atexit.register(note.unlink, missing_ok=True)  # runs before Prefect's stop (LIFO)
+
+
+def _alive(pid: int, created: float) -> Any:
+    """The process `pid` if it is still the one created at `created` (pids are reused)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return proc if abs(proc.create_time() - created) < 1.0 else None
+    except psutil.Error:
+        return None
+
+
+def _stop_stale_temporary_servers() -> None:
+    """Stop temporary Prefect servers whose run was killed (SIGKILL leaves no chance to stop
+    them): only those a corpusflow run noted, and only while they are still that process."""
+    import psutil
+
+    folder = _temporary_servers_dir()
+    for note in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            rec = json.loads(note.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if _alive(rec["owner"], rec["owner_created"]):
+            continue  # its run is still going
+        server = _alive(rec["pid"], rec["created"])
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except psutil.TimeoutExpired:
+                server.kill()
+            print(
+                f"corpusflow run: stopped a temporary Prefect server left by a killed run "
+                f"(pid {rec['pid']}, port {rec['port']})",
+                file=sys.stderr,
+            )
+        note.unlink(missing_ok=True)
 
 
 def prefect_api() -> str | None:

@@ -119,11 +119,7 @@ def _temporary_servers(proc: psutil.Process) -> list[psutil.Process]:
     return [c for c in children if "prefect.server.api.server:create_app" in " ".join(c.cmdline())]
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_failures_a_terminated_run_leaves_no_temporary_prefect_server(
-    tmp_path: Path, sig: signal.Signals
-) -> None:
+def _ephemeral_env(tmp_path: Path) -> dict[str, str]:
     env = {**os.environ}
     for name in ("PREFECT_API_URL", "LABEL_STUDIO_API_KEY", "AWS_ENDPOINT_URL"):
         env.pop(name, None)
@@ -135,30 +131,76 @@ def test_failures_a_terminated_run_leaves_no_temporary_prefect_server(
         LABEL_STUDIO_URL=f"http://127.0.0.1:{closed_port()}",
         LABEL_STUDIO_API_KEY="x",
     )
-    proc = subprocess.Popen(
-        CLI, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    return env
+
+
+def _kill_once_serving(
+    tmp_path: Path, sig: signal.Signals
+) -> tuple[subprocess.Popen[bytes], list[psutil.Process], str]:
+    """A `corpusflow run` in ephemeral mode, sent `sig` once its temporary server is up; the
+    run, its servers (children of it) and its stderr."""
+    # stderr to a file: a server that outlives the run would hold a pipe open
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            CLI, cwd=tmp_path, env=_ephemeral_env(tmp_path), stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )  # fmt: skip
     parent = psutil.Process(proc.pid)
+    servers: list[psutil.Process] = []
+    deadline = time.monotonic() + 600
+    while not servers and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        servers = _temporary_servers(parent)
+    if not servers:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"no temporary Prefect server was started: {log.read_text()[-2000:]}")
+    time.sleep(3)  # let it come up and the flow start
+    assert proc.poll() is None
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    return proc, servers, log.read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_failures_a_terminated_run_leaves_no_temporary_prefect_server(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    proc, servers, err = _kill_once_serving(tmp_path, sig)
     try:
-        servers: list[psutil.Process] = []
-        deadline = time.monotonic() + 600
-        while not servers and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-            servers = _temporary_servers(parent)
-        assert servers, "no temporary Prefect server was started"
-        time.sleep(3)  # let it come up and the flow start
-        assert proc.poll() is None
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
         assert proc.returncode != 0
-        gone, alive = psutil.wait_procs(servers, timeout=30)
+        _, alive = psutil.wait_procs(servers, timeout=30)
         assert not alive, f"temporary server outlived the run: {alive}\n{err[-2000:]}"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for server in _temporary_servers(parent):  # (only ours: children of our process)
-            server.kill()
+        for server in servers:  # (only ours: children of the run this test started)
+            if server.is_running():
+                server.kill()
+
+
+@pytest.mark.integration
+def test_failures_a_server_left_by_sigkill_is_stopped_by_the_next_run(tmp_path: Path) -> None:
+    proc, servers, _ = _kill_once_serving(tmp_path, signal.SIGKILL)
+    try:
+        # SIGKILL cannot be caught: Prefect's temporary server outlives its run (no setting of
+        # Prefect 3.8.8 ties it to its parent) ...
+        _, alive = psutil.wait_procs(servers, timeout=5)
+        assert alive == servers
+        # ... and the next run's first step stops it: the run noted it under PREFECT_HOME
+        env = _ephemeral_env(tmp_path)
+        code = "from flows.cli import _stop_stale_temporary_servers as f; f()"
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert "stopped a temporary Prefect server left by a killed run" in done.stderr
+        _, alive = psutil.wait_procs(servers, timeout=30)
+        assert not alive
+        assert not list((tmp_path / "prefect-home" / "corpusflow-temporary-servers").iterdir())
+    finally:
+        for server in servers:
+            if server.is_running():
+                server.kill()
 
 
 @pytest.mark.parametrize(
