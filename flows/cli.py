@@ -129,6 +129,7 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _exit_on_termination()  # first: a run stopped while its temporary server starts stops it
     api = prefect_api()
     _stop_stale_temporary_servers()
     if api is None:
@@ -156,7 +157,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["CORPUSFLOW_LEASE_WAIT"] = str(args.wait_lease)
 
     _quiet_service_tracebacks()
-    _exit_on_termination()
     try:
         if args.review_only:
             report = review_cycle(store=args.store)
@@ -231,26 +231,28 @@ def _start_temporary_server() -> None:
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
-    server.start()
-    if server.server_process is None:
-        return
-    pid = server.server_process.pid
-    note = _temporary_servers_dir() / f"{pid}.json"
-    note.parent.mkdir(parents=True, exist_ok=True)
+    launch = server._run_uvicorn_command
     owner = psutil.Process()
-    note.write_text(
-        json.dumps(
-            {
-                "pid": pid,
-                "created": psutil.Process(pid).create_time(),
-                "owner": owner.pid,
-                "owner_created": owner.create_time(),
-                "port": server.port,
-            }
-        ),
-        encoding="utf-8",
-    )
-    atexit.register(note.unlink, missing_ok=True)  # runs before Prefect's stop (LIFO)
+
+    def launch_and_note() -> Any:
+        # noted the moment the process exists (start() then waits up to minutes for it to
+        # answer, and a SIGKILL may come meanwhile); start() relaunches on a port clash
+        process = launch()
+        note = _temporary_servers_dir() / f"{process.pid}.json"
+        note.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "pid": process.pid,
+            "created": psutil.Process(process.pid).create_time(),
+            "owner": owner.pid,
+            "owner_created": owner.create_time(),
+            "port": server.port,
+        }
+        note.write_text(json.dumps(record), encoding="utf-8")
+        atexit.register(note.unlink, missing_ok=True)
+        return process
+
+    server._run_uvicorn_command = launch_and_note  # type: ignore[method-assign]
+    server.start()
 
 
 def _alive(pid: int, created: float) -> Any:
