@@ -209,8 +209,16 @@ def _exit_on_termination() -> None:
 
 def _stop_temporary_server() -> None:
     """Stop Prefect's temporary server of the ephemeral mode, if this process started one."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
     from prefect.server.api.server import SubprocessASGIServer
 
+    if not SubprocessASGIServer._instances:
+        return
+    # the flow run's last logs and events go to the server first: sent after it stopped, they
+    # would end the terminal with "Error logging to API"
+    APILogWorker.drain_all(timeout=5)
+    EventsWorker.drain_all(timeout=5)
     for server in list(SubprocessASGIServer._instances.values()):
         server.stop()
 
