@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import json
 import os
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -275,6 +276,8 @@ class S3Store(Store):
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self.page_size = 1000  # keys per ListObjectsV2 call
+        self.read_attempts = 4  # reads of a body cut short (the request: botocore's retries)
+        self.read_backoff = 0.2  # seconds before the second read, doubled each time
 
     def _key(self, key: str) -> str:
         check_key(key)
@@ -307,13 +310,32 @@ class S3Store(Store):
 
     def get_with_etag(self, key: str) -> tuple[bytes, str]:
         # the server's ETag, not an md5 of our own: with SSE-KMS or multipart they differ
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import (
+            ClientError,
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
 
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            return bytes(response["Body"].read()), str(response["ETag"]).strip('"')
-        except ClientError as e:
-            raise self._translate(e, key) from e
+        # botocore retries the request itself (connection errors, 5xx, throttling: the client's
+        # standard retry mode) but not the reading of the body after the answer began: a body
+        # cut short or stalled is read again here, a few times. A 4xx is never retried.
+        for attempt in range(1, self.read_attempts + 1):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                body = response["Body"]
+                data = bytes(body.read())
+                length = response.get("ContentLength")
+                if length is not None and len(data) != int(length):  # cut without an error
+                    raise IncompleteReadError(actual_bytes=len(data), expected_bytes=length)
+                return data, str(response["ETag"]).strip('"')
+            except ClientError as e:
+                raise self._translate(e, key) from e
+            except (ResponseStreamingError, IncompleteReadError, ReadTimeoutError):
+                if attempt == self.read_attempts:
+                    raise
+                time.sleep(self.read_backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
         return self._put(key, data, content_type)

@@ -129,13 +129,16 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _exit_on_termination()  # first: a run stopped while its temporary server starts stops it
     api = prefect_api()
+    _stop_stale_temporary_servers()
     if api is None:
         print(
             "Prefect: ephemeral mode (a temporary server for this run; set PREFECT_API_URL, "
             "e.g. after `make serve`, to run on yours)",
             file=sys.stderr,
         )
+        _start_temporary_server()
     else:
         if not prefect_answers(api):
             print(
@@ -147,6 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"Prefect: server {api} (the run shows in its UI)", file=sys.stderr)
 
     from corpus.lease import LeaseHeld
+    from flows.failure import ServiceDown
     from flows.pipeline import SettingsMismatch, corpus_pipeline, review_cycle, task_runner_for
     from schemas.settings import Settings
 
@@ -155,6 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dask_address:
         os.environ["CORPUSFLOW_DASK_ADDRESS"] = args.dask_address
 
+    _quiet_service_tracebacks()
     try:
         if args.review_only:
             report = review_cycle(store=args.store)
@@ -166,11 +171,141 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (SettingsMismatch, LeaseHeld) as exc:
         print(f"corpusflow run: {exc}", file=sys.stderr)
         return 2
+    except ServiceDown as exc:  # after the tasks' retries; the report says what was done
+        _stop_temporary_server()  # now, so that its "Stopping" log line comes before ours
+        print(exc.line, file=sys.stderr)
+        return 3
     if args.json:
         _emit(report)
     else:
         print(summary(report))
     return 0
+
+
+def _quiet_service_tracebacks() -> None:
+    """Prefect's console log keeps its lines about a failed task or flow run but not their
+    tracebacks when a service is down (the API log, and so the UI, keeps them): the terminal
+    ends with the one line that says what to do."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from flows.failure import QuietServiceTracebacks
+
+    quiet = QuietServiceTracebacks()
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
+        for handler in logging.getLogger(name or None).handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.addFilter(quiet)
+
+
+def _exit_on_termination() -> None:
+    """SIGTERM (and SIGHUP) end the run like Ctrl-C does, through an exception: Prefect marks the
+    flow run crashed and the interpreter's exit handlers run, among them the one that stops
+    Prefect's temporary server (the default action would kill this process and leave that
+    server running). SIGKILL cannot be caught; see the README."""
+    import signal
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, terminate)
+
+
+def _stop_temporary_server() -> None:
+    """Stop Prefect's temporary server of the ephemeral mode, if this process started one."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+
+    if not SubprocessASGIServer._instances:
+        return
+    # the flow run's last logs and events go to the server first: sent after it stopped, they
+    # would end the terminal with "Error logging to API"
+    APILogWorker.drain_all(timeout=5)
+    EventsWorker.drain_all(timeout=5)
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
+
+
+def _temporary_servers_dir() -> Path:
+    from prefect.settings import get_current_settings
+
+    return Path(get_current_settings().home) / "corpusflow-temporary-servers"
+
+
+def _start_temporary_server() -> None:
+    """Start the ephemeral mode's temporary server now (Prefect's client uses this same
+    instance) and note its process and ours: a run killed with SIGKILL cannot stop it, so the
+    next run finds the note and stops it (_stop_stale_temporary_servers)."""
+    import atexit
+
+    import psutil
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    launch = server._run_uvicorn_command
+    owner = psutil.Process()
+
+    def launch_and_note() -> Any:
+        # noted the moment the process exists (start() then waits up to minutes for it to
+        # answer, and a SIGKILL may come meanwhile); start() relaunches on a port clash
+        process = launch()
+        note = _temporary_servers_dir() / f"{process.pid}.json"
+        note.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "pid": process.pid,
+            "created": psutil.Process(process.pid).create_time(),
+            "owner": owner.pid,
+            "owner_created": owner.create_time(),
+            "port": server.port,
+        }
+        note.write_text(json.dumps(record), encoding="utf-8")
+        atexit.register(note.unlink, missing_ok=True)
+        return process
+
+    server._run_uvicorn_command = launch_and_note  # type: ignore[method-assign]
+    server.start()
+
+
+def _alive(pid: int, created: float) -> Any:
+    """The process `pid` if it is still the one created at `created` (pids are reused)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return proc if abs(proc.create_time() - created) < 1.0 else None
+    except psutil.Error:
+        return None
+
+
+def _stop_stale_temporary_servers() -> None:
+    """Stop temporary Prefect servers whose run was killed (SIGKILL leaves no chance to stop
+    them): only those a corpusflow run noted, and only while they are still that process."""
+    import psutil
+
+    folder = _temporary_servers_dir()
+    for note in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            rec = json.loads(note.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if _alive(rec["owner"], rec["owner_created"]):
+            continue  # its run is still going
+        server = _alive(rec["pid"], rec["created"])
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except psutil.TimeoutExpired:
+                server.kill()
+            print(
+                f"corpusflow run: stopped a temporary Prefect server left by a killed run "
+                f"(pid {rec['pid']}, port {rec['port']})",
+                file=sys.stderr,
+            )
+        note.unlink(missing_ok=True)
 
 
 def prefect_api() -> str | None:

@@ -20,7 +20,8 @@ from prefect.artifacts import (
 )
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from corpus.lease import Lease
+from corpus.lease import Lease, LeaseHeld
+from flows.failure import record_failure
 from flows.tasks import (
     IngestOutcome,
     Pseudonyms,
@@ -155,8 +156,16 @@ def corpus_pipeline(sources: str = "corpus/samples/", store: str | None = None) 
     with a message naming the holder."""
     settings = run_settings(store)
     run_id = uuid.uuid4().hex[:12]
-    with hold_store(settings, run_id, wait=settings.lease_wait) as lease:
-        return run_stages(sources, settings, run_id, lease)
+    try:
+        with hold_store(settings, run_id, wait=settings.lease_wait) as lease:
+            return run_stages(sources, settings, run_id, lease)
+    except LeaseHeld:
+        raise  # another run's: nothing of this one started
+    except Exception as exc:  # the report says what was done; a service's failure is one line
+        down = record_failure(settings, run_id, exc, {"sources": sources}, review=False)
+        if down is None:
+            raise  # not a service's: a bug keeps its traceback
+        raise down from exc
 
 
 def hold_store(settings: Settings, run_id: str, *, wait: float) -> Lease:
@@ -262,8 +271,16 @@ def review_cycle(store: str | None = None) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:12]
     # started by the webhook while a whole run may be going on: it waits for that run (up to a
     # lease's TTL) rather than failing
-    with hold_store(settings, run_id, wait=settings.lease_wait or settings.lease_ttl) as lease:
-        return review_stages(settings, run_id, lease)
+    try:
+        with hold_store(settings, run_id, wait=settings.lease_wait or settings.lease_ttl) as lease:
+            return review_stages(settings, run_id, lease)
+    except LeaseHeld:
+        raise
+    except Exception as exc:
+        down = record_failure(settings, run_id, exc, {}, review=True)
+        if down is None:
+            raise
+        raise down from exc
 
 
 def review_stages(settings: Settings, run_id: str, lease: Lease) -> dict[str, Any]:
