@@ -62,3 +62,21 @@ def write_env_file(path: Path, values: Mapping[str, str]) -> None:
         f.write(ENV_FILE_HEADER + "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()))
     os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a leftover tmp file
     os.replace(tmp, path)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs: a zombie (ours, reaped here, or another's) counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # our own child that exited: reap it
+        return done == 0
+    except ChildProcessError:  # not our child: read its state
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
+        except (OSError, IndexError):
+            return False

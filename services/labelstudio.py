@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from services.common import PortInUse, port_is_free
+from services.common import PortInUse, pid_alive, port_is_free
 
 _REPO = Path(__file__).resolve().parent.parent
 # Label Studio's base data folder, made relative to a relative LABEL_STUDIO_BASE_DATA_DIR: where
@@ -109,7 +109,7 @@ class LabelStudioService:
         pid = self._pid()
         if pid is not None:
             # Ours, from this data folder: up already, or still starting (another caller).
-            self._wait_ready(deadline, lambda: _alive(pid), started=False, progress=progress)
+            self._wait_ready(deadline, lambda: pid_alive(pid), started=False, progress=progress)
             return
         if self._healthy() or not port_is_free(self.host, self.port):
             # Our port is taken by something that is not ours: a second server would only fail
@@ -282,9 +282,9 @@ class LabelStudioService:
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.2)
-        if _alive(pid):
+        if pid_alive(pid):
             try:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -309,7 +309,7 @@ class LabelStudioService:
             pid = int(self.pid_path.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if not _alive(pid):
+        if not pid_alive(pid):
             return None
         # A pid can be reused after a reboot or crash: only a label-studio process counts.
         try:
@@ -345,18 +345,3 @@ class LabelStudioService:
 
 def _ago(since: float) -> str:
     return f"{time.monotonic() - since:.0f} s"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as dead.
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return finished == 0

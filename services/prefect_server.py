@@ -15,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+from services.common import pid_alive
+
 POOL = "corpusflow-process"
 DEFAULT_PORT = 4200
 PORT_SETTING = "CORPUSFLOW_PREFECT_PORT"
@@ -229,7 +231,7 @@ class PrefectServer:
         except (OSError, ValueError):
             path.unlink(missing_ok=True)
             return None
-        if b"prefect" not in cmdline or not _alive(pid):  # a reused pid, or a zombie
+        if b"prefect" not in cmdline or not pid_alive(pid):  # a reused pid, or a zombie
             path.unlink(missing_ok=True)
             return None
         return pid
@@ -245,7 +247,7 @@ class PrefectServer:
         while time.monotonic() < deadline:
             if ready():
                 return
-            if not _alive(pid):
+            if not pid_alive(pid):
                 self._path(what, "pid").unlink(missing_ok=True)
                 raise PrefectServerError(
                     f"the Prefect {what} exited during start{'; ' + hint if hint else ''}; "
@@ -275,9 +277,9 @@ class PrefectServer:
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _alive(pid):
+            while time.monotonic() < deadline and pid_alive(pid):
                 time.sleep(0.2)
-            if not _alive(pid):
+            if not pid_alive(pid):
                 break
         self._path(what, "pid").unlink(missing_ok=True)
         return True
@@ -300,22 +302,3 @@ class PrefectServer:
 
 def _repo() -> Path:
     return Path(__file__).resolve().parent.parent
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # our own child that exited stays a zombie until reaped
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return False

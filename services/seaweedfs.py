@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common import PortInUse, port_is_free
+from services.common import PortInUse, pid_alive, port_is_free
 
 _VENV_WEED = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "weed"
 
@@ -478,12 +478,12 @@ class SeaweedService:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _alive(pid):
+            while time.monotonic() < deadline and pid_alive(pid):
                 time.sleep(0.1)
-            if _alive(pid):
+            if pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-                while _alive(pid):
+                while pid_alive(pid):
                     time.sleep(0.05)
         self.pidfile.unlink(missing_ok=True)
 
@@ -544,23 +544,6 @@ class SeaweedService:
                 "BucketAlreadyExists",
             ):
                 raise
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        # a zombie child of ours still "exists"; reap it if it is ours
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        stat = Path(f"/proc/{pid}/stat")
-        try:
-            return stat.read_text().split(") ", 1)[1][:1] != "Z"
-        except (FileNotFoundError, IndexError):
-            return False
 
 
 def _write_private(path: Path, text: str | bytes) -> None:
