@@ -3,6 +3,7 @@ plugin modules and start fresh instances on free ports, once per test session.""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -21,11 +22,20 @@ _SERVICE_VARS = (
 )
 
 
+# What `corpusflow run` itself exports for its own process (--dask-address, --wait-lease): in a
+# test that calls the CLI in-process they must not outlive the test (a worker started later
+# would inherit a Dask scheduler that is gone).
+_RUN_VARS = ("CORPUSFLOW_DASK_ADDRESS", "CORPUSFLOW_WORKERS", "CORPUSFLOW_LEASE_WAIT")
+
+
 @pytest.fixture(autouse=True)
-def _no_ambient_services(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_ambient_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A developer's shell or .env must not point tests at their own services."""
-    for name in _SERVICE_VARS:
+    for name in (*_SERVICE_VARS, *_RUN_VARS):
         monkeypatch.delenv(name, raising=False)
+    yield
+    for name in _RUN_VARS:
+        os.environ.pop(name, None)  # then monkeypatch puts back what the shell had
 
 
 @pytest.fixture(scope="session")
