@@ -56,7 +56,7 @@ def deployed(
     """prefect.yaml deployed against the session's services, the Secret blocks saved and a
     worker started whose environment holds no secret: the flow runs read them from the blocks."""
     server = prefect_server
-    server.wait_ready(timeout=300)
+    server.start(timeout=300)  # waits for the one spawned above; spawns again if it is gone
     server.ensure_pool()
     server.save_secrets(
         SECRET_PREFIX,
