@@ -2,7 +2,9 @@
 replace-if-unchanged once expired), naming its holder, renewed while the run lives.
 
 The store's conditional writes make two holders impossible, not unlikely: of two runs that both
-see the lease free (or expired), exactly one write succeeds. Expiry is judged on the holders'
+see the lease free (or expired), exactly one write succeeds. A lease whose holder ran on this
+host and whose process is gone (kill -9, a crash) is free at once; on another host it lapses at
+expiry. Expiry is judged on the holders'
 clocks, so machines sharing a store should keep their clocks in sync to well under the TTL.
 """
 
@@ -18,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
 from corpus.store import NotFound, PreconditionFailed, Store, StoreError
@@ -79,6 +82,23 @@ def _decode(data: bytes) -> Holder | None:
         )
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         return None  # unreadable lease: treated as expired, replaced by conditional write
+
+
+def _holder_is_dead(holder: Holder) -> bool:
+    """True when the holder ran on this host and its process is gone (or the pid now belongs to
+    a process started after the lease was taken): a kill -9 leaves a lease behind, and waiting
+    out its TTL would refuse the operator's next run for minutes. A holder on another host is
+    judged by its expiry only: we cannot see its processes."""
+    if holder.host != socket.gethostname():
+        return False
+    try:
+        started = psutil.Process(holder.pid).create_time()
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False  # not ours to inspect: trust the expiry
+    # create_time has a resolution of the clock tick; one second of slack
+    return started > holder.acquired_at + 1.0
 
 
 def _user() -> str:
@@ -151,7 +171,8 @@ class Lease:
         except NotFound:
             return self.try_acquire()  # released between our two calls: try the create again
         holder = _decode(data)
-        if holder is not None and holder.expires_at > now:
+        dead = holder is not None and _holder_is_dead(holder)
+        if holder is not None and holder.expires_at > now and not dead:
             return holder
         try:  # expired (or unreadable): replace exactly the version we read
             self._etag = self.store.put_if_match(
@@ -159,7 +180,11 @@ class Lease:
             )
         except PreconditionFailed:
             return self.current() or holder  # someone else replaced it first
-        if holder is not None:
+        if holder is not None and dead:
+            log.warning(
+                "took over the lease of a run whose process is gone: %s", holder.describe(now)
+            )
+        elif holder is not None:
             log.warning("took over an expired lease: %s", holder.describe(now))
         return None
 

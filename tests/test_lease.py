@@ -3,7 +3,11 @@ to whoever waits, expired leases taken over by exactly one run, renewals that no
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -86,6 +90,9 @@ def _race(root: str, run_id: str, start: float, out: multiprocessing.Queue) -> N
         time.sleep(0.001)
     lease = Lease(store, run_id, ttl=30)
     out.put((run_id, lease.try_acquire() is None))
+    # stay alive while the others try: the lease of a process that is gone is free at once
+    while time.time() < start + 5.0:
+        time.sleep(0.05)
 
 
 def test_lease_racing_processes_exactly_one_wins(tmp_path: Path) -> None:
@@ -107,3 +114,60 @@ def test_lease_racing_processes_exactly_one_wins(tmp_path: Path) -> None:
 def test_lease_rejects_a_nonpositive_ttl(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ttl"):
         Lease(LocalStore(tmp_path), "x", ttl=0)
+
+
+def _take_and_die(root: str) -> None:
+    Lease(LocalStore(root), "killed-run", ttl=3600).try_acquire()
+    # no release: the process ends as a kill -9 would leave it
+
+
+def test_lease_of_a_dead_process_on_this_host_is_free_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_take_and_die, args=(str(tmp_path / "store"),))
+    proc.start()
+    proc.join(timeout=60)
+    store = LocalStore(tmp_path / "store")
+    left = json.loads(store.get_bytes(LEASE_KEY))
+    assert left["run_id"] == "killed-run" and left["expires_at"] > time.time() + 3000
+    with caplog.at_level("WARNING", logger="corpus.lease"), Lease(store, "next", ttl=60) as lease:
+        assert lease.held
+    assert "process is gone" in caplog.text and "killed-run" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("host", "pid_of", "taken"),
+    [
+        ("this", "alive", False),  # the holder still runs here: refused
+        ("other", "gone", False),  # another host: its processes are not ours to see
+        ("this", "gone", True),
+    ],
+)
+def test_lease_dead_holder_judged_on_this_host_only(
+    tmp_path: Path, host: str, pid_of: str, taken: bool
+) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        if pid_of == "gone":
+            gone = subprocess.Popen([sys.executable, "-c", "pass"])
+            gone.wait()
+            pid = gone.pid
+        else:
+            pid = sleeper.pid
+        now = time.time()
+        record = {
+            "run_id": "holder",
+            "host": socket.gethostname() if host == "this" else "elsewhere.example",
+            "pid": pid,
+            "user": "someone",
+            "acquired_at": now,
+            "expires_at": now + 3600,
+        }
+        store = LocalStore(tmp_path / "store")
+        store.put_bytes(LEASE_KEY, json.dumps(record).encode())
+        holder = Lease(store, "next", ttl=60).try_acquire()
+        assert (holder is None) is taken, holder
+    finally:
+        sleeper.kill()
+        sleeper.wait()
