@@ -119,10 +119,10 @@ def decide(
 # ---------------------------------------------------------------- every decision
 
 
-def _compact(result: dict[str, Any]) -> str | dict[str, Any]:
+def _compact(result: dict[str, Any], doc_id: str) -> str | dict[str, Any]:
     """A decision as the index keeps it: its status alone when that says everything."""
-    status = result["status"]
-    if status in _PLAIN and result == no_decision(result["doc_id"], status).model_dump(mode="json"):
+    status = result.get("status")
+    if status in _PLAIN and result == no_decision(doc_id, str(status)).model_dump(mode="json"):
         return str(status)
     return result
 
@@ -153,7 +153,7 @@ class Decisions:
         for key in store.list("adjudicated/"):
             if key.endswith(".json") and "/" not in key[len("adjudicated/") :]:
                 doc_id = _doc_id_of(key)
-                out.decisions[doc_id] = _compact(store.get_json(key))
+                out.decisions[doc_id] = _compact(store.get_json(key), doc_id)
                 out.files.add(doc_id)
         return out
 
@@ -170,7 +170,7 @@ class Decisions:
         (and a plain "machine"/"in_review" one gets no file unless it replaces one). True
         when it changed."""
         dumped = result.model_dump(mode="json")
-        compact = _compact(dumped)
+        compact = _compact(dumped, result.doc_id)
         if self.decisions.get(result.doc_id) == compact:
             return False
         self.decisions[result.doc_id] = compact

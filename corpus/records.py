@@ -164,6 +164,11 @@ def publish_store(
         model_versions=_model_versions(machine, index),
     )
     if fingerprint is not None:
+        # the salt may have been made while the records were built: the inputs as they are now
+        others = {k: _etag(store, k) for k in (keys.agreement, keys.pseudonym_salt)}
+        fingerprint = _fingerprint(
+            index, _etag(store, keys.adjudicated_index), work, others, label_schema, code_version
+        )
         store.put_json(
             keys.publish_state,
             {
