@@ -381,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
             print(HEADER)
             print("|" + "|".join("-" * len(c) for c in HEADER.split("|")[1:]) + "|", flush=True)
             with fast_annotate():
+                # imports, the temporary Prefect server, the parse subprocess: outside every row
+                write_sources(work / "warm", 3)
+                from flows.pipeline import corpus_pipeline
+
+                corpus_pipeline(sources=str(work / "warm"), store=f"file://{work / 'warm-store'}")
                 for n in ns:
                     t0 = time.perf_counter()
                     words = write_sources(work / f"src-{n}", n)
