@@ -27,17 +27,19 @@ SCHEMA = {"entity_labels": ["PERSON"]}
 
 def machine_doc(i: int, *, model: str = "m1", text: str | None = None) -> dict[str, Any]:
     text = text or f"Angela Merkel met person {i} in Berlin."
-    return AnnotatedDocument(
-        source=f"s/{i}.txt",
-        doc_id=f"d{i:04d}",
-        text=text,
-        content_hash=f"h{i}-{len(text)}",
-        cleaner_version="c1",
-        source_sha256=f"src{i}",
-        entities=[
-            {"start": 0, "end": 13, "label": "PERSON", "text": "Angela Merkel", "score": 0.9}
-        ],
-        model_version=model,
+    return AnnotatedDocument.model_validate(
+        {
+            "source": f"s/{i}.txt",
+            "doc_id": f"d{i:04d}",
+            "text": text,
+            "content_hash": f"h{i}-{len(text)}",
+            "cleaner_version": "c1",
+            "source_sha256": f"src{i}",
+            "entities": [
+                {"start": 0, "end": 13, "label": "PERSON", "text": "Angela Merkel", "score": 0.9}
+            ],
+            "model_version": model,
+        }
     ).model_dump(mode="json")
 
 
@@ -207,7 +209,7 @@ def test_stagestore_old_layout_is_read_then_migrated(tmp_path: Path) -> None:
     legacy = publish_store(store, label_schema=SCHEMA, code_version="t-1")
     assert legacy.created and not legacy.skipped
     assert machine.migrate(index) == 5
-    assert not list(store.list("machine/d"))  # the per-document files are gone
+    assert list(store.list("machine/d")) == []  # the per-document files (d0000...) are gone
     migrated = machine.load()
     assert migrated.legacy_ids() == [] and len(migrated.docs) == 5
     assert sorted(d["doc_id"] for d in machine.read(migrated, migrated.docs)) == sorted(index.docs)
@@ -343,3 +345,46 @@ def test_stagestore_shard_bytes_depend_only_on_documents() -> None:
     assert a == encode_shard([machine_doc(1), machine_doc(2)])
     assert [json.loads(x)["doc_id"] for x in decode_shard(a)] == ["d0001", "d0002"]
     assert gzip.decompress(a).count(b"\n") == 2
+
+
+# ---------------------------------------------------------------- a whole run on an old store
+
+
+def _to_old_layout(store: LocalStore) -> None:
+    """The store as the code before shards left it: one file per document, no index."""
+    for stage in (StageStore(store, "clean"), machine_store(store)):
+        index = stage.load()
+        for doc in stage.read(index, index.docs):
+            store.put_json(f"{stage.stage}/{doc['doc_id']}.json", doc)
+        for key in [stage.index_key, *store.list(stage.shard_prefix)]:
+            store.delete(key)
+    store.delete(keys.adjudicated_index)
+    store.delete(keys.publish_state)
+
+
+@pytest.mark.model
+def test_stagestore_run_on_an_old_layout_store_migrates_and_publishes_nothing_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> None:
+    import shutil
+
+    from corpus.release import read_latest
+    from flows.pipeline import corpus_pipeline
+
+    sources = tmp_path / "sources"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "corpus" / "samples", sources)
+    monkeypatch.chdir(tmp_path)
+    store = LocalStore(tmp_path / "store")
+    first = corpus_pipeline(sources=str(sources), store=store.url)
+    before = read_latest(store)[0]
+    _to_old_layout(store)
+    assert len(list(store.list("machine/"))) == 5 and not list(store.list("machine/shards/"))
+
+    again = corpus_pipeline(sources=str(sources), store=store.url)
+    assert again["ingest"]["unchanged"] == 5 and again["annotate"]["annotated"] == 0
+    assert again["release"] == {"version": first["release"]["version"], "created": False}
+    assert read_latest(store)[0] == before  # same content hash, latest untouched
+    for stage in ("clean", "machine"):  # migrated: only the index and shards are left
+        left = [k for k in store.list(f"{stage}/") if not k.startswith(f"{stage}/shards/")]
+        assert left == [f"{stage}/index.json.gz"]
+    assert len(machine_store(store).load().docs) == 5
