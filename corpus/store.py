@@ -8,6 +8,8 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
+import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -18,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
+
+
+_MD5_ATTR = "user.corpusflow.md5"  # "<md5>:<size>:<mtime_ns>" of a file LocalStore wrote
 
 
 class StoreError(Exception):
@@ -113,6 +118,17 @@ class Store(ABC):
     def delete(self, key: str) -> None:
         """Remove the object; removing a missing key is not an error."""
 
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> str:
+        """Write (or replace) the object from a local file, streamed, not read into memory."""
+        return self.put_bytes(key, path.read_bytes(), content_type)
+
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Like `list`, with each object's etag and size (S3 lists them in the same pages)."""
+        for key in self.list(prefix):
+            info = self.head(key)
+            if info is not None:
+                yield info
+
     # ------------------------------------------------------------ helpers
 
     def exists(self, key: str) -> bool:
@@ -166,6 +182,7 @@ class LocalStore(Store):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        self._record_md5(tmp, md5_hex(data))  # a rename or a hard link keeps it
         return tmp
 
     def get_bytes(self, key: str) -> bytes:
@@ -179,6 +196,21 @@ class LocalStore(Store):
         tmp = self._write_tmp(path, data)
         os.replace(tmp, path)
         return md5_hex(data)
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> str:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f"{self._TMP}{uuid.uuid4().hex}"
+        digest = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as src, open(tmp, "wb") as f:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        self._record_md5(tmp, digest.hexdigest())
+        os.replace(tmp, target)
+        return digest.hexdigest()
 
     def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> str:
         path = self._path(key)
@@ -219,12 +251,39 @@ class LocalStore(Store):
         return md5_hex(data)
 
     def head(self, key: str) -> ObjectInfo | None:
+        """From the file's status and the md5 its write recorded beside it (an extended
+        attribute, trusted only while size and mtime are those it was recorded with); a file
+        written otherwise is read once to compute it."""
         path = self._path(key)
         try:
-            data = path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        return ObjectInfo(key=key, etag=md5_hex(data), size=len(data))
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        etag = self._recorded_md5(path, st)
+        if etag is None:
+            try:
+                etag = self._record_md5(path, md5_hex(path.read_bytes()))
+            except FileNotFoundError:
+                return None
+        return ObjectInfo(key=key, etag=etag, size=st.st_size)
+
+    @staticmethod
+    def _recorded_md5(path: Path, st: os.stat_result) -> str | None:
+        try:
+            raw = os.getxattr(path, _MD5_ATTR).decode("ascii")
+        except (OSError, UnicodeDecodeError):
+            return None
+        md5, _, stamp = raw.partition(":")
+        return md5 if stamp == f"{st.st_size}:{st.st_mtime_ns}" else None
+
+    @staticmethod
+    def _record_md5(path: Path, md5: str) -> str:
+        with contextlib.suppress(OSError):  # a file system without user xattrs: no cache
+            st = path.stat()
+            os.setxattr(path, _MD5_ATTR, f"{md5}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return md5
 
     def list(self, prefix: str = "") -> Iterator[str]:
         # walk only below the deepest folder the prefix names
@@ -308,6 +367,19 @@ class S3Store(Store):
     def get_bytes(self, key: str) -> bytes:
         return self.get_with_etag(key)[0]
 
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> str:
+        from botocore.exceptions import ClientError
+
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            with open(path, "rb") as f:  # botocore streams a seekable body
+                response = self.client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=f, **extra
+                )
+        except ClientError as e:
+            raise self._translate(e, key) from e
+        return str(response["ETag"]).strip('"')
+
     def get_with_etag(self, key: str) -> tuple[bytes, str]:
         # the server's ETag, not an md5 of our own: with SSE-KMS or multipart they differ
         from botocore.exceptions import (
@@ -377,6 +449,25 @@ class S3Store(Store):
         except ClientError as e:
             raise self._translate(e, prefix) from e
 
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        from botocore.exceptions import ClientError
+
+        full = (f"{self.prefix}/" if self.prefix else "") + prefix
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size}
+            ):
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(
+                        key=str(obj["Key"])[strip:],
+                        etag=str(obj["ETag"]).strip('"'),
+                        size=int(obj["Size"]),
+                    )
+        except ClientError as e:
+            raise self._translate(e, prefix) from e
+
     def delete(self, key: str) -> None:
         from botocore.exceptions import ClientError
 
@@ -401,7 +492,29 @@ def s3_client(
 ) -> Any:
     """A boto3 S3 client; with no keys, boto3's standard credential chain applies (environment,
     shared files, instance roles). Path-style addressing when an endpoint is given, since
-    S3-compatible services rarely have wildcard DNS."""
+    S3-compatible services rarely have wildcard DNS. One client per process and set of
+    arguments: boto3 clients are thread-safe, and making one costs tens of milliseconds."""
+    ident = (os.getpid(), endpoint_url or None, access_key, secret_key, region, max_attempts)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(ident)
+        if client is None:
+            client = _CLIENTS[ident] = _new_s3_client(
+                endpoint_url, access_key, secret_key, region, max_attempts
+            )
+        return client
+
+
+_CLIENTS: dict[tuple[object, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _new_s3_client(
+    endpoint_url: str | None,
+    access_key: str | None,
+    secret_key: str | None,
+    region: str,
+    max_attempts: int,
+) -> Any:
     import boto3
     from botocore.config import Config
 

@@ -366,18 +366,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"corpusflow status of {settings.store}")
     total = sum(fates.values())
     print(f"  {'inputs':<12} {total}" + (": " + _join(fates) if fates else ""))
+    from corpus.decisions import Decisions
+    from corpus.stagestore import clean_store, machine_store
+
     for stage, prefix in (
         ("cleaned", "clean/"),
         ("annotated", "machine/"),
         ("reviewed", "human/"),
         ("quarantined", "quarantine/"),
     ):
-        keys = list(store.list(prefix))
-        n = len({k.split("/")[1] for k in keys}) if prefix == "quarantine/" else len(keys)
+        if prefix in ("clean/", "machine/"):  # from the stage's index (corpus.stagestore)
+            sstore = clean_store(store) if prefix == "clean/" else machine_store(store)
+            n = len(sstore.load().docs)
+        else:
+            keys = list(store.list(prefix))
+            n = len({k.split("/")[1] for k in keys}) if prefix == "quarantine/" else len(keys)
         print(f"  {stage:<12} {n}")
-    statuses: Counter[str] = Counter()
-    for key in store.list("adjudicated/"):
-        statuses[str(store.get_json(key).get("status"))] += 1
+    decisions = Decisions.load(store)
+    statuses: Counter[str] = Counter(
+        str(d if isinstance(d, str) else d.get("status")) for d in decisions.decisions.values()
+    )
     print(f"  {'adjudicated':<12} " + (_join(statuses) if statuses else "0"))
     latest, _ = read_latest(store)
     if latest is None:

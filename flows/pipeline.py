@@ -27,10 +27,13 @@ from flows.tasks import (
     Pseudonyms,
     adjudicate_all,
     annotate_batch,
+    annotate_todo,
     batched,
     collect_review,
+    commit_stage,
     discover,
     ingest_batch,
+    migrate_stages,
     pseudonymize_agreement,
     publish_release,
     push_adjudication,
@@ -181,6 +184,7 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
     refs = discover(sources, settings)
     logger.info("run %s: %d inputs from %s into %s", run_id, len(refs), sources, settings.store)
 
+    migrate_stages(settings)  # a store of the one-file-per-document layout, packed once
     batches = batched(refs, settings.batch_size)
     tail_steps = 4  # push, collect + adjudicate, adjudication push, publish
     progress = Progress(2 * len(batches) + tail_steps, f"corpusflow run {run_id}")
@@ -194,10 +198,12 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
     ):
         ingested.append(ingest_future.result())
         progress.step()
+    commit_stage(settings, "clean", [e for out in ingested for e in out.entries])
     doc_ids = [d for out in ingested for d in out.processed + out.unchanged]
-    doc_batches = batched(doc_ids, settings.batch_size)
+    todo, kept = annotate_todo(settings, doc_ids)  # from the indexes: unchanged ones map no task
+    doc_batches = batched(todo, settings.batch_size)
     progress.step(0, total=len(batches) + len(doc_batches) + tail_steps)
-    annotated: list[dict[str, int]] = []
+    annotated: list[dict[str, Any]] = [{"annotated": 0, "unchanged": kept}]
     for annotate_future in annotate_batch.map(
         doc_batches,
         settings=unmapped(settings),
@@ -206,6 +212,7 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
     ):
         annotated.append(annotate_future.result())
         progress.step()
+    commit_stage(settings, "machine", [e for a in annotated for e in a.get("entries", [])])
 
     lease.ensure_held()  # pushing makes tasks: only the run that holds the store may
     pushed = push_review(settings)

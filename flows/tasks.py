@@ -3,13 +3,11 @@ keys, never whole corpora; the records themselves live in the store (see `keys`)
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +16,26 @@ import requests
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from corpus.adjudication import adjudicate, agreement_report
+from corpus.decisions import (
+    adjudicate_store,
+    adjudicator_annotations,
+    decide,
+    human_annotations,
+)
+from corpus.keys import keys
 from corpus.ledger import Ledger
-from corpus.release import publish, read_latest
-from corpus.store import PreconditionFailed, Store, open_store, open_store_from_settings
+from corpus.pseudonyms import Pseudonyms, pseudonym, pseudonymize_agreement
+from corpus.records import publish_store, release_record
+from corpus.stagestore import (
+    Entry,
+    StageIndex,
+    cached_index,
+    clean_store,
+    machine_store,
+    to_annotate,
+    unchanged_source,
+)
+from corpus.store import Store, open_store, open_store_from_settings
 from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, make_doc_id
 from ingest.guard import clean_guarded
 from ingest.limits import Limits, check_size
@@ -29,47 +43,20 @@ from ingest.sources import SourceRef, hidden_key, iter_chunks, printable, read_l
 from review.adjudication import AdjudicationItem
 from review.client import LabelStudioClient, LabelStudioError
 from review.config import instructions_html, label_config
-from schemas import (
-    AdjudicationInput,
-    AdjudicationResult,
-    AnnotatedDocument,
-    CleanDocument,
-    HumanAnnotation,
-)
+from schemas import AdjudicationResult, AnnotatedDocument, CleanDocument, HumanAnnotation
 from schemas.labeling import DOCUMENT_FLAGS, ENTITY_LABELS, STANCE_LABELS, TARGET_LABELS
 from schemas.settings import Settings
 
-
-class keys:  # noqa: N801 - a namespace of store key builders
-    @staticmethod
-    def clean(doc_id: str) -> str:
-        return f"clean/{doc_id}.json"
-
-    @staticmethod
-    def machine(doc_id: str) -> str:
-        return f"machine/{doc_id}.json"
-
-    @staticmethod
-    def human(doc_id: str) -> str:
-        return f"human/{doc_id}.json"
-
-    @staticmethod
-    def adjudicator(doc_id: str) -> str:
-        """The adjudicator's decision collected from the adjudication project."""
-        return f"human-adjudication/{doc_id}.json"
-
-    @staticmethod
-    def adjudicated(doc_id: str) -> str:
-        return f"adjudicated/{doc_id}.json"
-
-    @staticmethod
-    def stance_model(version: str) -> str:
-        return f"models/stance/{version}.json"
-
-    stance_model_current = "models/stance/current.json"
-
-    review_state = "review/state.json"
-    import_file = "review/labelstudio-import.json"
+# Domain logic lives in corpus/; these names stay importable from here for the flows, the CLI
+# and the review helpers that use them.
+__all__ = [
+    "Pseudonyms",
+    "decide",
+    "keys",
+    "pseudonym",
+    "pseudonymize_agreement",
+    "release_record",
+]
 
 
 def store_for(settings: Settings) -> Store:
@@ -183,6 +170,7 @@ class IngestOutcome:
     unchanged: list[str]
     skipped: list[tuple[str, str]]
     quarantined: list[tuple[str, str]]
+    entries: list[tuple[str, Entry]] = field(default_factory=list)  # for commit_stage
 
 
 def batch_run_name(stage: str) -> Any:
@@ -198,13 +186,19 @@ def batch_run_name(stage: str) -> Any:
 def ingest_batch(
     batch: list[SourceRef], settings: Settings, run_id: str, index: int = 0, total: int = 1
 ) -> IngestOutcome:
-    """Clean each source of the batch into `clean/<doc_id>.json`; an input already cleaned with
-    the same bytes and cleaner version is skipped; a bad input is quarantined with its reason."""
+    """Clean each source of the batch; the batch's documents go into one shard of the clean
+    stage (corpus.stagestore), whose entries the flow commits to the index (commit_stage). An
+    input already cleaned from the same bytes by the same cleaners is skipped, decided from
+    the index read once per process and run; a bad input is quarantined with its reason."""
     store = store_for(settings)
     ledger = Ledger(store, run_id)
     logger = get_run_logger()
     limits = Limits.from_settings(settings)
+    clean = clean_store(store)
+    known = cached_index(clean, run_id)
     out = IngestOutcome([], [], [], [])
+    docs: list[dict[str, Any]] = []
+    sources: list[tuple[str, str, str]] = []  # (source key, doc_id, sha256) for the ledger
     for ref in batch:
         suffix = Path(ref.key).suffix.lower()
         reason = ref.skip  # hidden, a symlink out of the root, a fifo... (ingest.sources)
@@ -228,14 +222,7 @@ def ingest_batch(
             continue
         sha = hashlib.sha256(data).hexdigest()
         doc_id = make_doc_id(ref.key)
-        last = ledger.last(ref.key)
-        if (
-            last is not None
-            and last.status == "processed"
-            and last.source_sha256 == sha
-            and last.cleaner_version == CLEANER_VERSION
-            and store.head(keys.clean(doc_id)) is not None
-        ):
+        if unchanged_source(known.docs.get(doc_id), sha, CLEANER_VERSION):
             out.unchanged.append(doc_id)
             continue
         try:
@@ -247,16 +234,19 @@ def ingest_batch(
             out.quarantined.append((printable(ref.key), printable(f"{exc.kind}: {exc.message}")))
             logger.warning("quarantined %s", out.quarantined[-1][1])
             continue
-        store.put_json(keys.clean(doc_id), doc.model_dump(mode="json"))
+        docs.append(doc.model_dump(mode="json"))
+        sources.append((ref.key, doc_id, sha))
+        out.processed.append(doc_id)
+    out.entries = clean.write_shard(docs)
+    for key, doc_id, sha in sources:  # processed once the document is stored
         ledger.record(
-            ref.key,
+            key,
             "processed",
             "ingest",
             doc_id=doc_id,
             source_sha256=sha,
             cleaner_version=CLEANER_VERSION,
         )
-        out.processed.append(doc_id)
     logger.info(
         "ingest batch %d/%d: %d cleaned, %d unchanged, %d skipped, %d quarantined",
         index + 1,
@@ -275,35 +265,60 @@ def ingest_batch(
 @task(name="annotate-batch", task_run_name=batch_run_name("annotate"), cache_policy=NO_CACHE)
 def annotate_batch(
     doc_ids: list[str], settings: Settings, index: int = 0, total: int = 1
-) -> dict[str, int]:
-    """Machine annotations for the batch into `machine/<doc_id>.json`; a document whose clean
-    text and model are unchanged keeps its annotations."""
+) -> dict[str, Any]:
+    """Machine annotations for the batch, into one shard of the machine stage (its entries
+    returned for commit_stage); a document whose clean text and model are unchanged keeps its
+    annotations."""
     from annotators.pipeline import annotate, load_nlp, model_version_for
 
     store = store_for(settings)
     stance_model = stance_model_path(store, settings)
     model_version = model_version_for(settings.spacy_model, stance_model=stance_model)
-    todo: list[CleanDocument] = []
-    kept = 0
-    for doc_id in doc_ids:
-        clean = CleanDocument.model_validate(store.get_json(keys.clean(doc_id)))
-        if store.head(keys.machine(doc_id)) is not None:
-            prev = store.get_json(keys.machine(doc_id))
-            if (
-                prev.get("content_hash") == clean.content_hash
-                and prev.get("model_version") == model_version
-            ):
-                kept += 1
-                continue
-        todo.append(clean)
+    clean, machine = clean_store(store), machine_store(store)
+    clean_index = cached_index(clean)
+    todo_ids, kept = to_annotate(clean_index, cached_index(machine), doc_ids, model_version)
+    todo = [CleanDocument.model_validate(d) for d in clean.read(clean_index, todo_ids)]
+    entries: list[tuple[str, Entry]] = []
     if todo:
         nlp = load_nlp(settings.spacy_model, stance_model=stance_model)
-        for doc in annotate(todo, nlp=nlp):
-            store.put_json(keys.machine(doc.doc_id), doc.model_dump(mode="json"))
+        entries = machine.write_shard([d.model_dump(mode="json") for d in annotate(todo, nlp=nlp)])
     get_run_logger().info(
         "annotate batch %d/%d: %d annotated, %d unchanged", index + 1, total, len(todo), kept
     )
-    return {"annotated": len(todo), "unchanged": kept}
+    return {"annotated": len(todo), "unchanged": kept, "entries": entries}
+
+
+def migrate_stages(settings: Settings) -> dict[str, int]:
+    """Documents of the one-file-per-document layout packed into shards (once, on the first
+    run after the change), so that the run reads them from the indexes like the others."""
+    store = store_for(settings)
+    out = {}
+    for stage in (clean_store(store), machine_store(store)):
+        index = stage.load()
+        out[stage.stage] = stage.migrate(index) if index.old_files else 0
+        if index.dirty:  # shards the index missed (a crash before the last commit)
+            stage.commit(index)
+    return out
+
+
+def commit_stage(settings: Settings, stage: str, entries: Sequence[tuple[str, Entry]]) -> bool:
+    """The entries the batches of a stage returned, into its index (read and written once)."""
+    store = store_for(settings)
+    stage_ = clean_store(store) if stage == keys.clean_stage else machine_store(store)
+    return stage_.commit(stage_.load(), entries)
+
+
+def annotate_todo(settings: Settings, doc_ids: Sequence[str]) -> tuple[list[str], int]:
+    """The documents the annotate stage must (re)annotate, and how many are up to date, from
+    the indexes alone: an unchanged run maps no annotate task."""
+    from annotators.pipeline import model_version_for
+
+    store = store_for(settings)
+    stance_model = stance_model_path(store, settings)
+    model_version = model_version_for(settings.spacy_model, stance_model=stance_model)
+    return to_annotate(
+        clean_store(store).load(), machine_store(store).load(), doc_ids, model_version
+    )
 
 
 def stance_model_path(store: Store, settings: Settings) -> Path | None:
@@ -326,12 +341,19 @@ def stance_model_path(store: Store, settings: Settings) -> Path | None:
 
 
 def machine_doc_ids(store: Store) -> list[str]:
-    return sorted(k.rsplit("/", 1)[-1].removesuffix(".json") for k in store.list("machine/"))
+    return sorted(machine_store(store).load().docs)
 
 
 def iter_machine(store: Store, doc_ids: Sequence[str]) -> Iterator[AnnotatedDocument]:
-    for doc_id in doc_ids:
-        yield AnnotatedDocument.model_validate(store.get_json(keys.machine(doc_id)))
+    """The machine documents named, shard by shard (each shard read once): in the order of the
+    store, not the order given."""
+    machine = machine_store(store)
+    for raw in machine.read(machine.load(), doc_ids):
+        yield AnnotatedDocument.model_validate(raw)
+
+
+def machine_index(store: Store) -> StageIndex:
+    return machine_store(store).load()
 
 
 # ---------------------------------------------------------------- review
@@ -347,16 +369,7 @@ def push_review(settings: Settings) -> dict[str, object]:
     store = store_for(settings)
     doc_ids = machine_doc_ids(store)
     if not settings.review_enabled:
-        from review.results import write_import_file
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "import.json"
-            write_import_file(iter_machine(store, doc_ids), path)
-            store.put_bytes(keys.import_file, path.read_bytes(), content_type="application/json")
-        local = settings.work_dir / "labelstudio-import.json"
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_bytes(store.get_bytes(keys.import_file))
-        return {"mode": "embedded", "import_file": str(local), "tasks": len(doc_ids)}
+        return write_embedded_import(store, settings)
     client = LabelStudioClient(settings.label_studio_url or "", settings.label_studio_api_key or "")
     project_id = client.ensure_project(
         settings.label_studio_project, label_config(), INSTRUCTIONS, overlap=settings.overlap
@@ -373,6 +386,28 @@ def push_review(settings: Settings) -> dict[str, object]:
         hook = client.register_webhook(project_id, settings.webhook_url, settings.webhook_secret)
         out["webhook"] = {"id": hook.id, "created": hook.created, "updated": hook.updated}
     return out
+
+
+def write_embedded_import(store: Store, settings: Settings) -> dict[str, object]:
+    """The Label Studio import file of every machine document, written streaming to the work
+    folder and copied to the store from there; skipped when the machine index is the one the
+    stored file was made from and the local copy is in place."""
+    from review.results import write_import_file
+
+    index = machine_index(store)
+    local = settings.work_dir / "labelstudio-import.json"
+    made_from = index.etag if not index.dirty and index.etag else None
+    try:
+        state = store.get_json(keys.import_state)
+    except KeyError:
+        state = {}
+    if made_from is None or state.get("machine_index") != made_from or not local.exists():
+        machine = machine_store(store)
+        docs = (AnnotatedDocument.model_validate(d) for d in machine.read(index, index.docs))
+        write_import_file(docs, local)
+        store.put_file(keys.import_file, local, content_type="application/json")
+        store.put_json(keys.import_state, {"machine_index": made_from, "tasks": len(index.docs)})
+    return {"mode": "embedded", "import_file": str(local), "tasks": len(index.docs)}
 
 
 INSTRUCTIONS = instructions_html()
@@ -455,8 +490,9 @@ def push_adjudication(settings: Settings, disputed: list[str]) -> dict[str, obje
     client = LabelStudioClient(settings.label_studio_url or "", settings.label_studio_api_key or "")
     project_id = client.ensure_adjudication_project(settings.label_studio_project)
     items = []
+    docs = {d.doc_id: d for d in iter_machine(store, disputed)}  # r3-store: machine shards
     for doc_id in disputed:
-        doc = AnnotatedDocument.model_validate(store.get_json(keys.machine(doc_id)))
+        doc = docs[doc_id]
         human = [HumanAnnotation.model_validate(a) for a in _human(store, doc_id)]
         decision = AdjudicationResult.model_validate(store.get_json(keys.adjudicated(doc_id)))
         items.append(AdjudicationItem(doc, human, decision))
@@ -474,161 +510,34 @@ def push_adjudication(settings: Settings, disputed: list[str]) -> dict[str, obje
 
 def _human(store: Store, doc_id: str) -> list[dict[str, Any]]:
     """The annotations collected from the review project (adjudicators' included)."""
-    if store.head(keys.human(doc_id)) is None:
-        return []
-    return list(store.get_json(keys.human(doc_id))["annotations"])
+    return human_annotations(store, doc_id)
 
 
 def _adjudicator(store: Store, doc_id: str) -> list[dict[str, Any]]:
     """The annotations collected from the adjudication project."""
-    if store.head(keys.adjudicator(doc_id)) is None:
-        return []
-    return list(store.get_json(keys.adjudicator(doc_id))["annotations"])
+    return adjudicator_annotations(store, doc_id)
 
 
 # ---------------------------------------------------------------- adjudicate and publish
 
 
-def _no_decision(doc_id: str, status: str) -> AdjudicationResult:
-    return AdjudicationResult.model_validate(
-        {
-            "doc_id": doc_id,
-            "status": status,
-            "entities": [],
-            "stances": [],
-            "disputes": [],
-            "agreement": {"entity_f1": None, "stance_kappa": None},
-        }
-    )
-
-
-def decide(
-    doc_id: str,
-    review: Sequence[dict[str, Any]],
-    adjudication: Sequence[dict[str, Any]],
-    overlap: int,
-) -> AdjudicationResult:
-    """The decision for one document from what people did: no human work -> machine; an
-    adjudicator's annotation (in the review or the adjudication project) -> final; fewer
-    annotators than `overlap` -> in_review (machine labels stand until the task is done);
-    else the adjudication rules."""
-    annotations = [*review, *adjudication]
-    if not annotations:
-        return _no_decision(doc_id, "machine")
-    item = AdjudicationInput.model_validate({"doc_id": doc_id, "annotations": annotations})
-    has_adjudicator = any(a.role == "adjudicator" for a in item.annotations)
-    annotators = len({a.annotator for a in item.annotations if a.role == "annotator"})
-    if not has_adjudicator and annotators < overlap:
-        return _no_decision(doc_id, "in_review")
-    return adjudicate(item)
-
-
 @task(name="adjudicate", cache_policy=NO_CACHE)
 def adjudicate_all(settings: Settings) -> dict[str, object]:
+    """Every document's decision (corpus.decisions); only the changed ones are written."""
     store = store_for(settings)
-    counts: dict[str, int] = {}
-    inputs = []
-    disputed = []
-    for doc_id in machine_doc_ids(store):
-        human = _human(store, doc_id)
-        result = decide(doc_id, human, _adjudicator(store, doc_id), settings.overlap)
-        if human:  # agreement between annotators, done or not (adjudicators are left out)
-            item = AdjudicationInput.model_validate({"doc_id": doc_id, "annotations": human})
-            inputs.append(item)
-        if result.status == "disputed":
-            disputed.append(doc_id)
-        store.put_json(keys.adjudicated(doc_id), result.model_dump(mode="json"))
-        counts[result.status] = counts.get(result.status, 0) + 1
-    report = agreement_report(inputs)
-    store.put_json("review/agreement.json", report)
-    get_run_logger().info("adjudicate: %s", counts)
-    return {"counts": counts, "agreement": report, "disputed": disputed}
+    run = adjudicate_store(store, machine_doc_ids(store), settings.overlap)
+    get_run_logger().info("adjudicate: %s, %d decisions written", run.counts, run.written)
+    return {"counts": run.counts, "agreement": run.agreement, "disputed": run.disputed}
 
 
-class Pseudonyms:
-    """Stable pseudonyms for annotators: keyed with a random salt kept in the store, so emails
-    cannot be guessed back from a release. The salt is read (or created) once, at first use,
-    so a publish costs one read of it, not one per annotation."""
-
-    KEY = "config/pseudonym-salt"
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._salt: bytes | None = None
-
-    def __call__(self, name: str) -> str:
-        if self._salt is None:
-            if self.store.head(self.KEY) is None:
-                with contextlib.suppress(PreconditionFailed):  # another run won: use theirs
-                    self.store.put_if_absent(self.KEY, os.urandom(32).hex().encode())
-            self._salt = self.store.get_bytes(self.KEY)
-        return "annotator-" + hashlib.sha256(self._salt + name.encode("utf-8")).hexdigest()[:10]
-
-
-def pseudonym(store: Store, name: str) -> str:
-    """The pseudonym of one annotator (see Pseudonyms)."""
-    return Pseudonyms(store)(name)
-
-
-def pseudonymize_agreement(report: dict[str, Any], names: Pseudonyms) -> dict[str, Any]:
-    """The agreement report as a release carries it: annotators under their pseudonyms (the
-    run report in the store keeps the emails, for the operator)."""
-    out = dict(report)
-    if "annotators" in out:
-        out["annotators"] = {
-            names(name): stats for name, stats in sorted(out["annotators"].items())
-        }
-    if "stance_kappa_pairwise" in out:
-        pairs = {}
-        for key, value in out["stance_kappa_pairwise"].items():
-            a, _, b = key.partition("~")
-            pa, pb = sorted((names(a), names(b)))
-            pairs[f"{pa}~{pb}"] = value
-        out["stance_kappa_pairwise"] = dict(sorted(pairs.items()))
-    return out
-
-
-def release_record(
-    store: Store,
-    doc: AnnotatedDocument,
-    result: AdjudicationResult,
-    names: Pseudonyms | None = None,
-) -> dict[str, Any]:
-    names = names or Pseudonyms(store)
-    people = _human(store, doc.doc_id) + _adjudicator(store, doc.doc_id)
-    annotators = sorted({names(a["annotator"]) for a in people})
-    gold = result.status in ("adjudicated", "reviewed")
-    if gold:
-        entities = [{**e.model_dump(), "text": doc.text[e.start : e.end]} for e in result.entities]
-        stances = [
-            {
-                "target": s.target,
-                "label": s.label,
-                "evidence": [ev.model_dump() for ev in s.evidence],
-            }
-            for s in result.stances
-        ]
-    else:  # machine layer: never reviewed, or held back by a dispute
-        entities = [e.model_dump() for e in doc.entities]
-        stances = [s.model_dump() for s in doc.stances]
+def label_schema() -> dict[str, Any]:
+    """The label schema a release carries (labels.json)."""
     return {
-        "doc_id": doc.doc_id,
-        "text": doc.text,
-        "entities": entities,
-        "stances": stances,
-        "metadata": doc.metadata.model_dump(mode="json"),
-        "review_status": result.status,
-        "disputes": [d.model_dump() for d in result.disputes],
-        "agreement": result.agreement.model_dump(),
-        "source": doc.source,
-        "annotators": annotators,
-        "model_version": doc.model_version,
-        "provenance": {
-            "source_sha256": doc.source_sha256,
-            "content_hash": doc.content_hash,
-            "cleaner_version": doc.cleaner_version,
-            "removed": [r.model_dump() for r in doc.removed],
-        },
+        "entity_labels": list(ENTITY_LABELS),
+        "stance_labels": list(STANCE_LABELS),
+        "target_labels": list(TARGET_LABELS),
+        "document_flags": DOCUMENT_FLAGS,
+        "label_studio_config": label_config(),
     }
 
 
@@ -636,41 +545,17 @@ def release_record(
 def publish_release(settings: Settings, code_version: str) -> dict[str, object]:
     """A new release version when the content changed: {"version", "created"}. A store with no
     document publishes nothing (version: the latest one, or None)."""
-    store = store_for(settings)
-    doc_ids = machine_doc_ids(store)
-    if not doc_ids:
-        latest, _etag = read_latest(store)
-        get_run_logger().warning("publish: no document in the store, nothing to publish")
-        return {"version": latest["version"] if latest else None, "created": False}
-    records = []
-    model_versions: set[str] = set()
-    names = Pseudonyms(store)
-    for doc in iter_machine(store, doc_ids):
-        decision = AdjudicationResult.model_validate(store.get_json(keys.adjudicated(doc.doc_id)))
-        records.append(release_record(store, doc, decision, names))
-        model_versions.add(doc.model_version)
-    agreement = (
-        store.get_json("review/agreement.json") if store.head("review/agreement.json") else {}
+    result = publish_store(
+        store_for(settings), label_schema=label_schema(), code_version=code_version
     )
-    agreement = pseudonymize_agreement(agreement, names)
-    schema = {
-        "entity_labels": list(ENTITY_LABELS),
-        "stance_labels": list(STANCE_LABELS),
-        "target_labels": list(TARGET_LABELS),
-        "document_flags": DOCUMENT_FLAGS,
-        "label_studio_config": label_config(),
-    }
-    result = publish(
-        store,
-        records,
-        label_schema=schema,
-        agreement=agreement,
-        code_version=code_version,
-        model_versions=sorted(model_versions),
-    )
-    get_run_logger().info(
-        "publish: %s %s", result.version, "created" if result.created else "unchanged, nothing new"
-    )
+    logger = get_run_logger()
+    if result.version is None:
+        logger.warning("publish: no document in the store, nothing to publish")
+    else:
+        fate = "created" if result.created else "unchanged, nothing new"
+        logger.info(
+            "publish: %s %s%s", result.version, fate, " (inputs unchanged)" * result.skipped
+        )
     return {"version": result.version, "created": result.created}
 
 

@@ -1,0 +1,444 @@
+"""Whole runs at scale, in one run: `corpus_pipeline` (ingest -> annotate -> push -> collect ->
+adjudicate -> publish) over N generated news-like articles (~860 words, unique ids, .txt
+sources), on a local store (embedded mode) and on a real SeaweedFS started here; for each N
+(a) a first run, (b) an unchanged re-run, (c) a re-run with 1% of the sources changed.
+Prints wall time, docs/s, peak RSS, S3 requests per document (counted with a botocore event
+hook on the process's one S3 client) and, for (c), the bytes the new release version wrote
+against the bytes of a full version. Then annotate throughput with 1 and 2 workers against
+bare `nlp.pipe` on a subset (bench/parallel.py's passes), and a fit of time and memory in N
+with what it predicts for 1M documents.
+
+    .venv/bin/python -m bench.scale [--n 1000 10000] [--big] [--skip-s3] [--annotate-docs 64]
+
+What the rows measure: the store rows are real flow runs with everything real except the
+annotate stage's model: the spaCy pipeline is swapped for a regex tagger in this process
+(`fast path`, ~0.1 ms per document instead of ~0.2 CPU-s), so that store, ingest, review
+files, adjudication and release costs are measured at N this machine can afford. The
+annotate rows run the real model (`annotate_batch` over the stage store) on a subset.
+`--big` adds N = 100k.
+
+Measured 2026-12-01 (`--n 1000 10000`, 2 shared cores, other helpers' test suites running):
+1k local 41 s / 2.2 s / 14 s (first / unchanged / 1%), SeaweedFS 43 s / 4.2 s / 18 s;
+10k local 569 s / 27 s / 202 s, SeaweedFS 389 s / 24 s / 182 s; S3 requests per document
+1.45 / 0.0041 / 0.18 at 10k (an unchanged run: 41 requests whatever N); peak RSS 453 -> 527 MB
+(6-7.5 KiB per document: ~1.2 GB at 100k, 6-7.6 GB predicted at 1M); the 1%-changed publish
+wrote 52% of a full version's bytes (release shards of 64 documents); annotate, 64 documents:
+bare nlp.pipe 0.9 docs/s, 1 worker 0.4 docs/s, 2 workers 0.7 docs/s (1.50x one worker).
+Fit to 1M: first run 8.7 h on SeaweedFS (fast path; the real model adds ~0.2 CPU-s per
+document), unchanged re-run ~0.2-1.2 h (ingest reads every source), 1% changed 5-11 h.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.release import _paragraphs, measure  # noqa: E402
+
+WORDS = 800  # paragraphs are added until past it: ~860 on average
+FAST_MODEL = "fast-path-regex@bench"
+NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+){0,2}\b")
+
+
+# ---------------------------------------------------------------- generated sources
+
+
+def article(i: int, paragraphs: list[str], rng: random.Random) -> str:
+    """A news-like article of about WORDS words: a headline, a dateline, sample paragraphs in
+    an order of its own, numbers of its own (so every document is different)."""
+    words = 0
+    body: list[str] = []
+    while words < WORDS:
+        p = rng.choice(paragraphs)
+        body.append(p)
+        words += len(p.split())
+    head = f"Summit report {i}: talks resume for round {rng.randint(2, 90)}"
+    dateline = f"GENEVA, Nov. {1 + i % 28} - Delegates from {3 + i % 40} countries met again."
+    return "\n\n".join([head, dateline, *body]) + "\n"
+
+
+def write_sources(folder: Path, n: int, seed: int = 11) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    paragraphs = _paragraphs()
+    rng = random.Random(seed)
+    words = 0
+    for i in range(n):
+        text = article(i, paragraphs, rng)
+        words += len(text.split())
+        (folder / f"a{i:07d}.txt").write_text(text, encoding="utf-8")
+    return words
+
+
+def change_sources(folder: Path, fraction: float, seed: int) -> int:
+    """`fraction` of the sources edited (a correction appended), at random."""
+    files = sorted(folder.glob("*.txt"))
+    chosen = random.Random(seed).sample(files, k=max(1, int(len(files) * fraction)))
+    for path in chosen:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"\nCorrection {seed}: an earlier version misstated a figure.\n")
+    return len(chosen)
+
+
+# ---------------------------------------------------------------- the fast path
+
+
+@contextlib.contextmanager
+def fast_annotate() -> Iterator[None]:
+    """annotate's model swapped for a regex tagger in this process (the flow runs its batches
+    in this process with 1 worker)."""
+    import annotators.pipeline as pipeline
+    from schemas import AnnotatedDocument
+
+    def annotate(docs: Any, nlp: Any = None, **_: Any) -> list[AnnotatedDocument]:
+        out = []
+        for doc in docs:
+            ents = [
+                {
+                    "start": m.start(),
+                    "end": m.end(),
+                    "label": "PERSON",
+                    "text": m.group(),
+                    "score": 0.5,
+                }
+                for m in list(NAME.finditer(doc.text))[:20]
+            ]
+            out.append(
+                AnnotatedDocument.from_clean(
+                    doc, entities=ents, stances=[], model_version=FAST_MODEL
+                )
+            )
+        return out
+
+    saved = (pipeline.annotate, pipeline.load_nlp, pipeline.model_version_for)
+    pipeline.annotate = annotate  # type: ignore[assignment]
+    pipeline.load_nlp = lambda *a, **k: None  # type: ignore[assignment]
+    pipeline.model_version_for = lambda *a, **k: FAST_MODEL  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        pipeline.annotate, pipeline.load_nlp, pipeline.model_version_for = saved
+
+
+# ---------------------------------------------------------------- counting S3 requests
+
+
+class Requests:
+    def __init__(self, client: Any) -> None:
+        self.n = 0
+        self.by_op: dict[str, int] = {}
+        client.meta.events.register("before-call.s3", self._seen, unique_id="bench-scale")
+
+    def _seen(self, model: Any, **_: Any) -> None:
+        self.n += 1
+        self.by_op[model.name] = self.by_op.get(model.name, 0) + 1
+
+    def take(self) -> tuple[int, dict[str, int]]:
+        out = (self.n, dict(self.by_op))
+        self.n, self.by_op = 0, {}
+        return out
+
+
+# ---------------------------------------------------------------- one target
+
+
+@dataclass
+class Row:
+    target: str
+    step: str
+    docs: int
+    seconds: float
+    rss: int | None
+    requests: int | None = None
+    note: str = ""
+
+
+HEADER = (
+    f"| {'target':<9} | {'step':<26} | {'docs':>7} | {'seconds':>8} | {'docs/s':>7} | "
+    f"{'peak RSS MB':>11} | {'S3 req/doc':>10} | note"
+)
+
+
+def print_row(r: Row) -> None:
+    rate = f"{r.docs / r.seconds:.1f}" if r.seconds else "-"
+    rss = "-" if r.rss is None else f"{r.rss / 2**20:.0f}"
+    req = "-" if r.requests is None else f"{r.requests / max(r.docs, 1):.4f}"
+    print(
+        f"| {r.target:<9} | {r.step:<26} | {r.docs:>7} | {r.seconds:>8.2f} | {rate:>7} | "
+        f"{rss:>11} | {req:>10} | {r.note}",
+        flush=True,
+    )
+
+
+def release_bytes(store: Any) -> str:
+    """Bytes of the objects the latest version added against the bytes of a full version."""
+    from corpus.release import read_latest, read_manifest
+
+    latest, _ = read_latest(store)
+    if latest is None or latest.get("previous") is None:
+        return "no new version"
+    new = read_manifest(store, latest["version"])
+    old = read_manifest(store, latest["previous"])
+    have = {f.object for f in old.files}
+    full = sum(f.size for f in new.files)
+    added = sum(f.size for f in new.files if f.object not in have)
+    return f"publish wrote {added / 1e6:.2f} of {full / 1e6:.2f} MB ({100 * added / full:.1f}%)"
+
+
+def run_target(
+    target: str,
+    store_url: str,
+    n: int,
+    sources: Path,
+    rows: list[Row],
+    counter: Requests | None,
+) -> None:
+    from corpus.store import open_store_from_settings
+    from flows.pipeline import corpus_pipeline
+    from schemas.settings import Settings
+
+    def step(
+        name: str, fn: Callable[[], dict[str, Any]], note: Callable[[dict[str, Any]], str]
+    ) -> None:
+        if counter:
+            counter.take()
+        report, secs, rss = measure(fn)
+        requests, by_op = counter.take() if counter else (None, {})
+        ops = ", ".join(f"{op} {k}" for op, k in sorted(by_op.items(), key=lambda x: -x[1]))
+        row = Row(target, name, n, secs, rss, requests, note(report) + (f"; {ops}" if ops else ""))
+        rows.append(row)
+        print_row(row)
+
+    def run() -> dict[str, Any]:
+        return corpus_pipeline(sources=str(sources), store=store_url)
+
+    def summary(r: dict[str, Any]) -> str:
+        ing, ann, rel = r["ingest"], r["annotate"], r["release"]
+        return (
+            f"cleaned {ing['cleaned']}, annotated {ann['annotated']}, release {rel['version']}"
+            f"{' new' if rel['created'] else ' unchanged'}"
+        )
+
+    step("(a) first run", run, summary)
+    step("(b) unchanged re-run", run, summary)
+    changed = change_sources(sources, 0.01, seed=n)
+    store = open_store_from_settings(Settings(store=store_url))
+    step(
+        f"(c) {changed} changed (1%)",
+        run,
+        lambda r: summary(r) + "; " + release_bytes(store),
+    )
+
+
+# ---------------------------------------------------------------- annotate throughput
+
+
+def annotate_rows(texts: list[str], batch_size: int, rows: list[Row]) -> None:
+    """bench/parallel.py's passes (the real annotate_batch, real model) on these texts."""
+    import spacy
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from annotators.pipeline import load_nlp
+    from bench.parallel import _annotate_pass, _prepare
+    from flows.pipeline import local_cluster
+    from flows.tasks import batched
+    from schemas.settings import Settings
+
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-annotate-"))
+    cwd = os.getcwd()
+    try:
+        os.chdir(work)
+        ids = _prepare(work / "store", texts)
+        settings = Settings(store=f"file://{work / 'store'}", batch_size=batch_size)
+        batches = batched(ids, batch_size)
+        nlp = spacy.load(settings.spacy_model)
+        t0 = time.perf_counter()
+        for _ in nlp.pipe(texts, batch_size=64):
+            pass
+        bare = time.perf_counter() - t0
+        del nlp
+        rows.append(Row("annotate", "bare nlp.pipe", len(texts), bare, None))
+        load_nlp(settings.spacy_model)
+        one = ThreadPoolTaskRunner(max_workers=1)
+        _annotate_pass(one, settings, batches[:1])  # warm-up: the stance model
+        secs = _annotate_pass(one, settings, batches)
+        rows.append(Row("annotate", "1 worker (annotate_batch)", len(texts), secs, None))
+        with local_cluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+            two = DaskTaskRunner(address=cluster.scheduler_address)
+            _annotate_pass(two, settings, batched(ids[: 2 * batch_size], batch_size))
+            secs2 = _annotate_pass(two, settings, batches)
+        rows.append(
+            Row(
+                "annotate",
+                "2 workers (Dask)",
+                len(texts),
+                secs2,
+                None,
+                note=f"{secs / secs2:.2f}x 1 worker",
+            )
+        )
+        rows[-2].note = f"{secs / bare:.2f}x bare nlp.pipe time"
+        for r in rows[-3:]:
+            print_row(r)
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- growth
+
+
+def fit(rows: list[Row]) -> None:
+    print("\ngrowth with N (least squares over the Ns run; seconds ~ N^b, peak RSS ~ a + c*N):")
+    for target, step in sorted(
+        {(r.target, r.step.split(" ", 1)[0]) for r in rows if r.target != "annotate"}
+    ):
+        pts = [
+            r
+            for r in rows
+            if r.target == target and r.step.split(" ", 1)[0] == step and r.seconds > 0
+        ]
+        if len({r.docs for r in pts}) < 2:
+            print(f"  {target:<9} {step:<4} one N only: no fit")
+            continue
+        xs = [math.log(r.docs) for r in pts]
+        ys = [math.log(r.seconds) for r in pts]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+            (x - mx) ** 2 for x in xs
+        )
+        at_1m = math.exp(my + b * (math.log(1e6) - mx))
+        line = (
+            f"  {target:<9} {step:<4} time N^{b:.2f} -> 1M: {at_1m:,.0f} s ({at_1m / 3600:.1f} h)"
+        )
+        if all(r.rss for r in pts):
+            nx = [float(r.docs) for r in pts]
+            ny = [float(r.rss or 0) for r in pts]
+            mnx, mny = sum(nx) / len(nx), sum(ny) / len(ny)
+            c = sum((x - mnx) * (y - mny) for x, y in zip(nx, ny, strict=True)) / sum(
+                (x - mnx) ** 2 for x in nx
+            )
+            rss_1m = mny + c * (1e6 - mnx)
+            line += f"; RSS {c / 1024:.2f} KiB/doc -> 1M: {rss_1m / 2**30:.2f} GiB"
+        reqs = [r for r in pts if r.requests is not None]
+        if reqs:
+            line += f"; S3 req/doc {', '.join(f'{r.requests / r.docs:.4f}@{r.docs}' for r in reqs)}"
+        print(line, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--big", action="store_true", help="add N = 100,000 (hours here)")
+    parser.add_argument("--skip-s3", action="store_true")
+    parser.add_argument("--skip-local", action="store_true")
+    parser.add_argument("--annotate-docs", type=int, default=64, help="0: no annotate rows")
+    parser.add_argument("--batch-size", type=int, default=None, help="CORPUSFLOW_BATCH")
+    args = parser.parse_args(argv)
+    ns = sorted(set(args.n + ([100_000] if args.big else [])))
+
+    from services.seaweedfs import SeaweedService
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="corpusflow-scale-") as tmp:
+        work = Path(tmp)
+        os.environ["PREFECT_HOME"] = str(work / "prefect")
+        os.environ["CORPUSFLOW_WORKERS"] = "1"  # the fast path patches this process
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        if args.batch_size:
+            os.environ["CORPUSFLOW_BATCH"] = str(args.batch_size)
+        cwd = os.getcwd()
+        os.chdir(work)
+        service = None
+        counter = None
+        try:
+            if not args.skip_s3:
+                from corpus.store import s3_client
+
+                service = SeaweedService.on_free_ports(work / "seaweedfs")
+                service.start(timeout=60)
+                service.ensure_bucket("corpusflow-scale")
+                os.environ.update(
+                    AWS_ENDPOINT_URL=service.endpoint_url,
+                    AWS_ACCESS_KEY_ID=service.access_key,
+                    AWS_SECRET_ACCESS_KEY=service.secret_key,
+                )
+                # the client every store of this process shares (corpus.store.s3_client)
+                counter = Requests(
+                    s3_client(
+                        endpoint_url=service.endpoint_url,
+                        access_key=service.access_key,
+                        secret_key=service.secret_key,
+                    )
+                )
+            print(f"{os.cpu_count()} cores, shared with whatever else runs\n")
+            print(HEADER)
+            print("|" + "|".join("-" * len(c) for c in HEADER.split("|")[1:]) + "|", flush=True)
+            with fast_annotate():
+                # imports, the temporary Prefect server, the parse subprocess: outside every row
+                write_sources(work / "warm", 3)
+                from flows.pipeline import corpus_pipeline
+
+                corpus_pipeline(sources=str(work / "warm"), store=f"file://{work / 'warm-store'}")
+                for n in ns:
+                    t0 = time.perf_counter()
+                    words = write_sources(work / f"src-{n}", n)
+                    gen = Row(
+                        "input",
+                        f"generate {words / n:.0f} words/doc",
+                        n,
+                        time.perf_counter() - t0,
+                        None,
+                    )
+                    rows.append(gen)
+                    print_row(gen)
+                    targets = (
+                        []
+                        if args.skip_local
+                        else [("local", f"file://{work / f'store-{n}'}", None)]
+                    )
+                    if service is not None:
+                        targets.append(("seaweedfs", f"s3://corpusflow-scale/n{n}", counter))
+                    for target, url, count in targets:
+                        src = work / f"src-{n}-{target}"
+                        shutil.copytree(work / f"src-{n}", src)
+                        run_target(target, url, n, src, rows, count)
+                        shutil.rmtree(src, ignore_errors=True)
+                    shutil.rmtree(work / f"store-{n}", ignore_errors=True)
+            if args.annotate_docs:
+                rng = random.Random(3)
+                texts = [article(i, _paragraphs(), rng) for i in range(args.annotate_docs)]
+                annotate_rows(texts, 16, rows)
+        finally:
+            os.chdir(cwd)
+            if service is not None:
+                service.stop()
+    fit(rows)
+    print(
+        "\nrows: (a)-(c) are whole corpus_pipeline runs in embedded review mode (no Label Studio: "
+        "the import file is written) with annotate's model swapped for a regex tagger (fast "
+        "path); `annotate` rows are the real model on a subset; S3 req/doc counts every request "
+        "of the run to SeaweedFS, over N."
+    )
+    print(json.dumps([r.__dict__ for r in rows]), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

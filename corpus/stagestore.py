@@ -1,0 +1,328 @@
+"""Per-stage document stores laid out for millions: the documents a batch writes go into one
+compressed JSONL shard (`<stage>/shards/<time>-<id>.jsonl.gz`), and one index per stage
+(`<stage>/index.json.gz`: doc_id -> shard, line, content hash, version) is read once by a run.
+An unchanged run reads the index and touches no document.
+
+The shards describe themselves (each line is the whole document), so the index can always be
+rebuilt from them: a shard the index does not list yet (a crash between writing the shard and
+writing the index) is read and merged at the next load, the newer shard winning. Stores of the
+layout before shards (`<stage>/<doc_id>.json`, one file per document) are read as they are, and
+packed into shards by `migrate`, which the flow runs when it commits a stage."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from corpus.store import NotFound, Store, StoreError
+
+INDEX_FORMAT = 1
+SHARD_SUFFIX = ".jsonl.gz"
+# which field of a stage's documents records the code that made them
+VERSION_FIELDS = {"clean": "cleaner_version", "machine": "model_version"}
+MIGRATE_DOCS = 256  # documents of the old layout per shard when packing them
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """Where a document is and what made it. `line` -1: a file of the old layout (`shard` is
+    its key; hash and versions are known once it is read)."""
+
+    shard: str
+    line: int
+    content_hash: str
+    version: str
+    source_sha256: str = ""
+
+    @property
+    def legacy(self) -> bool:
+        return self.line < 0
+
+
+@dataclass
+class StageIndex:
+    """doc_id -> Entry for one stage, and the shards the stored index already covers."""
+
+    stage: str
+    docs: dict[str, Entry] = field(default_factory=dict)
+    shards: set[str] = field(default_factory=set)
+    etag: str | None = None  # of the stored index this was read from (None: there was none)
+    recovered: list[str] = field(default_factory=list)  # shards merged that it did not list
+    old_files: list[str] = field(default_factory=list)  # of the one-file-per-document layout
+    dirty: bool = False  # differs from what is stored
+
+    def legacy_ids(self) -> list[str]:
+        return sorted(d for d, e in self.docs.items() if e.legacy)
+
+
+def encode_shard(docs: Iterable[dict[str, Any]]) -> bytes:
+    lines = [json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for d in docs]
+    # mtime 0: the same documents give the same bytes
+    return gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=6, mtime=0)
+
+
+def decode_shard(data: bytes) -> list[str]:
+    return gzip.decompress(data).decode("utf-8").splitlines()
+
+
+class StageStore:
+    """The documents of one stage (`clean` or `machine`) in a store."""
+
+    def __init__(self, store: Store, stage: str, *, cache_shards: int = 8) -> None:
+        if stage not in VERSION_FIELDS:
+            raise ValueError(f"unknown stage {stage!r}; known: {', '.join(VERSION_FIELDS)}")
+        self.store = store
+        self.stage = stage
+        self.version_field = VERSION_FIELDS[stage]
+        self.index_key = f"{stage}/index.json.gz"
+        self.shard_prefix = f"{stage}/shards/"
+        self._cache: OrderedDict[str, list[str]] = OrderedDict()
+        self._cache_size = cache_shards
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ the index
+
+    def entry(self, doc: dict[str, Any], shard: str, line: int) -> Entry:
+        return Entry(
+            shard=shard,
+            line=line,
+            content_hash=str(doc.get("content_hash") or ""),
+            version=str(doc.get(self.version_field) or ""),
+            source_sha256=str(doc.get("source_sha256") or ""),
+        )
+
+    def _read_index(self) -> StageIndex:
+        try:
+            data, etag = self.store.get_with_etag(self.index_key)
+        except NotFound:
+            return StageIndex(self.stage)
+        try:
+            raw = json.loads(gzip.decompress(data))
+            if raw.get("format") != INDEX_FORMAT or raw.get("stage") != self.stage:
+                raise ValueError(f"format {raw.get('format')!r} of stage {raw.get('stage')!r}")
+            shards: list[str] = raw["shards"]
+            versions: list[str] = raw["versions"]
+            docs = {
+                d: Entry(shards[s], line, h, versions[v], src)
+                for d, s, line, h, v, src in raw["docs"]
+            }
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+            # the shards hold everything the index says: rebuild it from them
+            index = StageIndex(self.stage, etag=etag, dirty=True)
+            index.recovered.append(f"{self.index_key} unreadable ({e}), rebuilt")
+            return index
+        return StageIndex(self.stage, docs, set(shards), etag)
+
+    def load(self) -> StageIndex:
+        """The index, read once, completed with what it does not cover yet: shards written
+        after it (merged, the newer shard winning: shard names sort by time) and documents of
+        the old one-file-per-document layout that no shard holds. One GET and one LIST page
+        per thousand shards, plus a GET per shard the index missed."""
+        index = self._read_index()
+        orphans: list[str] = []
+        legacy: list[str] = []
+        for key in self.store.list(f"{self.stage}/"):
+            rest = key[len(self.stage) + 1 :]
+            if rest.startswith("shards/"):
+                if key.endswith(SHARD_SUFFIX) and key not in index.shards:
+                    orphans.append(key)
+            elif "/" not in rest and rest.endswith(".json"):
+                legacy.append(key)
+        for key in sorted(orphans):
+            for line_no, line in enumerate(self._shard_lines(key)):
+                doc = json.loads(line)
+                current = index.docs.get(doc["doc_id"])
+                if current is None or current.legacy or current.shard < key:
+                    index.docs[doc["doc_id"]] = self.entry(doc, key, line_no)
+            index.shards.add(key)
+            index.recovered.append(key)
+            index.dirty = True
+        for key in legacy:
+            doc_id = key[len(self.stage) + 1 : -len(".json")]
+            if doc_id not in index.docs:  # else a shard holds a newer copy (see migrate)
+                index.docs[doc_id] = Entry(key, -1, "", "", "")
+        index.old_files = legacy
+        return index
+
+    def commit(self, index: StageIndex, entries: Iterable[tuple[str, Entry]] = ()) -> bool:
+        """Merge what batches wrote into `index` and store it, if anything changed; True when
+        written. The run holds the store's lease, so one writer commits at a time."""
+        for doc_id, entry in entries:
+            if index.docs.get(doc_id) != entry:
+                index.docs[doc_id] = entry
+                index.dirty = True
+            if not entry.legacy and entry.shard not in index.shards:
+                index.shards.add(entry.shard)
+                index.dirty = True
+        if not index.dirty:
+            return False
+        shards = sorted(index.shards)
+        shard_no = {s: i for i, s in enumerate(shards)}
+        versions = sorted({e.version for e in index.docs.values() if not e.legacy})
+        version_no = {v: i for i, v in enumerate(versions)}
+        raw = {
+            "format": INDEX_FORMAT,
+            "stage": self.stage,
+            "shards": shards,
+            "versions": versions,
+            "docs": [
+                [
+                    d,
+                    shard_no[e.shard],
+                    e.line,
+                    e.content_hash,
+                    version_no[e.version],
+                    e.source_sha256,
+                ]
+                for d, e in sorted(index.docs.items())
+                if not e.legacy  # files of the old layout are found by listing
+            ],
+        }
+        data = gzip.compress(
+            json.dumps(raw, separators=(",", ":")).encode("utf-8"), compresslevel=6, mtime=0
+        )
+        index.etag = self.store.put_bytes(self.index_key, data, content_type="application/gzip")
+        index.dirty = False
+        index.recovered = []
+        return True
+
+    def migrate(self, index: StageIndex, chunk: int = MIGRATE_DOCS) -> int:
+        """Pack the documents of the old layout into shards, store the index, then delete the
+        old files (a crash in between leaves files whose documents a shard already holds: the
+        next load prefers the shard, the next migrate deletes them). Returns how many."""
+        ids = index.legacy_ids()
+        entries: list[tuple[str, Entry]] = []
+        for i in range(0, len(ids), chunk):
+            docs = [self.store.get_json(index.docs[d].shard) for d in ids[i : i + chunk]]
+            entries += self.write_shard(docs)
+        self.commit(index, entries)
+        for key in index.old_files:
+            self.store.delete(key)
+        index.old_files = []
+        return len(ids)
+
+    # ------------------------------------------------------------ shards
+
+    def write_shard(self, docs: list[dict[str, Any]]) -> list[tuple[str, Entry]]:
+        """One object for the documents of a batch; their entries, for `commit`."""
+        if not docs:
+            return []
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        key = f"{self.shard_prefix}{stamp}-{uuid.uuid4().hex[:12]}{SHARD_SUFFIX}"
+        self.store.put_bytes(key, encode_shard(docs), content_type="application/gzip")
+        return [(d["doc_id"], self.entry(d, key, i)) for i, d in enumerate(docs)]
+
+    def _shard_lines(self, key: str) -> list[str]:
+        with self._lock:
+            lines = self._cache.get(key)
+            if lines is not None:
+                self._cache.move_to_end(key)
+                return lines
+        try:
+            lines = decode_shard(self.store.get_bytes(key))
+        except (OSError, EOFError, UnicodeDecodeError) as e:
+            raise StoreError(f"{self.store.url}/{key}: not a readable shard ({e})") from e
+        with self._lock:
+            self._cache[key] = lines
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return lines
+
+    def read(self, index: StageIndex, doc_ids: Iterable[str]) -> Iterator[dict[str, Any]]:
+        """The documents named, shard by shard (each shard read once, in the order of the
+        index), not in the order given; a missing doc_id raises NotFound."""
+        wanted: dict[str, list[tuple[int, str]]] = {}
+        for doc_id in doc_ids:
+            entry = index.docs.get(doc_id)
+            if entry is None:
+                raise NotFound(f"{self.stage}/{doc_id}", self.store.url)
+            wanted.setdefault(entry.shard, []).append((entry.line, doc_id))
+        for shard in sorted(wanted):
+            rows = wanted[shard]
+            if rows[0][0] < 0:  # the old layout: the key is the document's own file
+                yield self.store.get_json(shard)
+                continue
+            lines = self._shard_lines(shard)
+            for line_no, doc_id in sorted(rows):
+                doc = json.loads(lines[line_no])
+                if doc.get("doc_id") != doc_id:
+                    raise StoreError(
+                        f"{self.store.url}/{shard} line {line_no} holds {doc.get('doc_id')!r}, "
+                        f"the index of {self.stage} says {doc_id!r}"
+                    )
+                yield doc
+
+
+# ---------------------------------------------------------------- what the stages decide
+
+
+def clean_store(store: Store) -> StageStore:
+    return StageStore(store, "clean")
+
+
+def machine_store(store: Store) -> StageStore:
+    return StageStore(store, "machine")
+
+
+_INDEXES: dict[tuple[str, str, str], StageIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def cached_index(stage: StageStore, token: str | None = None) -> StageIndex:
+    """The stage's index, read once per process: per `token` (a run's id: the index does not
+    change while the batches of one stage run), else per stored etag (one HEAD to check)."""
+    if token is None:
+        info = stage.store.head(stage.index_key)
+        token = f"etag:{info.etag if info else None}"
+    ident = (stage.store.url, stage.stage, token)
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(ident)
+    if index is None:
+        index = stage.load()
+        with _INDEXES_LOCK:
+            # one index per stage and store: an older one is of no further use
+            for old in [k for k in _INDEXES if k[:2] == ident[:2]]:
+                del _INDEXES[old]
+            _INDEXES[ident] = index
+    return index
+
+
+def unchanged_source(entry: Entry | None, source_sha256: str, cleaner_version: str) -> bool:
+    """Whether a source needs no cleaning: its clean document is stored, made from the same
+    bytes by the same cleaners."""
+    return (
+        entry is not None
+        and not entry.legacy
+        and entry.source_sha256 == source_sha256
+        and entry.version == cleaner_version
+    )
+
+
+def to_annotate(
+    clean: StageIndex, machine: StageIndex, doc_ids: Iterable[str], model_version: str
+) -> tuple[list[str], int]:
+    """The documents whose machine annotations are missing or stale (another clean text,
+    another model), and how many are up to date; decided from the two indexes alone."""
+    todo: list[str] = []
+    kept = 0
+    for doc_id in doc_ids:
+        c, m = clean.docs.get(doc_id), machine.docs.get(doc_id)
+        if (
+            c is not None
+            and m is not None
+            and not c.legacy
+            and not m.legacy
+            and m.content_hash == c.content_hash
+            and m.version == model_version
+        ):
+            kept += 1
+        else:
+            todo.append(doc_id)
+    return todo, kept
