@@ -38,6 +38,7 @@ from flows.tasks import (
     store_for,
     write_run_report,
 )
+from ingest.sources import printable
 from schemas.settings import SECRET_FIELDS, Settings
 
 REPORT_KEY = "corpusflow-run-report"
@@ -398,6 +399,10 @@ def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
                     + _counts(push, "project_id", "tasks", *_DUPLICATE_COUNTS),
                 )
             )
+        # documents whose source was edited under human work: every one, with its fate
+        for edit in push.get("edited") or []:
+            where = printable(f"{edit['source'] or edit['doc_id']} (doc {edit['doc_id']})")
+            rows.append(("edited", f"{where}: {edit['action']}, {printable(edit['reason'])}"))
     review = report["review"]
     rows.append(("collect", _counts(review["collect"], *_DUPLICATE_COUNTS)))
     # duplicate tasks (a re-import, a race): always shown, so "0 found" is a statement too

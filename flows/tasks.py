@@ -19,6 +19,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from corpus.adjudication import adjudicate, agreement_report
+from corpus.history import keep_reviewed, stale_work
 from corpus.ledger import Ledger
 from corpus.release import publish, read_latest
 from corpus.store import PreconditionFailed, Store, open_store, open_store_from_settings
@@ -361,7 +362,12 @@ def push_review(settings: Settings) -> dict[str, object]:
     project_id = client.ensure_project(
         settings.label_studio_project, label_config(), INSTRUCTIONS, overlap=settings.overlap
     )
-    report = client.push(project_id, iter_machine(store, doc_ids), batch_size=500)
+    report = client.push(
+        project_id,
+        iter_machine(store, doc_ids),
+        batch_size=500,
+        keep=lambda old: keep_reviewed(store, old.model_dump(mode="json"), keys.human(old.doc_id)),
+    )
     state = _review_state(store)
     state["project_id"] = project_id
     store.put_json(keys.review_state, state)
@@ -369,6 +375,13 @@ def push_review(settings: Settings) -> dict[str, object]:
     out: dict[str, object] = {"mode": "label-studio", "project_id": project_id}
     out.update(_as_dict(report))
     out.pop("task_ids", None)  # one id per document: too much for a run report
+    for edit in report.edited:
+        get_run_logger().warning(
+            "source edited after review: %s %s: %s",
+            printable(edit.source),
+            edit.action,
+            edit.reason,
+        )
     if settings.webhook_url and settings.webhook_secret:
         hook = client.register_webhook(project_id, settings.webhook_url, settings.webhook_secret)
         out["webhook"] = {"id": hook.id, "created": hook.created, "updated": hook.updated}
@@ -415,7 +428,9 @@ def collect_review(settings: Settings) -> dict[str, int]:
     for task_ in result:
         # whether the task is done is decided at adjudication, against the overlap of that run
         anns = [a.model_dump(mode="json") for a in task_.annotations]
-        store.put_json(keys.human(task_.doc_id), {"task_id": task_.task_id, "annotations": anns})
+        # the hash of the text they were made on: adjudication uses them on that text only
+        record = {"task_id": task_.task_id, "content_hash": task_.content_hash, "annotations": anns}
+        store.put_json(keys.human(task_.doc_id), record)
     if result.cursor:
         state["cursor"] = result.cursor
     out = {"collected": len(result), "cancelled": result.cancelled}
@@ -434,6 +449,7 @@ def collect_review(settings: Settings) -> dict[str, int]:
                 keys.adjudicator(task_.doc_id),
                 {
                     "task_id": task_.task_id,
+                    "content_hash": task_.content_hash,
                     "annotations": [a.model_dump(mode="json") for a in task_.annotations],
                 },
             )
@@ -532,6 +548,9 @@ def adjudicate_all(settings: Settings) -> dict[str, object]:
     for doc_id in machine_doc_ids(store):
         human = _human(store, doc_id)
         result = decide(doc_id, human, _adjudicator(store, doc_id), settings.overlap)
+        work = [keys.human(doc_id), keys.adjudicator(doc_id)]
+        if result.status != "machine" and stale_work(store, work, keys.machine(doc_id)):
+            human, result = [], _no_decision(doc_id, "source_changed")  # made on another text
         if human:  # agreement between annotators, done or not (adjudicators are left out)
             item = AdjudicationInput.model_validate({"doc_id": doc_id, "annotations": human})
             inputs.append(item)
@@ -596,6 +615,8 @@ def release_record(
 ) -> dict[str, Any]:
     names = names or Pseudonyms(store)
     people = _human(store, doc.doc_id) + _adjudicator(store, doc.doc_id)
+    if result.status == "source_changed":  # their work was on another text: not this one's
+        people = []
     annotators = sorted({names(a["annotator"]) for a in people})
     gold = result.status in ("adjudicated", "reviewed")
     if gold:
