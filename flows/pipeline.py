@@ -399,10 +399,6 @@ def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
                     + _counts(push, "project_id", "tasks", *_DUPLICATE_COUNTS),
                 )
             )
-        # documents whose source was edited under human work: every one, with its fate
-        for edit in push.get("edited") or []:
-            where = printable(f"{edit['source'] or edit['doc_id']} (doc {edit['doc_id']})")
-            rows.append(("edited", f"{where}: {edit['action']}, {printable(edit['reason'])}"))
     review = report["review"]
     rows.append(("collect", _counts(review["collect"], *_DUPLICATE_COUNTS)))
     # duplicate tasks (a re-import, a race): always shown, so "0 found" is a statement too
@@ -419,6 +415,14 @@ def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             )
     rows.append(("adjudicate", _counts(report["adjudication"])))
     rows.append(("disputes", _counts(review["adjudication"], "project_id")))
+    # documents whose source was edited under human work: every one, with its fate
+    for stage in ("push", "adjudication"):
+        for edit in (review.get(stage) or {}).get("edited") or []:
+            where = printable(f"{edit['source'] or edit['doc_id']} (doc {edit['doc_id']})")
+            what = f"{edit['action']}, {printable(edit['reason'])}"
+            rows.append(
+                ("edited", f"{where}: {what}" + (" (adjudication)" if stage != "push" else ""))
+            )
     rel = report["release"]
     if rel.get("version") is None:
         rows.append(("release", f"none: no document in {report['store']} yet"))

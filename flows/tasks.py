@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from corpus.adjudication import adjudicate, agreement_report
-from corpus.history import keep_reviewed, stale_work
+from corpus.history import current_work, keep_reviewed
 from corpus.ledger import Ledger
 from corpus.release import publish, read_latest
 from corpus.store import PreconditionFailed, Store, open_store, open_store_from_settings
@@ -476,7 +476,13 @@ def push_adjudication(settings: Settings, disputed: list[str]) -> dict[str, obje
         human = [HumanAnnotation.model_validate(a) for a in _human(store, doc_id)]
         decision = AdjudicationResult.model_validate(store.get_json(keys.adjudicated(doc_id)))
         items.append(AdjudicationItem(doc, human, decision))
-    report = client.push_adjudication(project_id, items)
+    report = client.push_adjudication(
+        project_id,
+        items,
+        keep=lambda old: keep_reviewed(
+            store, old.model_dump(mode="json"), keys.adjudicator(old.doc_id), "adjudication"
+        ),
+    )
     state = _review_state(store)
     if state.get("adjudication_project_id") != project_id:
         state["adjudication_project_id"] = project_id
@@ -493,6 +499,12 @@ def _human(store: Store, doc_id: str) -> list[dict[str, Any]]:
     if store.head(keys.human(doc_id)) is None:
         return []
     return list(store.get_json(keys.human(doc_id))["annotations"])
+
+
+def _content_hash(store: Store, doc_id: str) -> Callable[[], str]:
+    """The current content hash of a document (that of the text a release carries), read
+    when asked."""
+    return lambda: str(store.get_json(keys.machine(doc_id)).get("content_hash") or "")
 
 
 def _adjudicator(store: Store, doc_id: str) -> list[dict[str, Any]]:
@@ -546,11 +558,13 @@ def adjudicate_all(settings: Settings) -> dict[str, object]:
     inputs = []
     disputed = []
     for doc_id in machine_doc_ids(store):
-        human = _human(store, doc_id)
-        result = decide(doc_id, human, _adjudicator(store, doc_id), settings.overlap)
-        work = [keys.human(doc_id), keys.adjudicator(doc_id)]
-        if result.status != "machine" and stale_work(store, work, keys.machine(doc_id)):
-            human, result = [], _no_decision(doc_id, "source_changed")  # made on another text
+        # human work counts only on the text it was made on (corpus/history.py, issue 14)
+        (human, adjudication), stale = current_work(
+            store, [keys.human(doc_id), keys.adjudicator(doc_id)], _content_hash(store, doc_id)
+        )
+        result = decide(doc_id, human, adjudication, settings.overlap)
+        if stale and result.status == "machine":
+            result = _no_decision(doc_id, "source_changed")
         if human:  # agreement between annotators, done or not (adjudicators are left out)
             item = AdjudicationInput.model_validate({"doc_id": doc_id, "annotations": human})
             inputs.append(item)
@@ -614,9 +628,10 @@ def release_record(
     names: Pseudonyms | None = None,
 ) -> dict[str, Any]:
     names = names or Pseudonyms(store)
-    people = _human(store, doc.doc_id) + _adjudicator(store, doc.doc_id)
-    if result.status == "source_changed":  # their work was on another text: not this one's
-        people = []
+    work, _stale = current_work(  # those who worked on this text only (corpus/history.py)
+        store, [keys.human(doc.doc_id), keys.adjudicator(doc.doc_id)], doc.content_hash
+    )
+    people = [a for annotations in work for a in annotations]
     annotators = sorted({names(a["annotator"]) for a in people})
     gold = result.status in ("adjudicated", "reviewed")
     if gold:

@@ -518,11 +518,13 @@ class LabelStudioClient:
         report: PushReport,
         keep: Callable[[ReviewedVersion], object] | None,
         carried: dict[str, list[dict[str, Any]]],
+        rebase: bool = True,
     ) -> list[dict[str, Any]]:
         """The live tasks of `doc` once those holding human work on another text are
         superseded (see `push`); what is to be imported with the new task goes into
         `carried`. With no live task left by an earlier push that marked its task and then
-        stopped, the re-based annotations are worked out again from the superseded task."""
+        stopped, the re-based annotations are worked out again from the superseded task.
+        Without `rebase` (the adjudication project) a changed text always replaces."""
         want = doc.content_hash
         if not want or any((t.get("data") or {}).get("content_hash") == want for t in tasks):
             return tasks
@@ -541,7 +543,7 @@ class LabelStudioClient:
             return tasks
         left = [t for t in tasks if not _holds_human_work(t)]
         for task in worked:
-            edit, annotations, full = self._plan_edit(doc, task)
+            edit, annotations, full = self._plan_edit(doc, task, rebase)
             if edit.action == "left":
                 self._note_edit(report, edit)
                 left.append(task)  # holds human work: push leaves it alone
@@ -557,7 +559,7 @@ class LabelStudioClient:
                     f"update task {task['id']}",
                     self.sdk.tasks.update,
                     str(task["id"]),
-                    data={**data, **to_task(doc)},
+                    data={**data, **to_task(doc)},  # the task's own fields are kept
                 )
                 self._note_edit(report, edit)
                 report.task_ids[doc.doc_id] = int(task["id"])
@@ -583,7 +585,7 @@ class LabelStudioClient:
         ].append(edit.doc_id)
 
     def _plan_edit(
-        self, doc: AnnotatedDocument, task: dict[str, Any]
+        self, doc: AnnotatedDocument, task: dict[str, Any], rebase: bool = True
     ) -> tuple[EditedDocument, list[dict[str, Any]], dict[str, Any]]:
         """Read a task whose text changed under human work in full and decide (review/edits.py):
         the EditedDocument, the annotations, re-based, to import with the new task (none when
@@ -610,10 +612,13 @@ class LabelStudioClient:
         submitted = [a for a in annotations if not a.get("was_cancelled")]
         drafts = full.get("drafts") or []
         action: Action
+        results: list[list[dict[str, Any]]]
         if data.get("text") == doc.text:
             reason = "text unchanged, metadata changed: updated in place"
             return base.model_copy(update={"action": "rebased", "reason": reason}), [], full
-        if submitted:
+        if not rebase:
+            action, reason, results = "replaced", "a dispute is decided anew on the new text", []
+        elif submitted:
             action, reason, results = decide(
                 str(data.get("text") or ""), doc.text, [a.get("result") or [] for a in submitted]
             )
@@ -818,7 +823,18 @@ class LabelStudioClient:
                     f"{listed} annotations counted, {len(annotations)} readable"
                 )
                 return None
+            origins: set[int] = set()
+            if any(a.get("import_id") for a in annotations):
+                # Two pushes at once may both re-base an edited document's work (see `push`):
+                # the copies' annotations then come from the same old annotation, which the
+                # kept task holds already.
+                kept = _plain(self._call(f"task {kept_id}", self.sdk.tasks.get, str(kept_id)))
+                origins = {
+                    int(a["import_id"]) for a in kept.get("annotations") or [] if a.get("import_id")
+                }
             for annotation in annotations:
+                if annotation.get("import_id") and int(annotation["import_id"]) in origins:
+                    continue
                 problem = self._move_annotation(kept_id, annotation)
                 if problem:
                     report.duplicate_problems.append(
@@ -973,6 +989,8 @@ class LabelStudioClient:
         project_id: int,
         items: Iterable[AdjudicationItem],
         batch_size: int = 200,
+        *,
+        keep: Callable[[ReviewedVersion], object] | None = None,
     ) -> PushReport:
         """One adjudication task per disputed document (see review/adjudication.py): the
         text, the disputes with each annotator's version side by side (under pseudonyms), and
@@ -980,10 +998,22 @@ class LabelStudioClient:
         annotators agreed on. Idempotent by doc_id: an existing task is updated in place while
         no adjudicator has touched it (the versions change when an annotator resubmits), and
         never afterwards. As with `push`, Label Studio is the record of which doc_ids exist,
-        so an interrupted push is repaired by running it again."""
+        so an interrupted push is repaired by running it again. A task an adjudicator worked
+        on whose text has since changed is handed to `keep` and superseded, as in `push`, and
+        the dispute on the new text gets a new task (never re-based: the disputes differ)."""
         wanted: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        docs: dict[str, AnnotatedDocument] = {}
         for item in items:
             wanted[item.doc.doc_id] = adjudication_task(item)
+            docs[item.doc.doc_id] = item.doc
+
+        def retarget(
+            doc_id: str, tasks: list[dict[str, Any]], report: PushReport
+        ) -> list[dict[str, Any]]:
+            return self._supersede_edited(
+                project_id, docs[doc_id], tasks, [], report, keep, {}, rebase=False
+            )
+
         report, _pushed = self._reconcile(
             project_id,
             wanted,
@@ -992,7 +1022,10 @@ class LabelStudioClient:
             ),
             lambda item: {"data": item[0], "predictions": item[1]},
             batch_size,
+            retarget,
         )
+        for edit in report.edited:
+            edit.task_id = report.task_ids.get(edit.doc_id) if edit.action != "left" else None
         if wanted:
             # The labeling UI pre-fills only predictions of the project's model_version.
             self._set_model_version(project_id, AGREED_VERSION)

@@ -11,6 +11,7 @@ anything), and the old task is marked superseded."""
 from __future__ import annotations
 
 import difflib
+import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,22 +33,37 @@ class Block:
 
 
 class TextEdit:
-    """What changed between two texts: the equal blocks (difflib's matching blocks, after the
-    common prefix and suffix are set aside, so a local edit of a long text costs only the
-    edited middle) and the changed regions in old-text offsets (an insertion is an empty
-    region at its point)."""
+    """What changed between two texts: the equal blocks and the changed regions in old-text
+    offsets (an insertion is an empty region at its point). The common prefix and suffix are
+    set aside first (a local edit of a long text costs only its middle); the middle is
+    compared line by line, then, inside lines that differ, word by word (words, runs of white
+    space, single punctuation marks): a label covers whole words, so a changed word touches
+    every label on it. A changed stretch too long to compare exactly (over MAX_WORD_PAIRS
+    word pairs) is compared with difflib's autojunk heuristic (frequent words cannot start a
+    match): still right, maybe finding less equal text, and whatever is not found equal
+    counts as changed, so its labels are replaced rather than moved."""
+
+    MAX_WORD_PAIRS = 4_000_000
 
     def __init__(self, old: str, new: str) -> None:
         self.old, self.new = old, new
         prefix = _common_prefix(old, new)
         suffix = _common_suffix(old[prefix:], new[prefix:])
         blocks: list[Block] = [Block(0, 0, prefix)] if prefix else []
-        middle = difflib.SequenceMatcher(
-            None, old[prefix : len(old) - suffix], new[prefix : len(new) - suffix], autojunk=False
-        )
-        for a, b, size in middle.get_matching_blocks():
-            if size:
-                blocks.append(Block(prefix + a, prefix + b, size))
+        lines_old = _pieces(_LINE, old, prefix, len(old) - suffix)
+        lines_new = _pieces(_LINE, new, prefix, len(new) - suffix)
+        for tag, i1, i2, j1, j2 in _opcodes(lines_old, lines_new):
+            if tag == "equal":
+                blocks.append(_block(lines_old[i1:i2], lines_new[j1:j2]))
+            elif i1 < i2 and j1 < j2:
+                start_old, end_old = lines_old[i1][1], _end(lines_old[i2 - 1])
+                start_new, end_new = lines_new[j1][1], _end(lines_new[j2 - 1])
+                words_old = _pieces(_WORD, old, start_old, end_old)
+                words_new = _pieces(_WORD, new, start_new, end_new)
+                exact = len(words_old) * len(words_new) <= self.MAX_WORD_PAIRS
+                for wtag, a1, a2, b1, b2 in _opcodes(words_old, words_new, autojunk=not exact):
+                    if wtag == "equal":
+                        blocks.append(_block(words_old[a1:a2], words_new[b1:b2]))
         if suffix:
             blocks.append(Block(len(old) - suffix, len(new) - suffix, suffix))
         self.blocks = blocks
@@ -86,6 +102,34 @@ def touches(span: Span, change: Span) -> bool:
     touches((10, 18), (0, 5)) -> False; touches((10, 18), (18, 18)) -> True"""
     (s, e), (a, b) = span, change
     return a <= e and s <= b
+
+
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+_WORD = re.compile(r"\w+|\s+|[^\w\s]")
+Piece = tuple[str, int]  # a line or word and its offset in the text
+
+
+def _pieces(pattern: re.Pattern[str], text: str, start: int, end: int) -> list[Piece]:
+    """The lines or words of text[start:end] with their offsets in `text` (they cover it)."""
+    return [(m.group(), m.start()) for m in pattern.finditer(text, start, end)]
+
+
+def _opcodes(
+    a: Sequence[Piece], b: Sequence[Piece], autojunk: bool = False
+) -> Sequence[tuple[str, int, int, int, int]]:
+    # autojunk off unless asked: it keeps frequent pieces (blank lines, "the") from starting
+    # a match, which is fast but may miss equal text
+    matcher = difflib.SequenceMatcher(None, [p for p, _ in a], [p for p, _ in b], autojunk=autojunk)
+    return matcher.get_opcodes()
+
+
+def _end(piece: Piece) -> int:
+    return piece[1] + len(piece[0])
+
+
+def _block(old: Sequence[Piece], new: Sequence[Piece]) -> Block:
+    """Equal runs of pieces (contiguous, so the same characters) as one Block."""
+    return Block(old[0][1], new[0][1], _end(old[-1]) - old[0][1])
 
 
 def _common_prefix(a: str, b: str) -> int:

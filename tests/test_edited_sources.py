@@ -7,20 +7,24 @@ creates nothing more; the run report names every such document."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from corpus.adjudication import adjudicate
 from corpus.history import kept_versions
 from corpus.pull import pull
 from corpus.store import open_store
 from flows.tasks import keys
+from review.adjudication import AdjudicationItem
 from review.client import SUPERSEDED_BY, LabelStudioClient
 from review.config import label_config
 from review.results import to_result
 from schemas import SpanLabel
+from schemas.records import AdjudicationInput, HumanAnnotation
 from services.labelstudio import LabelStudioService
 from tests.ls_fixtures import ReviewTeam
 from tests.test_labelstudio import _doc
@@ -226,3 +230,116 @@ def test_edited_sources_push_interrupted_after_marking_finishes_the_rebase(
     assert len(ls_client.tasks(project)) == 2
     collected = ls_client.collect(project)
     assert [(t.task_id, t.content_hash) for t in collected] == [(new["id"], edited.content_hash)]
+
+
+@pytest.mark.integration
+def test_edited_sources_metadata_only_change_updates_the_task_in_place(
+    ls_client: LabelStudioClient, review_team: ReviewTeam
+) -> None:
+    project = ls_client.ensure_project(f"edited-{uuid.uuid4().hex[:8]}", label_config())
+    old = _doc("m", text=FAR, entities=[], stances=[])
+    (task_id,) = ls_client.push(project, [old]).task_ids.values()
+    carol = review_team.annotators[2]
+    ls_client.submit_annotation(
+        task_id, to_result(FAR, [_loc(FAR)]), email=carol.email, password=carol.password
+    )
+    retitled = old.model_copy(update={"content_hash": "hash-m-retitled"})
+    retitled.metadata.title = "A new title"
+    kept: list[Any] = []
+
+    report = ls_client.push(project, [retitled], keep=kept.append)
+
+    assert report.rebased == ["m"] and report.created == 0
+    assert "metadata" in report.edited[0].reason and report.edited[0].task_id == task_id
+    assert [k.content_hash for k in kept] == [old.content_hash]
+    (task,) = ls_client.tasks(project)
+    assert task["id"] == task_id and task["data"]["content_hash"] == "hash-m-retitled"
+    assert task["data"]["title"] == "A new title" and len(task["annotations"]) == 1
+    (collected,) = ls_client.collect(project)
+    assert collected.content_hash == "hash-m-retitled"
+    again = ls_client.push(project, [retitled], keep=kept.append)
+    assert (again.rebased, again.skipped_human, len(kept)) == ([], 1, 1)
+
+
+@pytest.mark.integration
+def test_edited_sources_two_pushes_at_once_rebase_each_annotation_once(
+    label_studio: LabelStudioService, review_team: ReviewTeam
+) -> None:
+    """Without the run lease two pushes may both supersede the old task and import a new one:
+    the merge of the copies keeps one re-based annotation per old one."""
+    clients = [LabelStudioClient(label_studio.url, label_studio.token) for _ in range(2)]
+    project = clients[0].ensure_project(f"edited-{uuid.uuid4().hex[:8]}", label_config())
+    docs = [_doc(f"r{i}", text=FAR, entities=[], stances=[]) for i in range(5)]
+    report = clients[0].push(project, docs)
+    alice = review_team.annotators[0]
+    for task_id in report.task_ids.values():
+        clients[0].submit_annotation(
+            task_id, to_result(FAR, [_loc(FAR)]), email=alice.email, password=alice.password
+        )
+    edited_text = "Intro.\n\n" + FAR.split("\n\n", 1)[1]
+    edited = [d.model_copy(update={"text": edited_text, "content_hash": "new"}) for d in docs]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(client: LabelStudioClient) -> None:
+        try:
+            barrier.wait()
+            client.push(project, edited)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    clients[0].push(project, edited)  # what the next run does: merges what the race left
+
+    live = [t for t in clients[0].tasks(project) if not t["data"].get(SUPERSEDED_BY)]
+    assert sorted(t["data"]["doc_id"] for t in live) == [d.doc_id for d in docs]
+    for task in live:
+        (ann,) = task["annotations"]
+        (region,) = ann["result"]
+        assert edited_text[region["value"]["start"] : region["value"]["end"]] == "Brussels"
+
+
+@pytest.mark.integration
+def test_edited_sources_decided_adjudication_task_is_replaced_for_the_new_text(
+    ls_client: LabelStudioClient, review_team: ReviewTeam
+) -> None:
+    """A dispute an adjudicator decided on the old text does not block the dispute on the new
+    one: the old task is kept (superseded) and the new text gets its own adjudication task."""
+    adj = ls_client.ensure_adjudication_project(f"edited-adj-{uuid.uuid4().hex[:8]}")
+    doc = _doc("x", text=FAR, entities=[], stances=[])
+    where = _loc(FAR)
+    votes = [
+        HumanAnnotation(annotator="x@e.org", entities=[where]),
+        HumanAnnotation(annotator="y@e.org", entities=[where.model_copy(update={"label": "GPE"})]),
+    ]
+    (task_id,) = ls_client.push_adjudication(adj, [_adj_item(doc, votes)]).task_ids.values()
+    judge = review_team.adjudicator
+    ls_client.submit_annotation(
+        task_id, to_result(FAR, [where]), email=judge.email, password=judge.password
+    )
+    text = FAR.replace("weather", "local climate")
+    edited = _doc("x", text=text, entities=[], stances=[])
+    kept: list[Any] = []
+
+    report = ls_client.push_adjudication(adj, [_adj_item(edited, votes)], keep=kept.append)
+
+    assert (report.replaced, report.created, report.skipped_human) == (["x"], 1, 0)
+    assert [k.task_id for k in kept] == [task_id] and kept[0].content_hash == doc.content_hash
+    tasks = {t["id"]: t for t in ls_client.tasks(adj)}
+    assert tasks[task_id]["data"][SUPERSEDED_BY] == edited.content_hash
+    new = tasks[report.task_ids["x"]]
+    assert new["data"]["text"] == text and new["annotations"] == []
+    # the old decision is not collected again; the new task waits for the adjudicator
+    assert ls_client.collect_adjudication(adj) == []
+    again = ls_client.push_adjudication(adj, [_adj_item(edited, votes)], keep=kept.append)
+    assert (again.created, again.replaced, len(kept)) == (0, [], 1)
+
+
+def _adj_item(doc: Any, annotations: list[HumanAnnotation]) -> AdjudicationItem:
+    decision = adjudicate(AdjudicationInput(doc_id=doc.doc_id, annotations=annotations))
+    return AdjudicationItem(doc, annotations, decision)

@@ -3,16 +3,19 @@ labelled spans an edit touches, and where the others land in the new text."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from corpus.history import made_on
+from corpus.history import current_work, history_key, keep_reviewed, made_on
+from corpus.store import LocalStore
 from review.config import CONTROLS
 from review.edits import TextEdit, decide, rebase_result, touches
 
 OLD = "First paragraph here.\n\nThe summit was held in Brussels on Monday."
 B = OLD.index("Brussels")
+A = {"annotator": "a@example.org", "entities": []}
 
 
 def _loc(start: int, end: int, text: str) -> dict[str, Any]:
@@ -156,3 +159,51 @@ def test_review_edits_human_record_counts_only_on_its_text(
     record: dict[str, Any], content_hash: str, expected: bool
 ) -> None:
     assert made_on(record, content_hash) is expected
+
+
+@pytest.mark.parametrize(
+    ("human", "adjudicator", "expected", "stale"),
+    [
+        (None, None, ([], []), False),
+        ("h1", None, ([A], []), False),
+        ("h0", None, ([], []), True),  # made on the old text: left out
+        ("h1", "h0", ([A], []), True),  # the adjudicator decided on the old text
+        ("h0", "h1", ([], [A]), True),
+        ("legacy", None, ([A], []), False),  # collected before hashes were kept
+    ],
+)
+def test_history_current_work_leaves_out_records_of_another_text(
+    tmp_path: Path,
+    human: str | None,
+    adjudicator: str | None,
+    expected: tuple[list[Any], list[Any]],
+    stale: bool,
+) -> None:
+    store = LocalStore(tmp_path)
+    for key, made in (("human/d.json", human), ("human-adjudication/d.json", adjudicator)):
+        if made is not None:
+            record: dict[str, Any] = {"task_id": 1, "annotations": [A]}
+            if made != "legacy":
+                record["content_hash"] = made
+            store.put_json(key, record)
+    reads: list[str] = []
+
+    def current() -> str:
+        reads.append("machine")
+        return "h1"
+
+    work, left_out = current_work(store, ["human/d.json", "human-adjudication/d.json"], current)
+    assert (tuple(work), left_out) == (expected, stale)
+    assert reads == ([] if human is None and adjudicator is None else ["machine"])
+
+
+def test_history_keep_is_write_once_and_stamps_a_legacy_human_record(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put_json("human/d.json", {"task_id": 7, "annotations": [A]})
+    version = {"doc_id": "d", "content_hash": "h0", "task_id": 7, "text": "old"}
+    assert keep_reviewed(store, version, "human/d.json") is True
+    assert keep_reviewed(store, {**version, "text": "other"}, "human/d.json") is False
+    assert store.get_json(history_key("d", "h0"))["text"] == "old"
+    assert store.get_json("human/d.json")["content_hash"] == "h0"
+    assert keep_reviewed(store, version, "human/x.json", "adjudication") is True
+    assert sorted(store.list("history/")) == ["history/d/h0.adjudication.json", "history/d/h0.json"]
