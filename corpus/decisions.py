@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from corpus.adjudication import adjudicate, agreement_report
+from corpus.history import made_on
 from corpus.keys import keys
 from corpus.store import NotFound, ObjectInfo, Store, encode_json
 from schemas import AdjudicationInput, AdjudicationResult
@@ -50,15 +51,18 @@ def _doc_id_of(key: str) -> str:
 @dataclass
 class HumanWork:
     """Every document's collected human work, found by listing `human/` and
-    `human-adjudication/` once (human-scale: only documents people touched are read)."""
+    `human-adjudication/` once (human-scale: only documents people touched are read). Each
+    record keeps the content hash of the text it was made on: asked with a document's current
+    hash, a record made on another text (its source was edited after review) counts as no work
+    (corpus/history.py, issue 14)."""
 
-    review: dict[str, list[dict[str, Any]]]
-    adjudication: dict[str, list[dict[str, Any]]]
+    review: dict[str, dict[str, Any]]  # doc_id -> collected record ({"annotations", ...})
+    adjudication: dict[str, dict[str, Any]]
     objects: list[ObjectInfo]  # what was read, with etags (publish's input fingerprint)
 
     @classmethod
     def load(cls, store: Store) -> HumanWork:
-        found: dict[str, dict[str, list[dict[str, Any]]]] = {
+        found: dict[str, dict[str, dict[str, Any]]] = {
             "human/": {},
             "human-adjudication/": {},
         }
@@ -67,15 +71,33 @@ class HumanWork:
             for info in store.list_info(prefix):
                 if "/" in info.key[len(prefix) :] or not info.key.endswith(".json"):
                     continue
-                into[_doc_id_of(info.key)] = list(store.get_json(info.key)["annotations"])
+                into[_doc_id_of(info.key)] = dict(store.get_json(info.key))
                 objects.append(info)
         return cls(found["human/"], found["human-adjudication/"], objects)
 
-    def of(self, doc_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        return self.review.get(doc_id, []), self.adjudication.get(doc_id, [])
+    def current(
+        self, doc_id: str, content_hash: str | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+        """(review annotations, adjudication annotations, stale): the work made on the text
+        of `content_hash` (any text when it is None or empty: unknown); stale when a record
+        was left out for that."""
+        out: list[list[dict[str, Any]]] = []
+        stale = False
+        for records in (self.review, self.adjudication):
+            record = records.get(doc_id)
+            if record is not None and content_hash and not made_on(record, content_hash):
+                stale, record = True, None
+            out.append(list(record["annotations"]) if record is not None else [])
+        return out[0], out[1], stale
 
-    def people(self, doc_id: str) -> list[dict[str, Any]]:
-        review, adjudication = self.of(doc_id)
+    def of(
+        self, doc_id: str, content_hash: str | None = None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        review, adjudication, _stale = self.current(doc_id, content_hash)
+        return review, adjudication
+
+    def people(self, doc_id: str, content_hash: str | None = None) -> list[dict[str, Any]]:
+        review, adjudication = self.of(doc_id, content_hash)
         return review + adjudication
 
 
@@ -213,18 +235,26 @@ class AdjudicationRun:
     written: int  # decision files written (changed decisions)
 
 
-def adjudicate_store(store: Store, doc_ids: Iterable[str], overlap: int) -> AdjudicationRun:
+def adjudicate_store(
+    store: Store, doc_ids: Iterable[str] | Mapping[str, str], overlap: int
+) -> AdjudicationRun:
     """Decide every document from the human work in the store; write only the decisions that
-    changed, the index and the agreement report only when they changed."""
+    changed, the index and the agreement report only when they changed. `doc_ids` as a
+    mapping doc_id -> current content hash: human work made on another text is left out, and
+    a document left with none is `source_changed` (machine labels until its new text is
+    reviewed)."""
     work = HumanWork.load(store)
     decisions = Decisions.load(store)
     counts: dict[str, int] = {}
     inputs = []
     disputed = []
+    hashes: Mapping[str, str] = doc_ids if isinstance(doc_ids, Mapping) else {}
     ids = list(doc_ids)
     for doc_id in ids:
-        review, adjudication = work.of(doc_id)
+        review, adjudication, stale = work.current(doc_id, hashes.get(doc_id) or None)
         result = decide(doc_id, review, adjudication, overlap)
+        if stale and result.status == "machine":
+            result = no_decision(doc_id, "source_changed")
         if review:  # agreement between annotators, done or not (adjudicators are left out)
             inputs.append(
                 AdjudicationInput.model_validate({"doc_id": doc_id, "annotations": review})

@@ -28,11 +28,14 @@ def release_record(
 ) -> dict[str, Any]:
     """The release record of one document. `people`: its collected annotations (read from the
     store when not given)."""
-    from corpus.decisions import adjudicator_annotations, human_annotations
+    from corpus.history import current_work
 
     names = names or Pseudonyms(store)
-    if people is None:
-        people = human_annotations(store, doc.doc_id) + adjudicator_annotations(store, doc.doc_id)
+    if people is None:  # those who worked on this text only (corpus/history.py)
+        work, _stale = current_work(
+            store, [keys.human(doc.doc_id), keys.adjudicator(doc.doc_id)], doc.content_hash
+        )
+        people = [a for annotations in work for a in annotations]
     annotators = sorted({names(a["annotator"]) for a in people})
     gold = result.status in ("adjudicated", "reviewed")
     if gold:
@@ -149,7 +152,9 @@ def publish_store(
             decision = decisions.get(doc.doc_id)
             if decision is None:
                 raise NotFound(keys.adjudicated(doc.doc_id), store.url)
-            yield release_record(store, doc, decision, names, work.people(doc.doc_id))
+            yield release_record(
+                store, doc, decision, names, work.people(doc.doc_id, doc.content_hash)
+            )
 
     try:
         agreement = store.get_json(keys.agreement)

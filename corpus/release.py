@@ -79,7 +79,7 @@ FORMAT_VERSION = 1
 # objects; bench/release.py measures both sides.
 DEFAULT_SHARD_DOCS = 64
 KEY_SPACE = 1 << 64
-REVIEW_STATUSES = ("machine", "in_review", "reviewed", "adjudicated", "disputed")
+REVIEW_STATUSES = ("machine", "in_review", "reviewed", "adjudicated", "disputed", "source_changed")
 # Human-checked documents make the gold layer. Machine-only documents, documents still short of
 # their annotators (in_review) and disputed ones (held from gold until someone decides, never
 # dropped) make the silver layer.
@@ -627,7 +627,9 @@ def write_datasheet(
         "- Silver documents carry machine labels only; their errors are the models' errors.",
         "- Disputed documents are in the silver layer with `review_status: disputed`; "
         "documents that fewer annotators than the overlap setting have labelled are there with "
-        "`review_status: in_review` and their machine labels.",
+        "`review_status: in_review` and their machine labels; documents whose source was "
+        "edited after review are there with `review_status: source_changed` and their machine "
+        "labels until the new text is reviewed.",
         f"- spaCy and CoNLL cannot hold overlapping entities: {dropped_overlaps} overlapping "
         "mention(s) were left out of those two formats (kept in JSONL and Parquet); entity "
         "boundaries are widened to whole tokens there.",

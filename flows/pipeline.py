@@ -41,6 +41,7 @@ from flows.tasks import (
     store_for,
     write_run_report,
 )
+from ingest.sources import printable
 from schemas.settings import SECRET_FIELDS, Settings
 
 REPORT_KEY = "corpusflow-run-report"
@@ -421,6 +422,14 @@ def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             )
     rows.append(("adjudicate", _counts(report["adjudication"])))
     rows.append(("disputes", _counts(review["adjudication"], "project_id")))
+    # documents whose source was edited under human work: every one, with its fate
+    for stage in ("push", "adjudication"):
+        for edit in (review.get(stage) or {}).get("edited") or []:
+            where = printable(f"{edit['source'] or edit['doc_id']} (doc {edit['doc_id']})")
+            what = f"{edit['action']}, {printable(edit['reason'])}"
+            rows.append(
+                ("edited", f"{where}: {what}" + (" (adjudication)" if stage != "push" else ""))
+            )
     rel = report["release"]
     if rel.get("version") is None:
         rows.append(("release", f"none: no document in {report['store']} yet"))

@@ -22,6 +22,7 @@ from corpus.decisions import (
     decide,
     human_annotations,
 )
+from corpus.history import current_work, keep_reviewed
 from corpus.keys import keys
 from corpus.ledger import Ledger
 from corpus.pseudonyms import Pseudonyms, pseudonym, pseudonymize_agreement
@@ -374,7 +375,12 @@ def push_review(settings: Settings) -> dict[str, object]:
     project_id = client.ensure_project(
         settings.label_studio_project, label_config(), INSTRUCTIONS, overlap=settings.overlap
     )
-    report = client.push(project_id, iter_machine(store, doc_ids), batch_size=500)
+    report = client.push(
+        project_id,
+        iter_machine(store, doc_ids),
+        batch_size=500,
+        keep=lambda old: keep_reviewed(store, old.model_dump(mode="json"), keys.human(old.doc_id)),
+    )
     state = _review_state(store)
     state["project_id"] = project_id
     store.put_json(keys.review_state, state)
@@ -382,6 +388,13 @@ def push_review(settings: Settings) -> dict[str, object]:
     out: dict[str, object] = {"mode": "label-studio", "project_id": project_id}
     out.update(_as_dict(report))
     out.pop("task_ids", None)  # one id per document: too much for a run report
+    for edit in report.edited:
+        get_run_logger().warning(
+            "source edited after review: %s %s: %s",
+            printable(edit.source),
+            edit.action,
+            edit.reason,
+        )
     if settings.webhook_url and settings.webhook_secret:
         hook = client.register_webhook(project_id, settings.webhook_url, settings.webhook_secret)
         out["webhook"] = {"id": hook.id, "created": hook.created, "updated": hook.updated}
@@ -450,7 +463,9 @@ def collect_review(settings: Settings) -> dict[str, int]:
     for task_ in result:
         # whether the task is done is decided at adjudication, against the overlap of that run
         anns = [a.model_dump(mode="json") for a in task_.annotations]
-        store.put_json(keys.human(task_.doc_id), {"task_id": task_.task_id, "annotations": anns})
+        # the hash of the text they were made on: adjudication uses them on that text only
+        record = {"task_id": task_.task_id, "content_hash": task_.content_hash, "annotations": anns}
+        store.put_json(keys.human(task_.doc_id), record)
     if result.cursor:
         state["cursor"] = result.cursor
     out = {"collected": len(result), "cancelled": result.cancelled}
@@ -469,6 +484,7 @@ def collect_review(settings: Settings) -> dict[str, int]:
                 keys.adjudicator(task_.doc_id),
                 {
                     "task_id": task_.task_id,
+                    "content_hash": task_.content_hash,
                     "annotations": [a.model_dump(mode="json") for a in task_.annotations],
                 },
             )
@@ -493,10 +509,18 @@ def push_adjudication(settings: Settings, disputed: list[str]) -> dict[str, obje
     docs = {d.doc_id: d for d in iter_machine(store, disputed)}  # r3-store: machine shards
     for doc_id in disputed:
         doc = docs[doc_id]
-        human = [HumanAnnotation.model_validate(a) for a in _human(store, doc_id)]
+        # the versions made on this text only (a source edited after review: corpus/history.py)
+        [made], _stale = current_work(store, [keys.human(doc_id)], doc.content_hash)
+        human = [HumanAnnotation.model_validate(a) for a in made]
         decision = AdjudicationResult.model_validate(store.get_json(keys.adjudicated(doc_id)))
         items.append(AdjudicationItem(doc, human, decision))
-    report = client.push_adjudication(project_id, items)
+    report = client.push_adjudication(
+        project_id,
+        items,
+        keep=lambda old: keep_reviewed(
+            store, old.model_dump(mode="json"), keys.adjudicator(old.doc_id), "adjudication"
+        ),
+    )
     state = _review_state(store)
     if state.get("adjudication_project_id") != project_id:
         state["adjudication_project_id"] = project_id
@@ -525,7 +549,10 @@ def _adjudicator(store: Store, doc_id: str) -> list[dict[str, Any]]:
 def adjudicate_all(settings: Settings) -> dict[str, object]:
     """Every document's decision (corpus.decisions); only the changed ones are written."""
     store = store_for(settings)
-    run = adjudicate_store(store, machine_doc_ids(store), settings.overlap)
+    # doc_id -> the content hash of its current text: human work made on another text (a
+    # source edited after review) is left out (corpus/history.py, issue 14)
+    hashes = {doc_id: e.content_hash for doc_id, e in sorted(machine_index(store).docs.items())}
+    run = adjudicate_store(store, hashes, settings.overlap)
     get_run_logger().info("adjudicate: %s, %d decisions written", run.counts, run.written)
     return {"counts": run.counts, "agreement": run.agreement, "disputed": run.disputed}
 

@@ -42,6 +42,7 @@ from review.adjudication import (
     adjudication_title,
 )
 from review.config import adjudication_config, adjudication_instructions_html
+from review.edits import Action, EditedDocument, ReviewedAnnotation, ReviewedVersion, decide
 from review.results import (
     Result,
     from_result,
@@ -80,6 +81,10 @@ _DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's filter format
 # Label Studio's unique constraint on unique_id (HTTP 409) instead of copying it twice.
 _MOVED_NS = uuid.UUID("6f1d3c52-9a57-4c36-8f0e-2b8a3f0c7d11")
 _LIST_FIELDS = "id,data,total_annotations,cancelled_annotations,draft_exists"
+# Task data fields that mark a task superseded by the task of an edited text (review/edits.py):
+# the new text's content hash, and whether its human work was re-based there or replaced.
+SUPERSEDED_BY = "superseded_by"
+SUPERSEDED_ACTION = "superseded_action"
 
 _W = TypeVar("_W")  # what a task is built from: a document, an adjudication item
 _T = TypeVar("_T")
@@ -111,6 +116,13 @@ class PushReport(BaseModel):
     annotations_moved: int = 0
     duplicates_left: int = 0
     duplicate_problems: list[str] = Field(default_factory=list)
+    # Documents whose text changed under human work (review/edits.py): re-based (the work
+    # moved to a new task at mapped offsets), replaced (a new task with machine labels only),
+    # or left (the old task could not be read whole; tried again next push). Doc ids.
+    rebased: list[str] = Field(default_factory=list)
+    replaced: list[str] = Field(default_factory=list)
+    edited_left: list[str] = Field(default_factory=list)
+    edited: list[EditedDocument] = Field(default_factory=list)  # the details, one per doc
     task_ids: dict[str, int] = Field(default_factory=dict)  # doc_id -> task id
 
 
@@ -118,6 +130,7 @@ class CollectedTask(BaseModel):
     task_id: int
     doc_id: str
     text: str
+    content_hash: str = ""  # of the text the annotations were made on (the task's data)
     annotations: list[HumanAnnotation]
     updated_at: str | None = None  # newest annotation (cancelled ones included)
     # distinct annotators (role "annotator") with a submitted, not cancelled annotation
@@ -178,6 +191,10 @@ def _dm_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime(_DM_DATETIME)
 
 
+def _superseded(task: dict[str, Any]) -> bool:
+    return bool((task.get("data") or {}).get(SUPERSEDED_BY))
+
+
 def _holds_human_work(task: dict[str, Any]) -> bool:
     return bool(
         task.get("total_annotations")
@@ -217,6 +234,10 @@ def _combine_copies(
     return out
 
 
+def _task_id(task: dict[str, Any]) -> int:
+    return int(task["id"])
+
+
 def _plain(model: Any) -> dict[str, Any]:
     """An SDK model as the JSON the server sent (fields it did not send left out)."""
     if isinstance(model, dict):
@@ -239,6 +260,7 @@ class LabelStudioClient:
         self.http: httpx.Client = self.sdk._client_wrapper.httpx_client.httpx_client
         self._user_tokens: dict[str, str] = {}
         self._user_sdks: dict[str, LabelStudio] = {}
+        self._emails: dict[int, str] | None = None  # users, read once a push if needed
 
     def _sdk(self, api_key: str) -> LabelStudio:
         # Our own httpx client only to read each response's Date (the server's clock, which
@@ -437,22 +459,230 @@ class LabelStudioClient:
         return response.json()
 
     def push(
-        self, project_id: int, docs: Iterable[AnnotatedDocument], batch_size: int = 500
+        self,
+        project_id: int,
+        docs: Iterable[AnnotatedDocument],
+        batch_size: int = 500,
+        *,
+        keep: Callable[[ReviewedVersion], object] | None = None,
     ) -> PushReport:
         """Make the project hold one task per document, with the document's machine
         annotations as its prediction. New documents are imported (with predictions) in
         batches; an existing task without human work (annotations, skips or drafts) whose data
-        or prediction differs is updated in place; a task with human work is never touched.
-        Label Studio itself is the record of which doc_ids exist, so a push interrupted at any
-        point is repaired by running it again, without duplicates."""
+        or prediction differs is updated in place; a task with human work on the same text is
+        never touched. Label Studio itself is the record of which doc_ids exist, so a push
+        interrupted at any point is repaired by running it again, without duplicates.
+
+        A task with human work on another text (the source was edited: its `content_hash`
+        differs) is handed to `keep` as a ReviewedVersion (the old text, hash and every
+        annotation and draft) before anything changes, then marked superseded (data
+        `superseded_by`: the new hash; `is_labeled`, so the label stream no longer serves it)
+        and the new text gets a new task: with the human annotations re-based onto it (same
+        annotators, offsets mapped, created in the same import as the task) when no edit
+        touches a label, else with machine labels only (replaced). See review/edits.py. The
+        order (keep, mark, import) makes a re-run after a crash at any step finish the job
+        without a second record or task."""
         wanted: dict[str, AnnotatedDocument] = {}
         for doc in docs:
             wanted[doc.doc_id] = doc  # the last version of a doc_id wins
+        superseded: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        carried: dict[str, list[dict[str, Any]]] = {}  # doc_id -> annotations to import with
+
+        def retarget(
+            doc_id: str, tasks: list[dict[str, Any]], report: PushReport
+        ) -> list[dict[str, Any]]:
+            return self._supersede_edited(
+                project_id, wanted[doc_id], tasks, superseded.get(doc_id, []), report, keep, carried
+            )
+
+        def payload(doc: AnnotatedDocument) -> dict[str, Any]:
+            task = to_import_task(doc)
+            if carried.get(doc.doc_id):
+                task["annotations"] = carried[doc.doc_id]
+            return task
+
         report, pushed = self._reconcile(
-            project_id, wanted, self._sync_task, to_import_task, batch_size
+            project_id, wanted, self._sync_task, payload, batch_size, retarget, superseded
         )
+        for edit in report.edited:
+            edit.task_id = report.task_ids.get(edit.doc_id) if edit.action != "left" else None
         self._show_model_version(project_id, [wanted[d] for d in pushed])
         return report
+
+    def _supersede_edited(
+        self,
+        project_id: int,
+        doc: AnnotatedDocument,
+        tasks: list[dict[str, Any]],
+        superseded: list[dict[str, Any]],
+        report: PushReport,
+        keep: Callable[[ReviewedVersion], object] | None,
+        carried: dict[str, list[dict[str, Any]]],
+        rebase: bool = True,
+    ) -> list[dict[str, Any]]:
+        """The live tasks of `doc` once those holding human work on another text are
+        superseded (see `push`); what is to be imported with the new task goes into
+        `carried`. With no live task left by an earlier push that marked its task and then
+        stopped, the re-based annotations are worked out again from the superseded task.
+        Without `rebase` (the adjudication project) a changed text always replaces."""
+        want = doc.content_hash
+        if not want or any((t.get("data") or {}).get("content_hash") == want for t in tasks):
+            return tasks
+        worked = sorted((t for t in tasks if _holds_human_work(t)), key=lambda t: int(t["id"]))
+        if not tasks:
+            mine = [
+                t
+                for t in superseded
+                if (t.get("data") or {}).get(SUPERSEDED_BY) == want
+                and (t.get("data") or {}).get(SUPERSEDED_ACTION) == "rebased"
+            ]
+            if mine:  # marked, not yet imported: finish what that push started
+                edit, annotations, _full = self._plan_edit(doc, max(mine, key=_task_id))
+                self._note_edit(report, edit)
+                carried[doc.doc_id] = annotations
+            return tasks
+        left = [t for t in tasks if not _holds_human_work(t)]
+        for task in worked:
+            edit, annotations, full = self._plan_edit(doc, task, rebase)
+            if edit.action == "left":
+                self._note_edit(report, edit)
+                left.append(task)  # holds human work: push leaves it alone
+                continue
+            if keep is not None:
+                keep(self._reviewed_version(project_id, full, edit))
+            data = dict(task.get("data") or {})
+            if data.get("text") == doc.text:
+                # Only the metadata changed (the hash covers it): the labels stand on the very
+                # same text, so the task is brought up to date in place; its next collect
+                # (the update touches it) stamps the human record with the new hash.
+                self._call(
+                    f"update task {task['id']}",
+                    self.sdk.tasks.update,
+                    str(task["id"]),
+                    data={**data, **to_task(doc)},  # the task's own fields are kept
+                )
+                self._note_edit(report, edit)
+                report.task_ids[doc.doc_id] = int(task["id"])
+                left.append(task)
+                continue
+            data.update({SUPERSEDED_BY: want, SUPERSEDED_ACTION: edit.action})
+            self._call(
+                f"mark task {task['id']} superseded",
+                self.sdk.tasks.update,
+                str(task["id"]),
+                data=data,
+                is_labeled=True,
+            )
+            self._note_edit(report, edit)
+            carried.setdefault(doc.doc_id, []).extend(annotations)
+        return left
+
+    @staticmethod
+    def _note_edit(report: PushReport, edit: EditedDocument) -> None:
+        report.edited.append(edit)
+        {"rebased": report.rebased, "replaced": report.replaced, "left": report.edited_left}[
+            edit.action
+        ].append(edit.doc_id)
+
+    def _plan_edit(
+        self, doc: AnnotatedDocument, task: dict[str, Any], rebase: bool = True
+    ) -> tuple[EditedDocument, list[dict[str, Any]], dict[str, Any]]:
+        """Read a task whose text changed under human work in full and decide (review/edits.py):
+        the EditedDocument, the annotations, re-based, to import with the new task (none when
+        replaced) and the task as read (for the history record)."""
+        task_id = int(task["id"])
+        data = task.get("data") or {}
+        old_hash = str(data.get("content_hash") or "")
+        full = _plain(self._call(f"task {task_id}", self.sdk.tasks.get, str(task_id)))
+        annotations = full.get("annotations") or []
+        listed = int(task.get("total_annotations") or 0)
+        listed += int(task.get("cancelled_annotations") or 0)
+        base = EditedDocument(
+            doc_id=doc.doc_id,
+            source=doc.source,
+            action="left",
+            old_hash=old_hash,
+            new_hash=doc.content_hash,
+            old_task_id=task_id,
+            reason="",
+        )
+        if len(annotations) < listed:
+            reason = f"{listed} annotations counted, {len(annotations)} readable: left alone"
+            return base.model_copy(update={"reason": reason}), [], full
+        submitted = [a for a in annotations if not a.get("was_cancelled")]
+        drafts = full.get("drafts") or []
+        action: Action
+        results: list[list[dict[str, Any]]]
+        if data.get("text") == doc.text:
+            reason = "text unchanged, metadata changed: updated in place"
+            return base.model_copy(update={"action": "rebased", "reason": reason}), [], full
+        if not rebase:
+            action, reason, results = "replaced", "a dispute is decided anew on the new text", []
+        elif submitted:
+            action, reason, results = decide(
+                str(data.get("text") or ""), doc.text, [a.get("result") or [] for a in submitted]
+            )
+        else:
+            action, reason, results = "replaced", "no submitted annotation to carry over", []
+        if len(submitted) < len(annotations):
+            reason += f"; {len(annotations) - len(submitted)} skip(s) stay on the old task"
+        if drafts:
+            reason += (
+                f"; {len(drafts)} draft(s) stay on the old task (only their author can move one)"
+            )
+        carried = []
+        for annotation, result in zip(submitted, results, strict=False):
+            who = annotation.get("completed_by")
+            user = who.get("id") if isinstance(who, dict) else who
+            item: dict[str, Any] = {
+                "id": int(annotation["id"]),  # Label Studio keeps it as the import_id
+                "result": result,
+                "ground_truth": bool(annotation.get("ground_truth")),
+                "was_cancelled": False,
+            }
+            if annotation.get("lead_time") is not None:
+                item["lead_time"] = annotation["lead_time"]
+            if user is not None:
+                item["completed_by"] = int(user)
+            carried.append(item)
+        edit = base.model_copy(
+            update={"action": action, "annotations": len(carried), "reason": reason}
+        )
+        return edit, carried, full
+
+    def _reviewed_version(
+        self, project_id: int, full: dict[str, Any], edit: EditedDocument
+    ) -> ReviewedVersion:
+        data = full.get("data") or {}
+        if self._emails is None:
+            self._emails = self.users()
+        annotations = []
+        for a in full.get("annotations") or []:
+            who = a.get("completed_by")
+            user = who.get("id") if isinstance(who, dict) else who
+            annotations.append(
+                ReviewedAnnotation.model_validate(
+                    {
+                        **a,
+                        "completed_by": user,
+                        "annotator": self._emails.get(int(user)) if user is not None else None,
+                        "ground_truth": bool(a.get("ground_truth")),
+                        "was_cancelled": bool(a.get("was_cancelled")),
+                    }
+                )
+            )
+        return ReviewedVersion(
+            doc_id=edit.doc_id,
+            content_hash=edit.old_hash,
+            text=str(data.get("text") or ""),
+            task_id=edit.old_task_id,
+            project_id=project_id,
+            annotations=annotations,
+            drafts=list(full.get("drafts") or []),
+            superseded_by=edit.new_hash,
+            action=edit.action,
+            reason=edit.reason,
+        )
 
     def _reconcile(
         self,
@@ -461,18 +691,26 @@ class LabelStudioClient:
         sync: Callable[[dict[str, Any], _W, list[dict[str, Any]]], bool],
         to_payload: Callable[[_W], dict[str, Any]],
         batch_size: int,
+        retarget: Callable[[str, list[dict[str, Any]], PushReport], list[dict[str, Any]]]
+        | None = None,
+        superseded: dict[str, list[dict[str, Any]]] | None = None,
     ) -> tuple[PushReport, list[str]]:
         """Make the project hold one task per doc_id of `wanted`: missing ones imported in
         batches (`to_payload`), existing ones without human work brought up to date by `sync`
         (task, wanted item, the task's current predictions) -> changed?, tasks with human work
-        left alone. Returns the report and the doc_ids created or updated."""
+        left alone. `retarget` (doc_id, its live tasks, report) may first take some of a
+        doc's tasks out of the way (superseded: `superseded`, filled by the listing, holds
+        those already marked). Returns the report and the doc_ids created or updated."""
         report = PushReport()
-        existing = self.merge_duplicates(project_id, report, self._existing_by_doc_id(project_id))
+        listed = self._existing_by_doc_id(project_id, superseded)
+        existing = self.merge_duplicates(project_id, report, listed)
         predictions = self._predictions_by_task(project_id) if existing else {}
         new: list[str] = []
         pushed: list[str] = []
         for doc_id, item in wanted.items():
-            tasks = existing.get(doc_id)
+            tasks = existing.get(doc_id) or []
+            if retarget is not None:
+                tasks = retarget(doc_id, tasks, report)
             if not tasks:
                 new.append(doc_id)
                 continue
@@ -585,7 +823,18 @@ class LabelStudioClient:
                     f"{listed} annotations counted, {len(annotations)} readable"
                 )
                 return None
+            origins: set[int] = set()
+            if any(a.get("import_id") for a in annotations):
+                # Two pushes at once may both re-base an edited document's work (see `push`):
+                # the copies' annotations then come from the same old annotation, which the
+                # kept task holds already.
+                kept = _plain(self._call(f"task {kept_id}", self.sdk.tasks.get, str(kept_id)))
+                origins = {
+                    int(a["import_id"]) for a in kept.get("annotations") or [] if a.get("import_id")
+                }
             for annotation in annotations:
+                if annotation.get("import_id") and int(annotation["import_id"]) in origins:
+                    continue
                 problem = self._move_annotation(kept_id, annotation)
                 if problem:
                     report.duplicate_problems.append(
@@ -691,7 +940,11 @@ class LabelStudioClient:
                 model_version=version,
             )
 
-    def _existing_by_doc_id(self, project_id: int) -> dict[str, list[dict[str, Any]]]:
+    def _existing_by_doc_id(
+        self, project_id: int, superseded: dict[str, list[dict[str, Any]]] | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """doc_id -> its live tasks; tasks superseded by an edited text's (see `push`) are
+        not among them (never merged as duplicates), but go into `superseded` if given."""
         existing: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for task in self._tasks_pages(
             project_id,
@@ -699,8 +952,12 @@ class LabelStudioClient:
             page_size=1000,
         ):
             doc_id = (task.get("data") or {}).get("doc_id")
-            if doc_id is not None:
+            if doc_id is None:
+                continue
+            if not _superseded(task):
                 existing[str(doc_id)].append(task)
+            elif superseded is not None:
+                superseded[str(doc_id)].append(task)
         return existing
 
     # ------------------------------------------------------------ adjudication
@@ -732,6 +989,8 @@ class LabelStudioClient:
         project_id: int,
         items: Iterable[AdjudicationItem],
         batch_size: int = 200,
+        *,
+        keep: Callable[[ReviewedVersion], object] | None = None,
     ) -> PushReport:
         """One adjudication task per disputed document (see review/adjudication.py): the
         text, the disputes with each annotator's version side by side (under pseudonyms), and
@@ -739,10 +998,22 @@ class LabelStudioClient:
         annotators agreed on. Idempotent by doc_id: an existing task is updated in place while
         no adjudicator has touched it (the versions change when an annotator resubmits), and
         never afterwards. As with `push`, Label Studio is the record of which doc_ids exist,
-        so an interrupted push is repaired by running it again."""
+        so an interrupted push is repaired by running it again. A task an adjudicator worked
+        on whose text has since changed is handed to `keep` and superseded, as in `push`, and
+        the dispute on the new text gets a new task (never re-based: the disputes differ)."""
         wanted: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        docs: dict[str, AnnotatedDocument] = {}
         for item in items:
             wanted[item.doc.doc_id] = adjudication_task(item)
+            docs[item.doc.doc_id] = item.doc
+
+        def retarget(
+            doc_id: str, tasks: list[dict[str, Any]], report: PushReport
+        ) -> list[dict[str, Any]]:
+            return self._supersede_edited(
+                project_id, docs[doc_id], tasks, [], report, keep, {}, rebase=False
+            )
+
         report, _pushed = self._reconcile(
             project_id,
             wanted,
@@ -751,7 +1022,10 @@ class LabelStudioClient:
             ),
             lambda item: {"data": item[0], "predictions": item[1]},
             batch_size,
+            retarget,
         )
+        for edit in report.edited:
+            edit.task_id = report.task_ids.get(edit.doc_id) if edit.action != "left" else None
         if wanted:
             # The labeling UI pre-fills only predictions of the project's model_version.
             self._set_model_version(project_id, AGREED_VERSION)
@@ -925,7 +1199,7 @@ class LabelStudioClient:
         # walk's pages (tests/test_review_collect.py) must not see this listing.
         for task in LabelStudioClient._tasks_pages(self, project_id, params, page_size=1000):
             doc_id = (task.get("data") or {}).get("doc_id")
-            if doc_id is not None:
+            if doc_id is not None and not _superseded(task):
                 annotated[str(doc_id)].append(task)
         report = PushReport()
         self.merge_duplicates(
@@ -972,6 +1246,8 @@ class LabelStudioClient:
         pages = 0
         for n, task in enumerate(self._tasks_pages(project_id, params, page_size, started)):
             pages = n // page_size + 1
+            if _superseded(task):  # its work was kept (history) or moved when its text changed
+                continue
             annotations = task.get("annotations") or []
             times = [_parse_time(a["updated_at"]) for a in annotations if a.get("updated_at")]
             fresh = [t for t in times if after is None or t > after]
@@ -1006,6 +1282,7 @@ class LabelStudioClient:
                     task_id=int(task["id"]),
                     doc_id=str(data.get("doc_id", "")),
                     text=str(data.get("text", "")),
+                    content_hash=str(data.get("content_hash") or ""),
                     annotations=human,
                     updated_at=_iso(max(fresh)),
                     annotators=len(counted),

@@ -10,8 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 StanceValue = Literal["FAVOR", "AGAINST", "NEUTRAL"]
 STANCE_LABELS: tuple[StanceValue, ...] = ("FAVOR", "AGAINST", "NEUTRAL")
 # machine: no human work yet; in_review: some annotators submitted, fewer than the overlap asks
-# for (machine labels still stand); reviewed / adjudicated / disputed: see the adjudication rules
-ReviewStatus = Literal["machine", "in_review", "reviewed", "adjudicated", "disputed"]
+# for (machine labels still stand); reviewed / adjudicated / disputed: see the adjudication rules;
+# source_changed: the source was edited after review, the human work is on the old text (kept in
+# history/) and the new text's task is not reviewed yet (machine labels stand)
+ReviewStatus = Literal[
+    "machine", "in_review", "reviewed", "adjudicated", "disputed", "source_changed"
+]
 Role = Literal["annotator", "adjudicator"]
 
 

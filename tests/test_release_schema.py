@@ -129,5 +129,6 @@ def test_release_manifest_lists_code_models_and_every_status(tmp_path: Path) -> 
         "status_reviewed": 0,
         "status_adjudicated": 1,
         "status_disputed": 1,
+        "status_source_changed": 0,
     }
     assert manifest.counts["layer_gold"] + manifest.counts["layer_silver"] == 3
