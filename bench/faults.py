@@ -17,7 +17,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -52,14 +51,6 @@ BOUNDARIES = (
     ("collect", r" - push: \{"),
     ("publish", r" - adjudicate: \{"),
     ("report", r" - publish: v\d+"),
-)
-# (service, stage, delay): Label Studio dead from the start of ingest (the push meets it), and
-# during the push; SeaweedFS dead before the publish and during it
-SERVICE_FAULTS = (
-    ("ls", "ingest", 0.0),
-    ("ls", "push", 0.6),
-    ("s3", "publish", 0.0),
-    ("s3", "publish", 0.3),
 )
 SERVICE_VARS = (
     "CORPUSFLOW_STORE",
@@ -369,14 +360,6 @@ def project_made(stack: Stack, name: str) -> Callable[[], bool]:
     return lambda: bool(client.projects(title=name))
 
 
-def subset_sources(dest: Path, n: int) -> str:
-    """A folder with the first `n` samples under their own names (same keys, same doc ids)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for path in sorted(Path(SAMPLES).iterdir())[:n]:
-        shutil.copy2(path, dest / path.name)
-    return str(dest)
-
-
 def failure_report(stack: Stack, name: str, run: RunResult) -> dict[str, Any] | None:
     """The run report a failed run's last line names (in the store, or a local file), with
     `report_at`: where it was."""
@@ -480,19 +463,13 @@ def fault_service(
     point: KillPoint,
     *,
     mid: bool = False,
-    before: str | None = None,
 ) -> ServiceFault:
     """Kill Label Studio (`ls`) or SeaweedFS (`s3`) with SIGKILL at `point` of a run (the run
     held still meanwhile), or with `mid`, once after it the push or the publish has begun
     (the project exists, the release's first object is written); the run fails after its
-    retries; restart the service on the same data folder and run again. `before`: sources of a
-    run made first, so that the store already has a release."""
+    retries; restart the service on the same data folder and run again."""
     service = stack.ls if which == "ls" else stack.s3
     env = stack.env(name, work)
-    if before is not None:
-        first = run_cli(env, work / "before", sources=before)
-        if first.code != 0:
-            raise RuntimeError(f"the run before the fault failed:\n{first.stderr[-3000:]}")
     when = None
     if mid:
         when = project_made(stack, name) if which == "ls" else release_began(stack, name)
@@ -614,18 +591,16 @@ def main(argv: list[str] | None = None) -> int:
             for i, point in enumerate(points):
                 rows.append(fault_kill_run(stack, work / f"k{i}", f"kill{i}", point).row(clean))
                 print(rows[-1], flush=True)
+            # (service, the boundary, killed once the push or publish has begun)
             services = (
-                ("ls", "ingest", False, None),
-                ("ls", "push", True, None),
-                ("s3", "publish", False, 4),
-                ("s3", "publish", True, 4),
+                ("ls", "ingest", False),
+                ("ls", "push", True),
+                ("s3", "publish", False),
+                ("s3", "publish", True),
             )
-            for i, (which, stage, mid, first) in enumerate(services):
-                before = subset_sources(work / f"s{i}" / "subset", first) if first else None
+            for i, (which, stage, mid) in enumerate(services):
                 point = KillPoint(stage, boundary[stage], 0.0)
-                fault = fault_service(
-                    stack, work / f"s{i}", f"svc{i}", which, point, mid=mid, before=before
-                )
+                fault = fault_service(stack, work / f"s{i}", f"svc{i}", which, point, mid=mid)
                 rows.append(fault.row(clean))
                 print(rows[-1], flush=True)
             idle = {

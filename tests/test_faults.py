@@ -21,6 +21,7 @@ import pytest
 from bench.faults import (
     BOUNDARIES,
     LEASE_TTL,
+    SAMPLES,
     KillPoint,
     Outcome,
     RunResult,
@@ -30,7 +31,6 @@ from bench.faults import (
     inspect,
     kill_point,
     run_cli,
-    subset_sources,
 )
 from services.labelstudio import LabelStudioService
 from services.seaweedfs import SeaweedService, free_port
@@ -148,10 +148,9 @@ def test_faults_label_studio_killed_during_the_push_one_line_then_a_rerun_recove
 def test_faults_seaweedfs_killed_during_the_publish_latest_stays_verifiable(
     stack: Stack, clean: Outcome, tmp_path: Path
 ) -> None:
-    # a release of four samples first: during and after the fault `latest` must still be it
-    before = subset_sources(tmp_path / "four", 4)
+    # killed once the release's first object is written (the run held still meanwhile)
     point = KillPoint("publish", BOUNDARY["publish"], 0.0)
-    fault = fault_service(stack, tmp_path, "s3-down", "s3", point, mid=True, before=before)
+    fault = fault_service(stack, tmp_path, "s3-down", "s3", point, mid=True)
     failed = fault.failed
     assert failed.code == 3, failed.stderr[-3000:]
     last = ours(failed)[-1]
@@ -164,10 +163,11 @@ def test_faults_seaweedfs_killed_during_the_publish_latest_stays_verifiable(
     stage = report["failed"]["stage"]
     assert stage in ("publish", "report") and f"stage '{stage}'" in last
     assert "adjudicate" in report["done"]
-    assert fault.verify_after_restart is None  # the four-sample release, or a whole new one
+    # a half-written version is never `latest`: none yet, or a whole one
+    assert fault.verify_after_restart is None
     assert fault.rerun.code == 0, fault.rerun.stderr[-3000:]
     assert_recovered(fault.got, clean)
-    assert fault.got.version == "v0002"  # a half-written version is never skipped nor doubled
+    assert fault.got.version == "v0001"  # the half-written version was resumed, not skipped
 
 
 @pytest.mark.integration
@@ -204,6 +204,7 @@ time.sleep(600)
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="corpus/lease.py waits out the TTL of a holder that is provably dead (same host, "
     "pid gone): after kill -9 the next run is refused for up to CORPUSFLOW_LEASE_TTL (300 s)",
 )
@@ -231,3 +232,29 @@ def test_faults_a_run_right_after_kill_9_takes_the_dead_runs_lease(tmp_path: Pat
         assert time.monotonic() - began < 5
     finally:
         lease.release()
+
+
+# ---------------------------------------------------------------- found by the faults
+
+
+@pytest.mark.model
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="annotators/stance_model.py runs the int8 (dynamically quantized) stance model on "
+    "batches of sentences from several documents: the activation scale is computed over the "
+    "whole batch, so a document's stances depend on the documents annotated with it and a "
+    "re-run that annotates only some documents publishes other stances than a clean run",
+)
+def test_faults_a_documents_stances_do_not_depend_on_the_documents_annotated_with_it() -> None:
+    from annotators.pipeline import annotate, load_nlp
+    from ingest import clean_path
+    from schemas.settings import Settings
+
+    paths = sorted(Path(SAMPLES).iterdir())
+    docs = [clean_path(p, source=p.name, max_bytes=Settings().max_source_bytes) for p in paths]
+    nlp = load_nlp(Settings().spacy_model)
+    together = {d.doc_id: d for d in annotate(docs, nlp=nlp)}
+    alone = next(annotate(docs[:1], nlp=nlp))  # what a re-run after an edit of one source does
+    assert alone.entities == together[alone.doc_id].entities  # (these hold already)
+    assert alone.stances == together[alone.doc_id].stances
