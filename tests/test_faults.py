@@ -170,23 +170,32 @@ def test_faults_seaweedfs_killed_during_the_publish_latest_stays_verifiable(
     assert fault.got.version == "v0001"  # the half-written version was resumed, not skipped
 
 
-@pytest.mark.integration
-@pytest.mark.model
-def test_faults_seaweedfs_dead_before_the_publish_names_the_publish_stage(
-    stack: Stack, clean: Outcome, tmp_path: Path
+def test_faults_a_lease_check_that_meets_a_dead_store_fails_as_the_publish_stage(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The lease check just before the publish is what meets the dead store first: the line
-    and the report say 'publish', and list every stage before it as done."""
-    point = KillPoint("publish", BOUNDARY["publish"], 0.0)
-    fault = fault_service(stack, tmp_path, "s3-before", "s3", point)
-    last = ours(fault.failed)[-1]
-    assert fault.failed.code == 3 and "stage 'publish'" in last, last
-    assert fault.report is not None
-    assert fault.report["done"] == [
+    """The lease check just before the publish is what meets a store that died after the
+    adjudication (seen with SeaweedFS killed there): the line and the report name the stage it
+    guards, 'publish', with every stage before it done (it said 'unknown' and 'nothing done')."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from flows.failure import record_failure
+    from flows.pipeline import collect_adjudicate_publish
+    from schemas.settings import Settings
+
+    class StoreDiedLease:
+        def ensure_held(self) -> None:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(store=f"file://{tmp_path / 'store'}")
+    with pytest.raises(EndpointConnectionError) as caught:
+        collect_adjudicate_publish(settings, None, StoreDiedLease())  # type: ignore[arg-type]
+    down = record_failure(settings, "r1", caught.value, {}, review=False)
+    assert down is not None and "stage 'publish'" in down.line, down
+    assert down.report["done"] == [
         "lease", "discover", "ingest", "annotate", "push", "collect", "adjudicate", "disputes"
     ]  # fmt: skip
-    assert fault.rerun.code == 0, fault.rerun.stderr[-3000:]
-    assert_recovered(fault.got, clean)
+    assert down.report["not_done"] == ["publish", "report"]
 
 
 # ---------------------------------------------------------------- the dead run's lease
