@@ -51,9 +51,11 @@ serve: install
 serve-down:
 	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m services.ctl serve-down; fi
 
-# Start the services, run the whole pipeline on corpus/samples/, say where things are.
+# Start the services, run the whole pipeline on corpus/samples/, say where things are. The run
+# gets the pipeline's settings of .services/env only (the publisher's S3 keys, the API token),
+# never the operator's keys or the admin's password (services/ctl.py PIPELINE_VARS).
 run: services-up
-	set -a; source .services/env; set +a; $(CF) run --sources corpus/samples/
+	$(VENV)/bin/python -m services.ctl run --sources corpus/samples/
 	@$(VENV)/bin/python -m services.ctl where
 
 # The same setup, then every test; the integration tests start their own Label Studio and

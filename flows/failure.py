@@ -3,8 +3,10 @@ URL), the stage it stopped at, and a run report of what was done and what was no
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,10 +86,13 @@ def service_of(exc: BaseException, settings: Settings | None = None) -> Service 
 
 
 def stage_of(exc: BaseException, stages: tuple[str, ...] | None = None) -> str:
-    """The innermost stage function in the failure's traceback(s)."""
+    """The innermost stage function in the failure's traceback(s); for a step the flow takes
+    between stages (the lease check before the push and before the publish), the stage it
+    guards: the first stage its function calls after the failing line."""
     names = {fn: stage for stage, fn in STAGES if stages is None or stage in stages}
-    found = "unknown"
-    for e in reversed(list(_chain(exc))):  # the original error's frames are the innermost
+    chain = list(reversed(list(_chain(exc))))  # the original error's frames are the innermost
+    for e in chain:
+        found = "unknown"
         tb: TracebackType | None = e.__traceback__
         while tb is not None:
             stage = names.get(tb.tb_frame.f_code.co_name)
@@ -96,7 +101,34 @@ def stage_of(exc: BaseException, stages: tuple[str, ...] | None = None) -> str:
             tb = tb.tb_next
         if found != "unknown":
             return found
-    return found
+    for e in chain:
+        guarded = _guarded_stage(e.__traceback__, names)
+        if guarded is not None:
+            return guarded
+    return "unknown"
+
+
+def _guarded_stage(tb: TracebackType | None, names: dict[str, str]) -> str | None:
+    """The stage called next, after the failing line, by the innermost flow function (of
+    flows/pipeline.py) in the traceback."""
+    frame = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(("flows/pipeline.py", "flows\\pipeline.py")):
+            frame = (tb.tb_frame.f_code, tb.tb_lineno)
+        tb = tb.tb_next
+    if frame is None:
+        return None
+    code, lineno = frame
+    try:
+        lines, first = inspect.getsourcelines(code)
+    except (OSError, TypeError):
+        return None
+    calls = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\(")
+    for line in lines[lineno - first + 1 :]:
+        called = calls.search(line)
+        if called:
+            return names[called[1]]
+    return None
 
 
 def first_line(exc: BaseException) -> str:

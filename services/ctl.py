@@ -1,14 +1,16 @@
-"""`python -m services.ctl up|down|status|where|serve|serve-down`: the local Label Studio and
-SeaweedFS that `make run` uses, and (`serve`) a Prefect server with a worker and the deployments
-of prefect.yaml. Their data lives in `.services/` at the top of the checkout (git-ignored); `up`
-writes `.services/env` with the settings the pipeline needs, and a second `up` reuses what is
-running. Works from any folder of the checkout, and refuses outside one."""
+"""`python -m services.ctl up|down|status|where|serve|serve-down|run`: the local Label Studio
+and SeaweedFS that `make run` uses, (`serve`) a Prefect server with a worker and the deployments
+of prefect.yaml, and (`run ARGS`) `corpusflow run ARGS` on them with the pipeline's keys only.
+Their data lives in `.services/` at the top of the checkout (git-ignored); `up` writes
+`.services/env` with the settings the pipeline needs, and a second `up` reuses what is running.
+Works from any folder of the checkout, and refuses outside one."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from services.common import PortInUse, read_env_file, write_env_file
@@ -18,6 +20,18 @@ from services.seaweedfs import SeaweedError, SeaweedService
 
 BUCKET = "corpusflow"
 SECRET_BLOCKS = "corpusflow"  # the prefix prefect.yaml's CORPUSFLOW_SECRET_BLOCKS names
+# What `corpusflow run` needs of `.services/env`: the services' URLs, the API token and the
+# publisher's S3 keys (read, write, list; no bucket administration). Not the operator's keys,
+# the reader's or the Label Studio admin's password: `make run` gives the run only these.
+PIPELINE_VARS = (
+    "LABEL_STUDIO_URL",
+    "LABEL_STUDIO_API_KEY",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "CORPUSFLOW_STORE",
+)
 
 
 class NotInCheckout(RuntimeError):
@@ -90,6 +104,23 @@ def up() -> None:
     )
     print(f"Label Studio project '{project}' id {project_id}")
     print(f"Settings and generated secrets (admin password, API token, S3 keys): {env_file()}")
+
+
+def pipeline_env(saved: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a run on the local services: `environ` without anything
+    `.services/env` names (an operator key exported in the shell stays out too), plus the
+    pipeline's settings from it (they win: they point at the services `up` started)."""
+    env = {k: v for k, v in environ.items() if k not in saved}
+    env.update({k: saved[k] for k in PIPELINE_VARS if k in saved})
+    return env
+
+
+def run(args: Sequence[str]) -> None:
+    """`corpusflow run ARGS` on the local services, as the publisher (replaces this process)."""
+    env = pipeline_env(read_env(), os.environ)
+    argv = [sys.executable, "-m", "flows.cli", "run", *args]
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)
 
 
 def down() -> None:
@@ -169,9 +200,17 @@ ACTIONS = {"up": up, "down": down, "where": where, "serve": serve, "serve-down":
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     action = args[0] if args else "status"
+    if action == "run":
+        try:
+            run(args[1:])
+        except (NotInCheckout, FileNotFoundError) as exc:
+            print(f"services run: {exc}", file=sys.stderr)
+            return 2
+        return 0  # (not reached: the run replaced this process)
     if action != "status" and action not in ACTIONS:
         print(
-            f"usage: python -m services.ctl {'|'.join(['status', *ACTIONS])} (not {action!r})",
+            f"usage: python -m services.ctl {'|'.join(['status', *ACTIONS, 'run'])} "
+            f"(not {action!r})",
             file=sys.stderr,
         )
         return 2

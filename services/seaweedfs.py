@@ -487,6 +487,16 @@ class SeaweedService:
                     time.sleep(0.05)
         self.pidfile.unlink(missing_ok=True)
 
+    def kill(self) -> None:
+        """SIGKILL our instance's process group, as a crash would (the fault tests), and wait
+        until it is gone; `start` brings it back on the same data folder and ports."""
+        pid = self._pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                time.sleep(0.05)
+
     def status(self) -> dict[str, object]:
         pid = self._pid()
         return {
