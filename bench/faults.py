@@ -612,8 +612,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"\n{len(rows)} rows in {time.monotonic() - began:.0f} s, CORPUSFLOW_WORKERS="
                 f"{args.workers}. 'recover s': the kill (of the run) or the restart (of a service)"
-                f" -> the re-run's exit, its wait for the dead run's lease (TTL {LEASE_TTL} s) "
-                "included. Idle kill -9 -> answering again: "
+                f" -> the re-run's exit (a dead run's lease on this host is free at once; "
+                f"TTL {LEASE_TTL} s otherwise). Idle kill -9 -> answering again: "
                 + ", ".join(f"{k} {v:.1f} s" for k, v in idle.items())
             )
     return 0

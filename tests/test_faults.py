@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,9 +107,8 @@ def test_faults_kill_9_of_the_run_then_a_rerun_gives_the_clean_release(
     assert fault.verify_after_kill is None  # before any recovery: none, or a whole release
     assert rerun.code == 0, rerun.stderr[-3000:]
     assert_recovered(fault.got, clean)
-    # the dead run's lease held the store until it lapsed (see the xfail below); the re-run
-    # waited for that, then took it over
-    assert "took over an expired lease" in rerun.stderr
+    # the dead run's lease is freed at once: its holder's process is gone (corpus/lease.py)
+    assert "took over the lease of a run whose process is gone" in rerun.stderr
 
 
 @pytest.mark.integration
@@ -211,12 +209,6 @@ time.sleep(600)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="corpus/lease.py waits out the TTL of a holder that is provably dead (same host, "
-    "pid gone): after kill -9 the next run is refused for up to CORPUSFLOW_LEASE_TTL (300 s)",
-)
 def test_faults_a_run_right_after_kill_9_takes_the_dead_runs_lease(tmp_path: Path) -> None:
     from corpus.lease import Lease
     from corpus.store import open_store
@@ -234,11 +226,9 @@ def test_faults_a_run_right_after_kill_9_takes_the_dead_runs_lease(tmp_path: Pat
         holder.kill()  # kill -9: no chance to release
         holder.wait()
     lease = Lease(open_store(store_url), "next-run", ttl=float(LEASE_TTL))
-    began = time.monotonic()
-    found = lease.try_acquire()
+    found = lease.try_acquire()  # one try, no wait: the holder's TTL (300 s) is far off
     try:
         assert found is None, f"refused for a dead holder: {found}"
-        assert time.monotonic() - began < 5
     finally:
         lease.release()
 
