@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +36,12 @@ LABELS: tuple[str, ...] = ("AGAINST", "NEUTRAL", "FAVOR")
 # A sentence longer than this (in characters) is cut to a window around the mentions, so the
 # markers survive the tokenizer's truncation.
 MAX_CHARS = 600
+# Pairs per onnxruntime call. The pairs of a whole spaCy batch are sorted by length first, so a
+# call pads to its own longest pair; 8 is the best of (8, 16, 32, 64) in pairs per CPU second
+# on the annotate benchmark's pairs (45 tokens on average): 212, 200, 194, 184 on one thread.
+BATCH_SIZE = 8
+# Environment variable naming the session's intra-op threads (default: see `session_threads`).
+THREADS_ENV = "CORPUSFLOW_STANCE_THREADS"
 
 
 def mark_target(text: str, spans: Sequence[tuple[int, int]]) -> str:
@@ -145,11 +152,39 @@ def model_dir_version(model_dir: Path, model_file: str = MODEL_FILE) -> str:
     return weights_version(Path(model_dir) / model_file, config.get("name", "stance-minilm"))
 
 
+def session_threads() -> int:
+    """Intra-op threads for a session: `$CORPUSFLOW_STANCE_THREADS`, else `$OMP_NUM_THREADS`
+    (what a Dask worker process is given: 1, one core per worker process), else the CPUs this
+    process may run on."""
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def make_session(path: Path, threads: int):
+    """An onnxruntime CPU session: all graph optimisations (fusions of LayerNorm, GELU and the
+    quantized MatMuls), `threads` intra-op threads, one operator at a time, and no spinning: an
+    idle thread that spins burns the CPU that spaCy and the other worker processes need; on the
+    2-core machine spinning halved the pairs per CPU second (bench: 100 against 200)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxStance:
-    """The exported classifier run with onnxruntime; load once per process (`load_onnx`)."""
+    """The exported classifier run with onnxruntime; load once per process (`load_onnx`): one
+    session, its threads from `session_threads()` unless `threads` is given."""
 
     def __init__(self, model_dir: Path, model_file: str = MODEL_FILE, threads: int = 0) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.dir = Path(model_dir)
@@ -162,17 +197,16 @@ class OnnxStance:
         self.max_len = int(self.config.get("max_len", 128))
         self.tokenizer = Tokenizer.from_file(str(self.dir / TOKENIZER_FILE))
         self.tokenizer.enable_truncation(self.max_len, strategy="only_first")
+        # dynamic padding: each call pads to its own longest pair, not to max_len
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            str(self.path), options, providers=["CPUExecutionProvider"]
-        )
+        self.threads = threads or session_threads()
+        self.session = make_session(self.path, self.threads)
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.version = model_dir_version(self.dir, model_file)
 
-    def logits(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> list[list[float]]:
+    def logits(
+        self, pairs: Sequence[tuple[str, str]], batch_size: int = BATCH_SIZE
+    ) -> list[list[float]]:
         """Raw logits for (marked text, target name) pairs; batches sorted by length so the
         padding stays short."""
         import numpy as np
@@ -194,7 +228,9 @@ class OnnxStance:
         return out
 
     def predict_proba(
-        self, items: Sequence[tuple[str, Sequence[tuple[int, int]], str]], batch_size: int = 32
+        self,
+        items: Sequence[tuple[str, Sequence[tuple[int, int]], str]],
+        batch_size: int = BATCH_SIZE,
     ) -> list[dict[str, float]]:
         """Calibrated label probabilities for (text, mention spans, target name) items."""
         pairs = []
@@ -275,6 +311,8 @@ __all__ = [
     "find_spans",
     "fit_temperature",
     "load_onnx",
+    "make_session",
+    "session_threads",
     "is_model_archive",
     "mark_target",
     "pack_model",
