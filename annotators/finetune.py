@@ -240,6 +240,93 @@ def predict_logits(net, encoded, batch_size: int = 64) -> list[list[float]]:
     return out
 
 
+def _dequantized(inits: dict, name: str):
+    """The fp32 value of initializer `name` in an exported model (fp32 as it is; an int8
+    dynamic-quantized one as scale * (q - zero point), transposed back where the quantizer
+    stored it transposed); None when the model has no such weight."""
+    import numpy as np
+
+    if name in inits:
+        return inits[name]
+    for stored, transposed in (
+        (f"{name}_quantized", False),
+        (f"{name}_Transposed_quantized", True),
+    ):
+        if stored in inits:
+            base = stored.removesuffix("_quantized")
+            q = inits[stored].astype(np.float32)
+            scale, zero = inits[f"{base}_scale"], inits[f"{base}_zero_point"].astype(np.float32)
+            if scale.size != 1:  # per-channel: one scale per output column
+                scale, zero = scale.reshape(1, -1), zero.reshape(1, -1)
+            value = (q - zero) * scale
+            return value.T if transposed else value
+    return None
+
+
+def weights_from_onnx(net, source: Path) -> str:
+    """Load into `net` the weights of an exported model (model-fp32.onnx exactly, or the int8
+    model.onnx dequantized): how a shipped model, whose torch weights are not shipped, is
+    fine-tuned further. The exported graph names a weight either by its parameter name or, for
+    a MatMul's transposed weight, `onnx::MatMul_N`; `net` exported afresh names the same weights
+    the same way, and its parameter values tell which N is which. Returns a one-line note."""
+    import tempfile
+
+    import numpy as np
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    params = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx(net, Path(tmp) / "fresh.onnx")
+        fresh = {
+            i.name: numpy_helper.to_array(i)
+            for i in onnx.load(str(Path(tmp) / "fresh.onnx")).graph.initializer
+        }
+    by_value = {(v.T.shape, v.T.tobytes()): k for k, v in params.items() if v.ndim == 2}
+    mapping: dict[str, tuple[str, bool]] = {}  # onnx name -> (parameter, stored transposed)
+    for name, value in fresh.items():
+        if name in params and params[name].shape == value.shape:
+            mapping[name] = (name, False)
+        elif value.ndim == 2 and (value.shape, value.tobytes()) in by_value:
+            mapping[name] = (by_value[(value.shape, value.tobytes())], True)
+    learned = {k for k, v in net.named_parameters()}
+    missing = learned - {param for param, _ in mapping.values()}
+    if missing:
+        raise ValueError(f"{source}: cannot place {sorted(missing)[:3]} in the exported graph")
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(source)).graph.initializer}
+    state = dict(net.state_dict())
+    quantized = 0
+    for name, (param, transposed) in mapping.items():
+        value = _dequantized(inits, name)
+        if value is None:
+            raise ValueError(f"{source}: no weight {name} ({param}): another architecture?")
+        quantized += name not in inits
+        value = np.ascontiguousarray(value.T if transposed else value)
+        if value.shape != tuple(state[param].shape):
+            raise ValueError(f"{source}: {param} has shape {value.shape}, not {state[param].shape}")
+        state[param] = torch.from_numpy(value.astype(np.float32))
+    net.load_state_dict(state)
+    return f"{len(mapping)} weights from {source} ({quantized} of them dequantized from int8)"
+
+
+def load_init(net, folder: Path, log) -> None:
+    """`--init` weights: the folder's weights.safetensors (fp32 torch weights, written by
+    training), else its model-fp32.onnx, else its shipped int8 model.onnx dequantized."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if (folder / WEIGHTS_FILE).is_file():
+        net.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        log(f"starting from {folder / WEIGHTS_FILE}")
+        return
+    for name in (FP32_FILE, MODEL_FILE):
+        if (folder / name).is_file():
+            log(f"starting from {weights_from_onnx(net, folder / name)}")
+            return
+    raise ValueError(f"--init {folder}: no {WEIGHTS_FILE}, {FP32_FILE} or {MODEL_FILE} in it")
+
+
 def export_onnx(net, path: Path, opset: int = 17) -> None:
     import torch
 
@@ -313,7 +400,7 @@ def train(
     (model.onnx int8, model-fp32.onnx, weights.safetensors, tokenizer.json, config.json).
     `init`: a model folder written by an earlier run whose weights.safetensors to start from."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -324,8 +411,7 @@ def train(
     open_id = tok.token_to_id(MARK_OPEN)
     net = make_net(base, open_id)
     if init is not None:
-        net.load_state_dict(load_file(str(Path(init) / WEIGHTS_FILE)))
-        log(f"starting from {init / WEIGHTS_FILE}")
+        load_init(net, Path(init), log)
     else:
         # the markers start as "<" and ">": rows the encoder knows, instead of unused noise
         emb = net.encoder.embeddings.word_embeddings.weight
