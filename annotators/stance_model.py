@@ -180,13 +180,48 @@ def make_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def runtime_tokenizer(path: Path, max_len: int):
+    """The model folder's tokenizer as it runs: pairs cut to `max_len` tokens from the end of
+    the sentence (the target segment kept), padded per call to the call's longest pair."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_len, strategy="only_first")
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    return tokenizer
+
+
+def batch_logits(
+    session, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = BATCH_SIZE
+) -> list[list[float]]:
+    """Raw logits for (marked text, target name) pairs, in calls of `batch_size` pairs sorted
+    by length so the padding stays short. Training scores its exported models with this too:
+    an int8 model quantizes its activations per call, so how pairs are grouped moves its score
+    (rw dev, the same model: 0.801 in these calls, 0.787 in token-sorted calls of 64)."""
+    import numpy as np
+
+    inputs = {i.name for i in session.get_inputs()}
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
+    out: list[list[float]] = [[] for _ in pairs]
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        encs = tokenizer.encode_batch([pairs[i] for i in idx])
+        feed = {
+            "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
+        }
+        (batch,) = session.run(["logits"], {k: v for k, v in feed.items() if k in inputs})
+        for i, row in zip(idx, batch.tolist(), strict=True):
+            out[i] = row
+    return out
+
+
 class OnnxStance:
     """The exported classifier run with onnxruntime; load once per process (`load_onnx`): one
     session, its threads from `session_threads()` unless `threads` is given."""
 
     def __init__(self, model_dir: Path, model_file: str = MODEL_FILE, threads: int = 0) -> None:
-        from tokenizers import Tokenizer
-
         self.dir = Path(model_dir)
         self.path = self.dir / model_file
         if not self.path.is_file():
@@ -195,37 +230,16 @@ class OnnxStance:
         self.labels: tuple[str, ...] = tuple(self.config["labels"])
         self.temperature = float(self.config.get("temperature", 1.0))
         self.max_len = int(self.config.get("max_len", 128))
-        self.tokenizer = Tokenizer.from_file(str(self.dir / TOKENIZER_FILE))
-        self.tokenizer.enable_truncation(self.max_len, strategy="only_first")
-        # dynamic padding: each call pads to its own longest pair, not to max_len
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.tokenizer = runtime_tokenizer(self.dir / TOKENIZER_FILE, self.max_len)
         self.threads = threads or session_threads()
         self.session = make_session(self.path, self.threads)
-        self.inputs = {i.name for i in self.session.get_inputs()}
         self.version = model_dir_version(self.dir, model_file)
 
     def logits(
         self, pairs: Sequence[tuple[str, str]], batch_size: int = BATCH_SIZE
     ) -> list[list[float]]:
-        """Raw logits for (marked text, target name) pairs; batches sorted by length so the
-        padding stays short."""
-        import numpy as np
-
-        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
-        out: list[list[float]] = [[] for _ in pairs]
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            encs = self.tokenizer.encode_batch([pairs[i] for i in idx])
-            feed = {
-                "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
-                "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
-            }
-            feed = {k: v for k, v in feed.items() if k in self.inputs}
-            (batch,) = self.session.run(["logits"], feed)
-            for i, row in zip(idx, batch.tolist(), strict=True):
-                out[i] = row
-        return out
+        """Raw logits for (marked text, target name) pairs (`batch_logits`)."""
+        return batch_logits(self.session, self.tokenizer, pairs, batch_size)
 
     def predict_proba(
         self,
@@ -310,8 +324,10 @@ __all__ = [
     "OnnxStance",
     "find_spans",
     "fit_temperature",
+    "batch_logits",
     "load_onnx",
     "make_session",
+    "runtime_tokenizer",
     "session_threads",
     "is_model_archive",
     "mark_target",

@@ -463,7 +463,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
                 try:
                     trained = train_transformer_cli(
-                        source, Path(tmp) / "model", encoder=encoder,
+                        source, Path(tmp) / "stance-minilm", encoder=encoder,
                         current=stance_model_path(store, settings), with_seed=not args.no_seed,
                     )  # fmt: skip
                 except ModelGotWorse as exc:
