@@ -459,7 +459,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if why:
                 print(f"corpusflow train stance: {why}", file=sys.stderr)
             if encoder:  # the transformer (annotators.train; runs in .train-venv)
-                from annotators.train import ModelGotWorse, train_transformer_cli
+                from annotators.train import ModelGotWorse, TrainEnvMissing, train_transformer_cli
 
                 try:
                     trained = train_transformer_cli(
@@ -469,6 +469,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 except ModelGotWorse as exc:
                     print(f"corpusflow train stance: {exc}", file=sys.stderr)
                     return 3
+                except TrainEnvMissing as exc:  # --encoder without `make train-env`
+                    print(f"corpusflow train stance: {exc}", file=sys.stderr)
+                    return 2
                 version, data = trained.version, trained.to_bytes()
                 if args.out:  # the whole folder (fp32 and torch weights too)
                     shutil.copytree(trained.folder, args.out, dirs_exist_ok=True)
