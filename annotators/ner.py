@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
@@ -224,13 +225,19 @@ def entity_source(doc: Doc, ent: Span) -> str:
     return (doc._.ent_sources or {}).get(f"{ent.start_char}:{ent.end_char}", "model")
 
 
-def entity_score(doc: Doc, ent: Span, calibration: Calibration | None = CALIBRATION) -> float:
+def entity_score(
+    doc: Doc,
+    ent: Span,
+    calibration: Calibration | None = CALIBRATION,
+    *,
+    text_counts: Mapping[str, int] | None = None,
+) -> float:
     """The score of an entity: the calibrated probability that it is right (see module doc);
     without a calibration table, the measured precision of its source."""
     source = entity_source(doc, ent)
     if calibration is None:
         return SOURCE_SCORES[source_group(source)]
-    return calibration.score(entity_features(doc, ent, source))
+    return calibration.score(entity_features(doc, ent, source, text_counts=text_counts))
 
 
 @Language.component(FIXES_NAME)

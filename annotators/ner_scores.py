@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,8 +135,13 @@ def source_group(source: str) -> str:
     return source if source in SOURCE_GROUPS else "model"
 
 
-def entity_features(doc: Doc, span: Span, source: str) -> dict[str, float]:
-    """The calibration's inputs for one entity (all numeric; one-hot label and source)."""
+def entity_features(
+    doc: Doc, span: Span, source: str, *, text_counts: Mapping[str, int] | None = None
+) -> dict[str, float]:
+    """The calibration's inputs for one entity (all numeric; one-hot label and source).
+    `text_counts`: how often each entity text occurs in `doc.ents`, counted once by a caller
+    that scores every entity of the document (else counted here: `doc.ents` builds every span
+    again, which made scoring a document quadratic in its entities)."""
     confidence = span_confidence(doc, span)
     p = min(max(confidence if confidence is not None else 0.5, 1e-4), 1 - 1e-4)
     text = span.text
@@ -147,7 +152,14 @@ def entity_features(doc: Doc, span: Span, source: str) -> dict[str, float]:
         "acronym": float(len(span) == 1 and text.isupper() and len(text) > 1),
         "after_article": float(span.start > 0 and doc[span.start - 1].lower_ in ARTICLES),
         "sentence_start": float(span.start == 0 or doc[span.start].is_sent_start is True),
-        "repeated": float(sum(e.text == text for e in doc.ents) > 1),
+        "repeated": float(
+            (
+                text_counts[text]
+                if text_counts is not None
+                else [e.text for e in doc.ents].count(text)
+            )
+            > 1
+        ),
     }
     group = span.label_ if span.label_ in LABEL_GROUPS else "other"
     for label in (*LABEL_GROUPS, "other"):

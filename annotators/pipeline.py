@@ -4,6 +4,7 @@ canonical targets, stance), and `annotate()`, which turns clean documents into a
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -154,16 +155,18 @@ def annotate(
         pairs, as_tuples=True, batch_size=batch_size, component_cfg=component_cfg
     ):
         canonical = {(s.start_char, s.end_char): s.kb_id_ for s in doc.spans.get(SPAN_KEY, [])}
+        ents = doc.ents  # built once: each `doc.ents` makes every span again
+        text_counts = Counter(ent.text for ent in ents)
         entities = [
             Entity(
                 start=ent.start_char,
                 end=ent.end_char,
                 label=ent.label_,
                 text=ent.text,
-                score=entity_score(doc, ent),
+                score=entity_score(doc, ent, text_counts=text_counts),
                 target=canonical.get((ent.start_char, ent.end_char)),
             )
-            for ent in doc.ents
+            for ent in ents
             if ent.label_ in ENTITY_LABELS
         ]
         stances = [

@@ -36,7 +36,13 @@ from typing import cast
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
-from annotators.stance_model import DEFAULT_MODEL_DIR, MODEL_FILE, OnnxStance, load_onnx
+from annotators.stance_model import (
+    BATCH_SIZE,
+    DEFAULT_MODEL_DIR,
+    MODEL_FILE,
+    OnnxStance,
+    load_onnx,
+)
 from annotators.targets import find_mentions, salient_targets
 from schemas.records import StanceRequest, StanceResult, StanceValue
 
@@ -521,7 +527,7 @@ def transformer_stances(
     *,
     neutral_weight: float = 0.25,
     max_evidence: int = 3,
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     max_sentences: int = MAX_SENTENCES,
 ) -> list[TargetStance]:
     """The stance of each (doc, target): one model call for every sentence of every request,

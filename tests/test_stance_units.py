@@ -15,6 +15,7 @@ from annotators.stance_model import (
     fit_temperature,
     mark_target,
     reliability,
+    session_threads,
     softmax,
     window,
 )
@@ -153,3 +154,31 @@ def test_stance_model_reliability_ece(confidences, correct, ece):
     assert got == pytest.approx(ece, abs=1e-9)
     assert sum(b.count for b in table) == len(confidences)
     assert len(table) == 10 and math.isclose(table[-1].high, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("stance_threads", "omp_threads", "expected"),
+    [
+        ("3", "1", 3),  # named for the stance session: wins
+        (None, "1", 1),  # a Dask worker process: one core each
+        ("", "2", 2),  # empty is unset
+        ("0", None, "cpus"),  # not a positive count: the CPUs this process may use
+        ("many", None, "cpus"),
+        (None, None, "cpus"),
+    ],
+)
+def test_stance_session_threads_follow_the_worker_environment(
+    monkeypatch, stance_threads, omp_threads, expected
+):
+    import os
+
+    for name, value in (
+        ("CORPUSFLOW_STANCE_THREADS", stance_threads),
+        ("OMP_NUM_THREADS", omp_threads),
+    ):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    cpus = len(os.sched_getaffinity(0))
+    assert session_threads() == (cpus if expected == "cpus" else expected)

