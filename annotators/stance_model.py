@@ -36,10 +36,14 @@ LABELS: tuple[str, ...] = ("AGAINST", "NEUTRAL", "FAVOR")
 # A sentence longer than this (in characters) is cut to a window around the mentions, so the
 # markers survive the tokenizer's truncation.
 MAX_CHARS = 600
-# Pairs per onnxruntime call. The pairs of a whole spaCy batch are sorted by length first, so a
-# call pads to its own longest pair; 8 is the best of (8, 16, 32, 64) in pairs per CPU second
-# on the annotate benchmark's pairs (45 tokens on average): 212, 200, 194, 184 on one thread.
-BATCH_SIZE = 8
+# Pairs per onnxruntime call: one. The int8 model quantizes its activations per call (dynamic
+# quantization: one scale over the whole input), so in a call of several pairs a pair's stance
+# depends on the pairs beside it: a document annotated alone (a re-run after one source changed,
+# another Dask worker) got other stances than in a full run (tests/test_faults.py found it).
+# Alone, a pair's stance is a function of the pair. Measured here on NewsMTSC, one thread, calls
+# of 1 vs length-sorted calls of 8: rw test macro-F1 0.777 vs 0.777, mt test 0.751 vs 0.745, rw
+# dev 0.787 vs 0.801; 184-200 vs 200-212 pairs per CPU second (about 6% slower).
+BATCH_SIZE = 1
 # Environment variable naming the session's intra-op threads (default: see `session_threads`).
 THREADS_ENV = "CORPUSFLOW_STANCE_THREADS"
 
@@ -196,8 +200,8 @@ def batch_logits(
 ) -> list[list[float]]:
     """Raw logits for (marked text, target name) pairs, in calls of `batch_size` pairs sorted
     by length so the padding stays short. Training scores its exported models with this too:
-    an int8 model quantizes its activations per call, so how pairs are grouped moves its score
-    (rw dev, the same model: 0.801 in these calls, 0.787 in token-sorted calls of 64)."""
+    an int8 model quantizes its activations per call, so how pairs are grouped moves its score;
+    the default (one pair per call, `BATCH_SIZE`) makes each pair's logits its own."""
     import numpy as np
 
     inputs = {i.name for i in session.get_inputs()}

@@ -237,14 +237,6 @@ def test_faults_a_run_right_after_kill_9_takes_the_dead_runs_lease(tmp_path: Pat
 
 
 @pytest.mark.model
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="annotators/stance_model.py runs the int8 (dynamically quantized) stance model on "
-    "batches of sentences from several documents: the activation scale is computed over the "
-    "whole batch, so a document's stances depend on the documents annotated with it and a "
-    "re-run that annotates only some documents publishes other stances than a clean run",
-)
 def test_faults_a_documents_stances_do_not_depend_on_the_documents_annotated_with_it() -> None:
     from annotators.pipeline import annotate, load_nlp
     from ingest import clean_path
@@ -255,5 +247,7 @@ def test_faults_a_documents_stances_do_not_depend_on_the_documents_annotated_wit
     nlp = load_nlp(Settings().spacy_model)
     together = {d.doc_id: d for d in annotate(docs, nlp=nlp)}
     alone = next(annotate(docs[:1], nlp=nlp))  # what a re-run after an edit of one source does
-    assert alone.entities == together[alone.doc_id].entities  # (these hold already)
+    assert alone.entities == together[alone.doc_id].entities
+    # the stance model is called one pair at a time (annotators/stance_model.BATCH_SIZE): its
+    # int8 activations are quantized per call, so pairs called together changed each other
     assert alone.stances == together[alone.doc_id].stances
