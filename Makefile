@@ -61,7 +61,7 @@ run: services-up
 # The same setup, then every test; the integration tests start their own Label Studio and
 # SeaweedFS instances on free ports (see tests/conftest.py).
 test: install
-	$(VENV)/bin/pytest -q -ra
+	$(VENV)/bin/pytest -q -ra --durations=15
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -m "not integration"
