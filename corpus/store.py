@@ -435,19 +435,8 @@ class S3Store(Store):
         )
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        from botocore.exceptions import ClientError
-
-        full = (f"{self.prefix}/" if self.prefix else "") + prefix
-        strip = len(self.prefix) + 1 if self.prefix else 0
-        paginator = self.client.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(
-                Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size}
-            ):
-                for obj in page.get("Contents", []):
-                    yield str(obj["Key"])[strip:]
-        except ClientError as e:
-            raise self._translate(e, prefix) from e
+        for info in self.list_info(prefix):  # a listing page carries etag and size anyway
+            yield info.key
 
     def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
         from botocore.exceptions import ClientError
