@@ -131,9 +131,19 @@ def task_runner_for(settings: Settings, *, default_workers: int | None = None) -
 def local_cluster(**kwargs: Any) -> Any:
     """A distributed.LocalCluster whose worker processes report task runs to this process's
     Prefect API. In the ephemeral mode that is the temporary server this run started: without
-    its address each worker would start a temporary server of its own (~30 s each)."""
+    its address each worker would start a temporary server of its own (~30 s each).
+
+    distributed logs at INFO by default, to stderr: at the cluster's shutdown after a failed
+    run that was a "Batched Comm Closed" traceback under the one-line failure (flows/failure.py),
+    seen in CI. Its warnings and errors still show, in this process and in the workers."""
+    import logging
+
     from distributed import LocalCluster
     from prefect.settings import get_current_settings
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    # the worker processes read it when they import distributed (an operator's value stands)
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
     api = get_current_settings().api.url
     if not api:
