@@ -3,9 +3,12 @@ and the free-port check both services make before they start."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 import socket
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -62,6 +65,15 @@ def write_env_file(path: Path, values: Mapping[str, str]) -> None:
         f.write(ENV_FILE_HEADER + "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()))
     os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a leftover tmp file
     os.replace(tmp, path)
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group led by `pid`, as a crash would (the fault tests), and wait
+    until its leader is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    while pid_alive(pid):
+        time.sleep(0.05)
 
 
 def pid_alive(pid: int) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from services.common import PortInUse, pid_alive, port_is_free
+from services.common import PortInUse, kill_group, pid_alive, port_is_free
 
 _REPO = Path(__file__).resolve().parent.parent
 # Label Studio's base data folder, made relative to a relative LABEL_STUDIO_BASE_DATA_DIR: where
@@ -296,10 +296,7 @@ class LabelStudioService:
         wait until it is gone; `start` brings it back on the same data folder."""
         pid = self._pid()
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.05)
+            kill_group(pid)
 
     def status(self) -> dict[str, object]:
         pid = self._pid()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common import PortInUse, pid_alive, port_is_free
+from services.common import PortInUse, kill_group, pid_alive, port_is_free
 
 _VENV_WEED = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "weed"
 
@@ -492,10 +492,7 @@ class SeaweedService:
         until it is gone; `start` brings it back on the same data folder and ports."""
         pid = self._pid()
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.05)
+            kill_group(pid)
 
     def status(self) -> dict[str, object]:
         pid = self._pid()
