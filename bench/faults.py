@@ -395,6 +395,7 @@ class KillFault:
     point: KillPoint
     killed: RunResult
     verify_after_kill: str | None
+    lease_left: bool  # the killed run's lease was still in the store after the kill
     rerun: RunResult
     recover_s: float  # the kill -> the re-run's exit (its wait for the dead run's lease included)
     got: Outcome
@@ -416,13 +417,17 @@ class KillFault:
 
 def fault_kill_run(stack: Stack, work: Path, name: str, point: KillPoint) -> KillFault:
     """kill -9 of the run's process group at `point`, then a re-run to completion."""
+    from corpus.lease import LEASE_KEY
+
     env = stack.env(name, work)
     killed = run_cli(env, work / "killed", on=point.pattern, delay=point.delay)
     began = killed.fired_at or time.monotonic()
+    lease_left = stack.store(name).exists(LEASE_KEY)
     verified = verify_latest(stack, name, work / "pulled-after-kill")
     rerun = run_cli({**env, "CORPUSFLOW_LEASE_WAIT": LEASE_WAIT}, work / "rerun")
     recover = time.monotonic() - began
-    return KillFault(point, killed, verified, rerun, recover, inspect(stack, name, work / "pulled"))
+    got = inspect(stack, name, work / "pulled")
+    return KillFault(point, killed, verified, lease_left, rerun, recover, got)
 
 
 @dataclass
