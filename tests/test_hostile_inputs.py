@@ -61,6 +61,7 @@ class RssSampler(threading.Thread):
                     continue
                 self.peaks[role] = max(self.peaks.get(role, 0.0), mb)
 
+
 # entry -> (fate, a piece of its reason); None: whatever the decoder decides (issue 13)
 EXPECTED: dict[str, tuple[str, str] | None] = {
     **{p.name: ("processed", "") for p in SAMPLES.iterdir()},
