@@ -288,8 +288,14 @@ class CuttingProxy:
         except OSError:
             pass
         finally:
-            client.close()
-            up.close()
+            # shutdown, not close alone: close leaves the connection open while the other
+            # thread sits in recv on it, so the client saw no end and waited its read timeout
+            for sock in (client, up):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
 
     def close(self) -> None:
         self.server.close()
