@@ -108,6 +108,9 @@ class Stack:
             PREFECT_API_URL=self.prefect_api,
         )
         env.setdefault("CORPUSFLOW_WORKERS", "1")  # 5 samples: one process is the fastest
+        # a dead service is retried three times, as by default, with short waits between
+        env.setdefault("CORPUSFLOW_RETRY_DELAYS", "0.5,0.5,0.5")
+        env.setdefault("AWS_MAX_ATTEMPTS", "2")
         env.update(extra)
         return env
 

@@ -477,12 +477,15 @@ def s3_client(
     access_key: str | None = None,
     secret_key: str | None = None,
     region: str = "us-east-1",
-    max_attempts: int = 5,
+    max_attempts: int | None = None,
 ) -> Any:
     """A boto3 S3 client; with no keys, boto3's standard credential chain applies (environment,
-    shared files, instance roles). Path-style addressing when an endpoint is given, since
+    shared files, instance roles). botocore tries each request `max_attempts` times in all
+    (default: AWS_MAX_ATTEMPTS, as for any boto3 client, else 6: the first and five retries). Path-style addressing when an endpoint is given, since
     S3-compatible services rarely have wildcard DNS. One client per process and set of
     arguments: boto3 clients are thread-safe, and making one costs tens of milliseconds."""
+    if max_attempts is None:
+        max_attempts = _env_max_attempts()
     ident = (os.getpid(), endpoint_url or None, access_key, secret_key, region, max_attempts)
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(ident)
@@ -491,6 +494,15 @@ def s3_client(
                 endpoint_url, access_key, secret_key, region, max_attempts
             )
         return client
+
+
+def _env_max_attempts() -> int:
+    raw = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
+    if not raw:
+        return 6
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"AWS_MAX_ATTEMPTS={raw!r}: expected a whole number of at least 1")
+    return int(raw)
 
 
 _CLIENTS: dict[tuple[object, ...], Any] = {}
@@ -515,7 +527,7 @@ def _new_s3_client(
         aws_secret_access_key=secret_key or None,
         region_name=region,
         config=Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             s3=s3_config,  # type: ignore[arg-type]
         ),
     )

@@ -46,7 +46,7 @@ from review.client import LabelStudioClient, LabelStudioError
 from review.config import instructions_html, label_config
 from schemas import AdjudicationResult, AnnotatedDocument, CleanDocument, HumanAnnotation
 from schemas.labeling import DOCUMENT_FLAGS, ENTITY_LABELS, STANCE_LABELS, TARGET_LABELS
-from schemas.settings import Settings
+from schemas.settings import Settings, retry_delays
 
 # Domain logic lives in corpus/; these names stay importable from here for the flows, the CLI
 # and the review helpers that use them.
@@ -91,13 +91,14 @@ def retry_unless_client_error(task, task_run, state) -> bool:  # type: ignore[no
 
 
 def network_task(name: str) -> Any:
-    """A task that talks to a service: retried after 2, 10 and 30 s, unless the error is one
-    that retrying cannot fix (a 4xx answer, a validation error)."""
+    """A task that talks to a service: retried after 2, 10 and 30 s (CORPUSFLOW_RETRY_DELAYS),
+    unless the error is one that retrying cannot fix (a 4xx answer, a validation error)."""
+    delays = retry_delays()
     return task(
         name=name,
         cache_policy=NO_CACHE,
-        retries=3,
-        retry_delay_seconds=[2, 10, 30],
+        retries=len(delays),
+        retry_delay_seconds=delays,
         retry_condition_fn=retry_unless_client_error,
     )
 

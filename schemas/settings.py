@@ -3,7 +3,9 @@ unset, so with nothing configured corpusflow runs embedded (local store, import 
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
@@ -19,6 +21,30 @@ SECRET_FIELDS = {
     "aws-access-key-id": "aws_access_key_id",
     "aws-secret-access-key": "aws_secret_access_key",
 }
+
+
+RETRY_DELAYS_VAR = "CORPUSFLOW_RETRY_DELAYS"
+DEFAULT_RETRY_DELAYS = (2.0, 10.0, 30.0)
+
+
+def retry_delays(environ: Mapping[str, str] = os.environ) -> list[float]:
+    """The seconds a service task waits before each of its retries, from
+    `CORPUSFLOW_RETRY_DELAYS` ("2,10,30" by default; "" or unset: the default). Read from the
+    environment rather than Settings because Prefect fixes a task's retries when the task is
+    made, at import."""
+    raw = environ.get(RETRY_DELAYS_VAR, "").strip()
+    if not raw:
+        return list(DEFAULT_RETRY_DELAYS)
+    try:
+        delays = [float(x) for x in raw.split(",")]
+    except ValueError:
+        delays = []
+    if not delays or any(not 0 <= d <= 3600 for d in delays):
+        raise ValueError(
+            f"{RETRY_DELAYS_VAR}={raw!r}: expected seconds between 0 and 3600 separated by "
+            "commas, one per retry (for example 2,10,30)"
+        )
+    return delays
 
 
 class Settings(BaseSettings):

@@ -33,6 +33,9 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+FAST_RETRIES = "0.5,0.5,0.5"
+
+
 def _harness_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
 
@@ -40,6 +43,8 @@ def _harness_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "AWS_ENDPOINT_URL"):
         env.pop(name, None)
+    # the retries are taken (three, as by default), only the waits between them are short
+    env.update(CORPUSFLOW_RETRY_DELAYS=FAST_RETRIES, AWS_MAX_ATTEMPTS="2")
     env.update(CORPUSFLOW_WORK_DIR=str(tmp_path / "work"), **extra)
     return env
 

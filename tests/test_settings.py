@@ -85,3 +85,50 @@ def test_settings_unrendered_placeholder_falls_back_to_the_default(
     monkeypatch.setenv("CORPUSFLOW_BATCH", "{{ $CORPUSFLOW_BATCH }}")
     s = Settings()
     assert s.store == "file://.corpusflow/store" and s.batch_size == 32
+
+
+@pytest.mark.parametrize(
+    ("raw", "delays"),
+    [
+        (None, [2.0, 10.0, 30.0]),
+        ("", [2.0, 10.0, 30.0]),  # empty counts as unset, as for the other settings
+        ("0.5,0.5,0.5", [0.5, 0.5, 0.5]),
+        (" 5 ", [5.0]),  # one retry
+        ("0", [0.0]),
+    ],
+)
+def test_settings_retry_delays_one_per_retry(raw: str | None, delays: list[float]) -> None:
+    from schemas.settings import retry_delays
+
+    env = {} if raw is None else {"CORPUSFLOW_RETRY_DELAYS": raw}
+    assert retry_delays(env) == delays
+
+
+@pytest.mark.parametrize("raw", ["2,ten", "2,,3", "-1", "4000", "nan"])
+def test_settings_retry_delays_refuses_what_is_not_seconds(raw: str) -> None:
+    from schemas.settings import retry_delays
+
+    with pytest.raises(ValueError, match=f"CORPUSFLOW_RETRY_DELAYS={raw!r}: expected seconds"):
+        retry_delays({"CORPUSFLOW_RETRY_DELAYS": raw})
+
+
+@pytest.mark.parametrize(("raw", "attempts"), [(None, 6), ("", 6), ("2", 2)])
+def test_settings_s3_client_takes_aws_max_attempts(
+    monkeypatch: pytest.MonkeyPatch, raw: str | None, attempts: int
+) -> None:
+    from corpus.store import s3_client
+
+    if raw is None:
+        monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    else:
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", raw)
+    client = s3_client(endpoint_url="http://127.0.0.1:9", access_key="k", secret_key="s")
+    assert client.meta.config.retries["total_max_attempts"] == attempts  # the first included
+
+
+def test_settings_s3_client_refuses_a_bad_aws_max_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from corpus.store import s3_client
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "0")
+    with pytest.raises(ValueError, match="AWS_MAX_ATTEMPTS='0'"):
+        s3_client(endpoint_url="http://127.0.0.1:9", access_key="k", secret_key="s")
