@@ -481,8 +481,9 @@ def s3_client(
 ) -> Any:
     """A boto3 S3 client; with no keys, boto3's standard credential chain applies (environment,
     shared files, instance roles). botocore tries each request `max_attempts` times in all
-    (default: AWS_MAX_ATTEMPTS, as for any boto3 client, else 6: the first and five retries). Path-style addressing when an endpoint is given, since
-    S3-compatible services rarely have wildcard DNS. One client per process and set of
+    (default: AWS_MAX_ATTEMPTS, as for any boto3 client, else 6: the first and five retries).
+    Path-style addressing when an endpoint is given, since S3-compatible services rarely have
+    wildcard DNS. One client per process and set of
     arguments: boto3 clients are thread-safe, and making one costs tens of milliseconds."""
     if max_attempts is None:
         max_attempts = _env_max_attempts()
