@@ -180,6 +180,7 @@ def test_release_publish_then_pull_roundtrip(store: Store, tmp_path: Path) -> No
         "agreement.json",
         "README.md",
         "NOTES.md",
+        "live.parquet",
     }
     # every file is a content-addressed object; the version's folder holds claim and manifest
     for f in result.manifest.files:
@@ -189,7 +190,7 @@ def test_release_publish_then_pull_roundtrip(store: Store, tmp_path: Path) -> No
         "releases/v0001/claim.json",
         "releases/v0001/manifest.json",
     ]
-    assert result.manifest.layout == 2 and [s.documents for s in result.manifest.shards] == [3]
+    assert result.manifest.layout == 3 and [s.documents for s in result.manifest.shards] == [3]
     assert result.manifest.counts["documents"] == 3
     assert result.manifest.counts["status_adjudicated"] == 1
     assert result.manifest.model_versions == ["ner-1"] and result.manifest.previous is None
