@@ -547,41 +547,59 @@ def _table(header: tuple[str, str], rows: Iterable[tuple[object, object]]) -> li
 
 
 def _reading_recipes(version: str, store_url: str, parquet_shards: int) -> list[str]:
-    """How to read the release with common tools, one line each (the datasheet's section)."""
+    """How to read the release with common tools, one line each (the datasheet's section).
+    The Parquet and spaCy parts hold every stored row, live or not (merge on read): each
+    recipe keeps the rows whose `row_id` the live index lists."""
     here = f"data/{version}"
+    live = f"{here}/{INDEX_PATH}"
     s3 = store_url if store_url.startswith("s3://") else "s3://BUCKET/PREFIX"
     manifest = f"{s3}/{release_key(version, 'manifest.json')}"
     return [
         "## Reading it",
         "",
-        f"`corpusflow pull {version} --dest data` writes `{here}/`: `corpus.jsonl`, "
-        f"`corpus.conll`, `parquet/*.parquet` ({parquet_shards} shard(s)), `spacy/*.spacy` "
-        "(one DocBin per shard, same order) and the small files, every one checked against "
-        "`manifest.json`. No corpusflow is needed to read it:",
+        f"`corpusflow pull {version} --dest data` writes `{here}/`: `corpus.jsonl` and "
+        "`corpus.conll` (the live documents only), `parquet/*.parquet` and `spacy/*.spacy` "
+        f"({parquet_shards} part(s): base shards by key, then the updates made since the last "
+        f"compaction), `{INDEX_PATH}` and the small files, every one checked against "
+        "`manifest.json`. A document changed or removed since its base shard was written still "
+        "has its old row in a base shard or an earlier update, so read the Parquet and spaCy "
+        f"parts through `{INDEX_PATH}`, which lists the `row_id` (part/doc_id) of every live "
+        "row: the lines below do. No corpusflow is needed:",
         "",
         "| tool | one line |",
         "|---|---|",
-        f'| pandas | `pd.read_parquet("{here}/parquet")` |',
+        f'| live rows (for datasets and spaCy) | `live = set(pd.read_parquet("{live}", '
+        'columns=["row_id"])["row_id"])` |',
+        f'| pandas | `pd.read_parquet("{here}/parquet").merge(pd.read_parquet("{live}", '
+        'columns=["row_id"]))` |',
         f'| Hugging Face datasets | `load_dataset("parquet", data_files="{here}/parquet/*.parquet",'
-        ' split="train")` |',
-        f'| DuckDB | `duckdb.read_parquet("{here}/parquet/*.parquet")` |',
-        f'| Polars | `pl.read_parquet("{here}/parquet/*.parquet")` |',
+        ' split="train").filter(lambda r: r["row_id"] in live)` |',
+        f"| DuckDB | `duckdb.sql(\"SELECT * FROM '{here}/parquet/*.parquet' WHERE row_id IN "
+        f"(SELECT row_id FROM '{live}')\")` |",
+        f'| Polars | `pl.read_parquet("{here}/parquet/*.parquet").join(pl.read_parquet("{live}",'
+        ' columns=["row_id"]), on="row_id", how="semi")` |',
         f'| JSONL | `load_dataset("json", data_files="{here}/corpus.jsonl", split="train")` |',
         '| spaCy | `docs = [d for p in sorted(Path("' + here + '/spacy").glob("*.spacy")) '
-        "for d in DocBin().from_disk(p).get_docs(nlp.vocab)]` |",
+        'for d in DocBin().from_disk(p).get_docs(nlp.vocab) if d.user_data["row_id"] in live]` |',
         "",
-        "Straight from the store with read-only keys: the Parquet shards of this version are "
-        "the objects `manifest.json` lists under `parquet/`. With "
-        "`fs = s3fs.S3FileSystem(key=..., secret=..., endpoint_url=...)` (and `opts` the same "
-        "three as a dict for `storage_options`):",
+        "Straight from the store with read-only keys: the Parquet parts of this version are "
+        "the objects `manifest.json` lists under `parquet/`, its live index the one listed as "
+        f"`{INDEX_PATH}`. With `fs = s3fs.S3FileSystem(key=..., secret=..., endpoint_url=...)` "
+        "(and `opts` the same three as a dict for `storage_options`):",
         "",
         "```python",
-        f'files = ["{s3}/" + f["object"] for f in json.load(fs.open("{manifest}"))["files"]'
-        ' if f["path"].startswith("parquet/")]',
-        'load_dataset("parquet", data_files=files, storage_options=opts, split="train")',
-        "duckdb.register_filesystem(fs); duckdb.read_parquet(files)",
-        'pl.read_parquet(files, storage_options={"aws_access_key_id": ..., '
-        '"aws_secret_access_key": ..., "aws_endpoint_url": ...})',
+        f'm = json.load(fs.open("{manifest}")); files = ["{s3}/" + f["object"] for f in m["files"]'
+        f' if f["path"].startswith("parquet/")]; index = "{s3}/" + next(f["object"] for f in '
+        f'm["files"] if f["path"] == "{INDEX_PATH}")',
+        'live = set(pd.read_parquet(index, columns=["row_id"], storage_options=opts)["row_id"])',
+        'load_dataset("parquet", data_files=files, storage_options=opts, split="train")'
+        '.filter(lambda r: r["row_id"] in live)',
+        "duckdb.register_filesystem(fs); duckdb.read_parquet(files).join("
+        'duckdb.read_parquet(index).select("row_id"), "row_id", how="semi")',
+        "pl.read_parquet(files, storage_options=popts).join(pl.read_parquet(index, "
+        'columns=["row_id"], storage_options=popts), on="row_id", how="semi")'
+        '  # popts = {"aws_access_key_id": ..., '
+        '"aws_secret_access_key": ..., "aws_endpoint_url": ...}',
         "```",
         "",
     ]
@@ -653,17 +671,24 @@ def write_datasheet(
         "",
         "## Files",
         "",
-        "Documents are in shards by a hash of doc_id (the first 8 bytes of its sha256); every "
-        "format keeps the same order, shard by shard. Shards whose documents did not change "
-        "are the very objects the previous version had.",
+        "Documents are in base shards by a hash of doc_id (the first 8 bytes of its sha256), "
+        "then in update parts for those added or changed since the shards were written; every "
+        "format keeps the same order, part by part. Parts are the very objects earlier versions "
+        "had; once the rows no longer live pass "
+        f"{COMPACT_DEAD_SHARE:.0%} of the live ones (or there are more than {MAX_UPDATES} "
+        "updates), a compaction rewrites the affected ranges as fresh base shards.",
         "",
         "- `corpus.jsonl`: one document per line; the reference format.",
-        "- `parquet/*.parquet`: the same rows; entities and stances as nested lists, metadata "
-        "as JSON text in `metadata_json`.",
+        "- `parquet/*.parquet`: the same rows (and rows no longer live: see `live.parquet`); "
+        "entities and stances as nested lists, metadata as JSON text in `metadata_json`, "
+        "`row_id` naming the row.",
+        f"- `{INDEX_PATH}`: the live index, one row per document: `row_id`, `doc_id`, the "
+        "`part` and `position` of its row, the sha256 of its JSONL line and of its CoNLL block.",
         "- `spacy/*.spacy`: spaCy DocBins (tokenised with `spacy.blank('en')`); entities in "
         "`doc.ents`; stance evidence in `doc.spans['stance']` with the stance as the span "
-        "label and the target as `span.kb_id_`; `doc.user_data` holds doc_id, review_status, "
-        "layer, split, source, model_version and every stance (also those without evidence).",
+        "label and the target as `span.kb_id_`; `doc.user_data` holds doc_id, row_id, "
+        "review_status, layer, split, source, model_version and every stance (also those "
+        "without evidence).",
         "- `corpus.conll`: CoNLL-2003 columns `token _ _ IOB2-tag`, one `-DOCSTART-` per "
         "document in corpus.jsonl order.",
         "- `labels.json`: the label schema; `agreement.json`: inter-annotator agreement.",
