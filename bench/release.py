@@ -59,7 +59,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from corpus.pull import pull  # noqa: E402
+from corpus.pull import load, load_docs, pull  # noqa: E402
 from corpus.release import (  # noqa: E402
     DEFAULT_SHARD_DOCS,
     PublishResult,
@@ -292,8 +292,8 @@ def run_target(
     changed = frozenset(random.Random(n).sample(range(n), max(1, n // 100)))
     second, secs, rss = measure(lambda: do_publish(changed))
     new = {k: size for k, size in _objects(second).items() if k not in objs}
-    touched = sum(
-        a.formats != b.formats
+    kept = sum(
+        a.formats == b.formats
         for a, b in zip(first.manifest.shards, second.manifest.shards, strict=True)
     )
     ratio = sum(new.values()) / full
@@ -307,16 +307,48 @@ def run_target(
             sum(new.values()),
             secs,
             rss,
-            f"{ratio:.1%} of a full version's bytes; {touched}/{len(second.manifest.shards)} "
-            f"shards touched (1-0.99^{shard_docs} = {1 - 0.99**shard_docs:.1%} expected)",
+            f"{ratio:.1%} of a full version's bytes; {kept}/{len(second.manifest.shards)} "
+            f"base shards kept, {len(second.manifest.updates)} update(s), "
+            f"{second.manifest.dead_rows} dead rows",
         )
     )
 
     dests = iter(range(1000))
     folder, secs, rss = measure(lambda: pull(store, "latest", dest=work / f"pull-{next(dests)}"))
     pulled = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    rows.append(Row(name, "pull", n, shard_docs, len(second.manifest.files), pulled, secs, rss))
+    rows.append(
+        Row(name, "pull (overlaid)", n, shard_docs, len(second.manifest.files), pulled, secs, rss)
+    )
     shutil.rmtree(folder.parent, ignore_errors=True)
+    count, secs, rss = measure(lambda: sum(1 for _ in load(store)))
+    rows.append(Row(name, "load (overlaid)", count, shard_docs, 0, 0, secs, rss))
+    count, secs, rss = measure(lambda: sum(1 for _ in load_docs(store)))
+    rows.append(Row(name, "load_docs (overlaid)", count, shard_docs, 0, 0, secs, rss))
+
+    # the same records as one compacted version (base shards only), read the same ways
+    compacted_store = _compacted_store(store, work, name, n)
+    _, secs, rss = measure(
+        lambda: publish(
+            compacted_store,
+            iter_records(n, changed=changed),
+            label_schema={"entity_labels": list(LABELS), "stance_labels": list(STANCES)},
+            agreement={"entity_f1": 0.9, "stance_kappa": 0.7},
+            code_version="bench",
+            model_versions=["en_core_web_sm@bench"],
+            shard_docs=shard_docs,
+            workers=WORKERS,
+            work_dir=work,
+        )
+    )
+    rows.append(Row(name, "publish compacted (new store)", n, shard_docs, 0, 0, secs, rss))
+    folder, secs, rss = measure(lambda: pull(compacted_store, dest=work / "pull-compacted"))
+    pulled = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    rows.append(Row(name, "pull (compacted)", n, shard_docs, 0, pulled, secs, rss))
+    shutil.rmtree(folder.parent, ignore_errors=True)
+    count, secs, rss = measure(lambda: sum(1 for _ in load(compacted_store)))
+    rows.append(Row(name, "load (compacted)", count, shard_docs, 0, 0, secs, rss))
+    count, secs, rss = measure(lambda: sum(1 for _ in load_docs(compacted_store)))
+    rows.append(Row(name, "load_docs (compacted)", count, shard_docs, 0, 0, secs, rss))
 
     first_keys = [f.object or f.path for f in first.manifest.files]
     if baseline is not None:
@@ -330,6 +362,58 @@ def run_target(
             Row(name, "baseline get (same objects)", n, shard_docs, len(keys), full, secs, rss)
         )
     return first_keys
+
+
+def _compacted_store(store: Store, work: Path, name: str, n: int) -> Store:
+    """An empty store of the same kind as `store`, for the compacted reference."""
+    if isinstance(store, S3Store):
+        return S3Store(store.client, store.bucket, f"{store.prefix}-compacted")
+    return LocalStore(work / f"compacted-{name}-{n}")
+
+
+def run_history(n: int, versions: int, shard_docs: int, work: Path) -> None:
+    """`versions` versions in a row on a local store, each with 1% of the documents changed at
+    random: bytes and objects each writes, against a full version, and when compaction comes;
+    the average is what a long history costs per version."""
+    store = LocalStore(work / f"history-{n}")
+    kwargs: dict[str, Any] = {
+        "label_schema": {"entity_labels": list(LABELS), "stance_labels": list(STANCES)},
+        "agreement": {"entity_f1": 0.9, "stance_kappa": 0.7},
+        "code_version": "bench",
+        "model_versions": ["en_core_web_sm@bench"],
+        "shard_docs": shard_docs,
+        "workers": WORKERS,
+        "work_dir": work,
+    }
+    first = publish(store, iter_records(n), **kwargs)
+    seen = _objects(first)
+    full = sum(seen.values())
+    print(
+        f"\nhistory: N={n}, {versions} versions of 1% changed each, "
+        f"full version {full / 1e6:.2f} MB"
+    )
+    print("| version | MB written | % of full | objects | updates | dead rows | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    rng = random.Random(n + 1)
+    changed: set[int] = set()
+    total = 0
+    for _ in range(versions):
+        # each version changes 1% more documents (a document changed once stays changed)
+        changed |= set(rng.sample(range(n), max(1, n // 100)))
+        t0 = time.perf_counter()
+        result = publish(store, iter_records(n, changed=frozenset(changed)), **kwargs)
+        secs = time.perf_counter() - t0
+        new = {k: size for k, size in _objects(result).items() if k not in seen}
+        seen.update(new)
+        total += sum(new.values())
+        m = result.manifest
+        print(
+            f"| {m.version} | {sum(new.values()) / 1e6:.2f} | {sum(new.values()) / full:.1%} | "
+            f"{len(new)} | {len(m.updates)} | {m.dead_rows} | {secs:.1f} |",
+            flush=True,
+        )
+    print(f"average per version: {total / versions / full:.1%} of a full version's bytes")
+    shutil.rmtree(store.root, ignore_errors=True)
 
 
 class Baseline:
@@ -422,7 +506,9 @@ def fit(rows: list[Row]) -> None:
 def print_ratios(rows: list[Row]) -> None:
     print("\nours vs bare baseline on the same target and N (seconds / seconds):")
     for r in rows:
-        kind = {"publish first version": "baseline put", "pull": "baseline get"}.get(r.step)
+        kind = {"publish first version": "baseline put", "pull (overlaid)": "baseline get"}.get(
+            r.step
+        )
         ref = next(
             (
                 b
@@ -450,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--shard-docs", type=int, default=DEFAULT_SHARD_DOCS)
     parser.add_argument("--sweep", type=int, nargs="*", default=[], help="shard sizes to try")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="also publish this many 1%%-changed versions in a row at the smallest N",
+    )
     parser.add_argument(
         "--profile",
         choices=["publish-local", "publish-s3"],
@@ -539,6 +631,8 @@ def main(argv: list[str] | None = None) -> int:
                     profile=None,
                 )
                 shutil.rmtree(work / f"sweep-{shard_docs}", ignore_errors=True)
+            if args.history:
+                run_history(min(args.n), args.history, args.shard_docs, work)
         finally:
             if service is not None:
                 service.stop()
