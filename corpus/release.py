@@ -1,21 +1,30 @@
-"""Publish a versioned release to the store as content-addressed shards that versions share:
-only the shards whose documents changed are built and written again, and `releases/latest.json`
-moves only after the new version's manifest is written and every object it names is checked.
+"""Publish a versioned release to the store as content-addressed parts that versions share, read
+merge-on-read: a new version keeps the previous version's parts and writes only what was added
+or changed, and `releases/latest.json` moves only after the new version's manifest is written
+and every object it names is checked.
 
-Layout (layout 2; layout-1 releases, whole files under `releases/<version>/`, still read):
+Layout 3 (layout-1 releases, whole files under `releases/<version>/`, and layout-2 releases,
+shards without updates, still read):
 
 - `releases/objects/<sha256[:2]>/<sha256>.<ext>`: every file of every version, named by its
-  content, written create-only and never changed: JSONL, CoNLL, Parquet and spaCy DocBin shards,
-  and the small files (labels, agreement, datasheet, notes).
+  content, written create-only and never changed: JSONL, CoNLL, Parquet and spaCy DocBin parts,
+  each version's live index, and the small files (labels, agreement, datasheet, notes).
 - `releases/<version>/claim.json` and `releases/<version>/manifest.json`: the version's claim
-  and its manifest, listing each object with its sha256 and size, and its shards.
+  and its manifest, listing each object with its sha256 and size, its base shards and updates.
 
-Documents are assigned to shards by ranges of a shard key, the first 8 bytes of
-sha256(doc_id). A version keeps the previous version's ranges (splitting a range that grew past
-twice `shard_docs`), so a range whose documents did not change holds the same bytes and names
-the same objects: a change rewrites only the shards it touches. A publish spills the canonical
-records to temporary files by key, then builds one shard at a time, so memory holds one shard's
-formats, not the corpus's.
+Base shards hold the documents by ranges of a shard key, the first 8 bytes of sha256(doc_id).
+A version on top of a layout-3 version keeps all of its base shards and updates as they are and
+writes the documents added or changed since in new update parts (`update-<sha256[:16]>`, in key
+order, `shard_docs` a part), plus its live index (`live.parquet`): one row per live document
+naming the part and position of its row. A changed document's old row and a removed document's
+row stay where they are, dead: the readers (`corpus.pull`, and the datasheet's one-liners
+through `row_id`) keep only the rows the index names. When the dead rows would pass
+COMPACT_DEAD_SHARE of the live ones (or the updates MAX_UPDATES), the version is compacted
+instead: base shards throughout, over the previous ranges (a range grown past twice `shard_docs`
+split), a range whose documents did not change holding the same bytes and naming the same
+objects. A publish spills the canonical records to temporary files by key, then builds one part
+at a time, so memory holds one part's formats (and a few hundred bytes a document of digests
+and index), not the corpus.
 
 How concurrent publishers are kept apart (all through conditional writes, no locks):
 
@@ -27,9 +36,10 @@ How concurrent publishers are kept apart (all through conditional writes, no loc
    the others check that the stored bytes are theirs. This is also how a publish that crashed
    half-way is resumed by the next run. A claim for other content (or another base) makes us
    try the next number.
-   (The shards are written just before the claim, as they depend only on the base version.)
-3. Write the shards and small files (create-only, content-addressed), reading each back to
-   check its sha256; then `manifest.json`, create-only.
+   (The parts and the index are written just before the claim, as they depend only on the
+   base version.)
+3. Write the parts, the index and small files (create-only, content-addressed), reading each
+   back to check its sha256; then `manifest.json`, create-only.
 4. Move `latest.json` with If-Match on the etag read in step 1 (create-only when there was none).
    Losing that race means someone else published in between: start again from step 1; our
    version stays behind as an orphan that `latest` never names. History stays linear: every
