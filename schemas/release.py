@@ -141,7 +141,8 @@ class ReleaseShard(_Strict):
     """A range of the shard key (the first 8 bytes of sha256(doc_id)) from `start` up to the
     next shard's start, and the sha256 of each format's object for the documents in it (none
     when the range is empty). The next version keeps these ranges, so an unchanged range
-    names the same objects again."""
+    names the same objects again. `documents` counts the rows stored, live or not (layout 3:
+    the live index says which are live)."""
 
     start: str = Field(pattern=r"^[0-9a-f]{16}$")
     documents: int = Field(ge=0)
