@@ -2,37 +2,46 @@
 local folder and to a real SeaweedFS started here on free ports, next to a bare baseline (the
 same objects written and read with no release logic: plain files, plain boto3 put/get on as
 many threads as publish and pull use). For each N: a first version, the same input again, a
-version with 1% of the documents changed (at random, as reviews land), and a pull. Prints
-seconds, documents per second, peak RSS and bytes written per step, then fits how time and
-memory grow with N.
+version with 1% of the documents changed (at random, as reviews land: merge-on-read, an update
+part over the kept base shards), its pull, `load` and `load_docs`, and the same records as one
+compacted version in a new store, pulled and loaded the same ways. Prints seconds, documents per
+second, peak RSS and bytes written per step, then fits how time and memory grow with N.
 
     .venv/bin/python bench/release.py [--n 1000 10000] [--skip-s3] [--shard-docs 64]
-                                      [--sweep 16 64 256] [--profile publish-local]
+                                      [--sweep 16 64 256] [--history 20]
+                                      [--profile publish-local]
 
 Records are generated one at a time and handed to `publish` as a generator, so the peak RSS of
 a step is the release code's own (reset before each step through /proc/self/clear_refs, read
-from VmHWM). `--sweep` publishes the largest N once per shard size given, locally, to show
-what a 1% change costs against the number of objects.
+from VmHWM). `--sweep` publishes the largest N once per shard size given, locally.
+`--history K` publishes K versions in a row at the smallest N, each changing 1% more documents,
+through a compaction: what a long history costs per version.
 
-Measured 2026-12-01 on the shared 2-core machine (load 10-12 from other work, so times are
-noisy; ~1.3 KB of text per document; shard_docs 64; 100k run alone per target):
+Measured 2026-12-01 on the shared 2-core machine (load 4-5 from other work, so times are
+noisy, load_docs most of all; ~1.3 KB of text per document; shard_docs 64):
 
-| N | target | first version | unchanged | 1% changed (bytes of a full version) | pull | peak RSS |
-|---|---|---|---|---|---|---|
-| 1k | local | 4.5 s, 8.5 MB | 0.8 s | 3.5 s (57.9%) | 0.35 s | 243 MB |
-| 10k | local | 58.7 s, 84 MB | 8.0 s | 31.4 s (46.7%) | 2.0 s | 268 MB |
-| 100k | local | 526 s, 841 MB | 39.5 s | 268 s (47.0%) | 11.3 s | 352 MB |
-| 1k | SeaweedFS | 6.0 s | 0.9 s | 4.0 s (57.9%) | 0.7 s | 255 MB |
-| 10k | SeaweedFS | 48.0 s | 4.7 s | 45.3 s (46.7%) | 4.2 s | 287 MB |
-| 100k | SeaweedFS | 395 s | 52.8 s | 150 s (47.0%) | 47.3 s | 376 MB |
+| N | target | full version | 1% changed: written, objects | publish 1% |
+|---|---|---|---|---|
+| 1k | local | 8.64 MB, 69 objects, 1.9 s | 0.21 MB (2.5%), 7 | 0.32 s |
+| 1k | SeaweedFS | 8.64 MB, 69 objects, 2.8 s | 0.21 MB (2.5%), 7 | 0.43 s |
+| 10k | local | 85.3 MB, 633 objects, 42.7 s | 1.74 MB (2.0%), 11 | 10.6 s |
+| 10k | SeaweedFS | 85.3 MB, 633 objects, 20.4 s | 1.74 MB (2.0%), 11 | 3.3 s |
 
-Time grows about linearly (first version N^1.03 locally, N^0.91 on SeaweedFS; about 1.5 h for
-1M documents here), bound by building the spaCy DocBins (build formats alone: 46.6 s at 10k).
-Peak RSS grows by about 1 KB per document over ~230 MB of imports (the per-document digests
-for the content hash and notes, the shard keys, the datasheet's source list): ~1.3 GB at 1M.
-A 1% change at random touches 1 - 0.99^shard_docs of the shards, as measured: 10k documents,
-shard_docs 4 / 16 / 64 / 256 -> 4.4% / 15.8% / 46.7% / 89.6% of a full version's bytes,
-with 10,276 / 2,504 / 632 / 164 objects.
+Reading the 1%-changed version (overlaid) against the same records compacted, seconds:
+
+| N | target | pull | load | load_docs |
+|---|---|---|---|---|
+| 1k | local | 0.26 / 0.24 | 0.09 / 0.03 | 2.1 / 1.4 |
+| 1k | SeaweedFS | 0.46 / 0.52 | 0.10 / 0.20 | 1.5 / 2.8 |
+| 10k | local | 1.49 / 1.17 | 1.06 / 0.56 | 68 / 29 |
+| 10k | SeaweedFS | 4.1 / 4.5 | 1.3 / 1.0 | 17 / 20 |
+
+(before merge-on-read, rewriting every touched shard: 57.9% at 1k, 46.7% at 10k.) The 1%
+version writes one or two update parts (4 objects each), the live index (~0.8% of a full
+version: 10k rows, two sha256 each) and the datasheet and notes. `--history 20` at 1k: versions
+2-17 wrote 1.9-2.5% each, version 18 (dead rows past 15% of the live ones) compacted, writing
+99.7%, versions 19-21 2.1-2.2% again: 7.1% of a full version per version on average, the price
+of keeping a reader's overhead under 1.15x the live rows.
 """
 
 from __future__ import annotations
