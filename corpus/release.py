@@ -403,7 +403,9 @@ CONLL_DOCSTART = b"-DOCSTART- -X- -X- O\n"
 
 def conll_blocks(data: bytes) -> list[bytes]:
     """A CoNLL shard cut into its documents' blocks (each from its `-DOCSTART-` line)."""
-    cuts = [0] if data else []
+    if not data:
+        return []
+    cuts = [0]
     at = data.find(b"\n" + CONLL_DOCSTART)
     while at != -1:
         cuts.append(at + 1)

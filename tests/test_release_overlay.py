@@ -213,3 +213,29 @@ def test_release_overlay_manifest_round_trips() -> None:
     assert ReleaseManifest.model_validate_json(manifest.model_dump_json()) == manifest
     with pytest.raises(ValueError):
         ReleaseManifest.model_validate({**data, "updates": [{"name": "x", "documents": 1}]})
+
+
+D = b"-DOCSTART- -X- -X- O\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "blocks"),
+    [
+        (b"", []),
+        (D + b"\nA _ _ B-PER\n\n", [D + b"\nA _ _ B-PER\n\n"]),
+        (D + b"\nA _ _ O\n\n" + D + b"\nB _ _ O\n\n", [D + b"\nA _ _ O\n\n", D + b"\nB _ _ O\n\n"]),
+        # a token that reads -DOCSTART- is not a document's start
+        (D + b"\n-DOCSTART- _ _ O\n\n", [D + b"\n-DOCSTART- _ _ O\n\n"]),
+    ],
+)
+def test_release_overlay_conll_blocks_cut_at_each_document(
+    data: bytes, blocks: list[bytes]
+) -> None:
+    assert conll_blocks(data) == blocks
+    assert b"".join(blocks) == data
+
+
+def test_release_overlay_conll_blocks_match_the_writer() -> None:
+    records = release.canonical_records(many_records(5))
+    _, blocks, _ = release._spacy_and_conll_blocks(records, "0000000000000000")
+    assert conll_blocks(release.write_conll(records)) == blocks and len(blocks) == 5
