@@ -239,3 +239,27 @@ def test_release_overlay_conll_blocks_match_the_writer() -> None:
     records = release.canonical_records(many_records(5))
     _, blocks, _ = release._spacy_and_conll_blocks(records, "0000000000000000")
     assert conll_blocks(release.write_conll(records)) == blocks and len(blocks) == 5
+
+
+def test_release_overlay_compaction_keeps_a_shard_whose_document_changed_back(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = many_records(64)
+    first = do_publish(store, records, shard_docs=SHARD_DOCS)
+    changed = copy.deepcopy(records)
+    changed[1]["review_status"] = "reviewed"  # doc-00001, a doc-a: every format changes
+    assert do_publish(store, changed, shard_docs=SHARD_DOCS).manifest.updates
+    # doc-00001 back as its base shard has it, in a version that compacts: its range is
+    # reused, and its row's CoNLL digest (the index had the changed one's) read from the shard
+    monkeypatch.setattr(release, "COMPACT_DEAD_SHARE", 0.0)
+    records[2]["review_status"] = "reviewed"
+    third = do_publish(store, records, shard_docs=SHARD_DOCS)
+    assert (third.manifest.updates, third.manifest.dead_rows) == ([], 0)
+    starts = [int(s.start, 16) for s in first.manifest.shards]
+    where = {d: sum(1 for s in starts if s <= shard_key(d)) - 1 for d in ("doc-00001", "doc-00002")}
+    assert where["doc-00001"] != where["doc-00002"]
+    assert third.manifest.shards[where["doc-00001"]] == first.manifest.shards[where["doc-00001"]]
+    folder = pull(store, dest=tmp_path)  # checks every live row against the index
+    assert read_release_file(folder, "latest", "corpus.conll") == read_release_file(
+        fresh(records, tmp_path / "f")[1], "latest", "corpus.conll"
+    )
