@@ -149,8 +149,10 @@ def _live_rows(
     parts = _format_parts(manifest, fmt)
     fetched = _fetch(store, manifest, [entry for _, entry in parts])
     for (name, _), (_, data) in zip(parts, fetched, strict=True):
-        items = [line + b"\n" for line in data.split(b"\n")[:-1]] if fmt == "jsonl" else None
-        items = items if items is not None else conll_blocks(data)
+        if fmt == "jsonl":
+            items = [line + b"\n" for line in data.split(b"\n")[:-1]]
+        else:
+            items = conll_blocks(data)
         for _doc, position, record_sha, conll_sha, _n in index.rows(name):
             if position >= len(items):
                 raise StoreError(f"live index of {manifest.version} names row {position} of {name}")
@@ -237,10 +239,10 @@ def pull(store: Store, version: str = "latest", *, dest: Path) -> Path:
     `<name>.part` and renamed once complete (the JSONL and CoNLL shards are concatenated into
     `corpus.jsonl` and `corpus.conll`, which in layout 3 hold the live rows only, each checked
     against the live index; Parquet and spaCy parts stay one file each, with `live.parquet`
-    naming their live rows). An object
-    that does not match its manifest raises ChecksumMismatch naming it, and nothing wrong is
-    left under its name. `manifest.json` is written last, so its presence means the folder is
-    complete. Memory holds a few objects at a time, whatever the release's size."""
+    naming their live rows). An object that does not match its manifest raises
+    ChecksumMismatch naming it, and nothing wrong is left under its name. `manifest.json` is
+    written last, so its presence means the folder is complete. Memory holds a few objects at
+    a time (and the live index, columnar), whatever the release's size."""
     manifest, manifest_bytes = _store_manifest(store, version)
     target = Path(dest) / manifest.version
     target.mkdir(parents=True, exist_ok=True)
