@@ -2,37 +2,46 @@
 local folder and to a real SeaweedFS started here on free ports, next to a bare baseline (the
 same objects written and read with no release logic: plain files, plain boto3 put/get on as
 many threads as publish and pull use). For each N: a first version, the same input again, a
-version with 1% of the documents changed (at random, as reviews land), and a pull. Prints
-seconds, documents per second, peak RSS and bytes written per step, then fits how time and
-memory grow with N.
+version with 1% of the documents changed (at random, as reviews land: merge-on-read, an update
+part over the kept base shards), its pull, `load` and `load_docs`, and the same records as one
+compacted version in a new store, pulled and loaded the same ways. Prints seconds, documents per
+second, peak RSS and bytes written per step, then fits how time and memory grow with N.
 
     .venv/bin/python bench/release.py [--n 1000 10000] [--skip-s3] [--shard-docs 64]
-                                      [--sweep 16 64 256] [--profile publish-local]
+                                      [--sweep 16 64 256] [--history 20]
+                                      [--profile publish-local]
 
 Records are generated one at a time and handed to `publish` as a generator, so the peak RSS of
 a step is the release code's own (reset before each step through /proc/self/clear_refs, read
-from VmHWM). `--sweep` publishes the largest N once per shard size given, locally, to show
-what a 1% change costs against the number of objects.
+from VmHWM). `--sweep` publishes the largest N once per shard size given, locally.
+`--history K` publishes K versions in a row at the smallest N, each changing 1% more documents,
+through a compaction: what a long history costs per version.
 
-Measured 2026-12-01 on the shared 2-core machine (load 10-12 from other work, so times are
-noisy; ~1.3 KB of text per document; shard_docs 64; 100k run alone per target):
+Measured 2026-12-01 on the shared 2-core machine (load 4-5 from other work, so times are
+noisy, load_docs most of all; ~1.3 KB of text per document; shard_docs 64):
 
-| N | target | first version | unchanged | 1% changed (bytes of a full version) | pull | peak RSS |
-|---|---|---|---|---|---|---|
-| 1k | local | 4.5 s, 8.5 MB | 0.8 s | 3.5 s (57.9%) | 0.35 s | 243 MB |
-| 10k | local | 58.7 s, 84 MB | 8.0 s | 31.4 s (46.7%) | 2.0 s | 268 MB |
-| 100k | local | 526 s, 841 MB | 39.5 s | 268 s (47.0%) | 11.3 s | 352 MB |
-| 1k | SeaweedFS | 6.0 s | 0.9 s | 4.0 s (57.9%) | 0.7 s | 255 MB |
-| 10k | SeaweedFS | 48.0 s | 4.7 s | 45.3 s (46.7%) | 4.2 s | 287 MB |
-| 100k | SeaweedFS | 395 s | 52.8 s | 150 s (47.0%) | 47.3 s | 376 MB |
+| N | target | full version | 1% changed: written, objects | publish 1% |
+|---|---|---|---|---|
+| 1k | local | 8.64 MB, 69 objects, 1.9 s | 0.21 MB (2.5%), 7 | 0.32 s |
+| 1k | SeaweedFS | 8.64 MB, 69 objects, 2.8 s | 0.21 MB (2.5%), 7 | 0.43 s |
+| 10k | local | 85.3 MB, 633 objects, 42.7 s | 1.74 MB (2.0%), 11 | 10.6 s |
+| 10k | SeaweedFS | 85.3 MB, 633 objects, 20.4 s | 1.74 MB (2.0%), 11 | 3.3 s |
 
-Time grows about linearly (first version N^1.03 locally, N^0.91 on SeaweedFS; about 1.5 h for
-1M documents here), bound by building the spaCy DocBins (build formats alone: 46.6 s at 10k).
-Peak RSS grows by about 1 KB per document over ~230 MB of imports (the per-document digests
-for the content hash and notes, the shard keys, the datasheet's source list): ~1.3 GB at 1M.
-A 1% change at random touches 1 - 0.99^shard_docs of the shards, as measured: 10k documents,
-shard_docs 4 / 16 / 64 / 256 -> 4.4% / 15.8% / 46.7% / 89.6% of a full version's bytes,
-with 10,276 / 2,504 / 632 / 164 objects.
+Reading the 1%-changed version (overlaid) against the same records compacted, seconds:
+
+| N | target | pull | load | load_docs |
+|---|---|---|---|---|
+| 1k | local | 0.26 / 0.24 | 0.09 / 0.03 | 2.1 / 1.4 |
+| 1k | SeaweedFS | 0.46 / 0.52 | 0.10 / 0.20 | 1.5 / 2.8 |
+| 10k | local | 1.49 / 1.17 | 1.06 / 0.56 | 68 / 29 |
+| 10k | SeaweedFS | 4.1 / 4.5 | 1.3 / 1.0 | 17 / 20 |
+
+(before merge-on-read, rewriting every touched shard: 57.9% at 1k, 46.7% at 10k.) The 1%
+version writes one or two update parts (4 objects each), the live index (~0.8% of a full
+version: 10k rows, two sha256 each) and the datasheet and notes. `--history 20` at 1k: versions
+2-17 wrote 1.9-2.5% each, version 18 (dead rows past 15% of the live ones) compacted, writing
+99.7%, versions 19-21 2.1-2.2% again: 7.1% of a full version per version on average, the price
+of keeping a reader's overhead under 1.15x the live rows.
 """
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from corpus.pull import pull  # noqa: E402
+from corpus.pull import load, load_docs, pull  # noqa: E402
 from corpus.release import (  # noqa: E402
     DEFAULT_SHARD_DOCS,
     PublishResult,
@@ -292,8 +301,8 @@ def run_target(
     changed = frozenset(random.Random(n).sample(range(n), max(1, n // 100)))
     second, secs, rss = measure(lambda: do_publish(changed))
     new = {k: size for k, size in _objects(second).items() if k not in objs}
-    touched = sum(
-        a.formats != b.formats
+    kept = sum(
+        a.formats == b.formats
         for a, b in zip(first.manifest.shards, second.manifest.shards, strict=True)
     )
     ratio = sum(new.values()) / full
@@ -307,16 +316,48 @@ def run_target(
             sum(new.values()),
             secs,
             rss,
-            f"{ratio:.1%} of a full version's bytes; {touched}/{len(second.manifest.shards)} "
-            f"shards touched (1-0.99^{shard_docs} = {1 - 0.99**shard_docs:.1%} expected)",
+            f"{ratio:.1%} of a full version's bytes; {kept}/{len(second.manifest.shards)} "
+            f"base shards kept, {len(second.manifest.updates)} update(s), "
+            f"{second.manifest.dead_rows} dead rows",
         )
     )
 
     dests = iter(range(1000))
     folder, secs, rss = measure(lambda: pull(store, "latest", dest=work / f"pull-{next(dests)}"))
     pulled = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    rows.append(Row(name, "pull", n, shard_docs, len(second.manifest.files), pulled, secs, rss))
+    rows.append(
+        Row(name, "pull (overlaid)", n, shard_docs, len(second.manifest.files), pulled, secs, rss)
+    )
     shutil.rmtree(folder.parent, ignore_errors=True)
+    count, secs, rss = measure(lambda: sum(1 for _ in load(store)))
+    rows.append(Row(name, "load (overlaid)", count, shard_docs, 0, 0, secs, rss))
+    count, secs, rss = measure(lambda: sum(1 for _ in load_docs(store)))
+    rows.append(Row(name, "load_docs (overlaid)", count, shard_docs, 0, 0, secs, rss))
+
+    # the same records as one compacted version (base shards only), read the same ways
+    compacted_store = _compacted_store(store, work, name, n)
+    _, secs, rss = measure(
+        lambda: publish(
+            compacted_store,
+            iter_records(n, changed=changed),
+            label_schema={"entity_labels": list(LABELS), "stance_labels": list(STANCES)},
+            agreement={"entity_f1": 0.9, "stance_kappa": 0.7},
+            code_version="bench",
+            model_versions=["en_core_web_sm@bench"],
+            shard_docs=shard_docs,
+            workers=WORKERS,
+            work_dir=work,
+        )
+    )
+    rows.append(Row(name, "publish compacted (new store)", n, shard_docs, 0, 0, secs, rss))
+    folder, secs, rss = measure(lambda: pull(compacted_store, dest=work / "pull-compacted"))
+    pulled = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    rows.append(Row(name, "pull (compacted)", n, shard_docs, 0, pulled, secs, rss))
+    shutil.rmtree(folder.parent, ignore_errors=True)
+    count, secs, rss = measure(lambda: sum(1 for _ in load(compacted_store)))
+    rows.append(Row(name, "load (compacted)", count, shard_docs, 0, 0, secs, rss))
+    count, secs, rss = measure(lambda: sum(1 for _ in load_docs(compacted_store)))
+    rows.append(Row(name, "load_docs (compacted)", count, shard_docs, 0, 0, secs, rss))
 
     first_keys = [f.object or f.path for f in first.manifest.files]
     if baseline is not None:
@@ -330,6 +371,58 @@ def run_target(
             Row(name, "baseline get (same objects)", n, shard_docs, len(keys), full, secs, rss)
         )
     return first_keys
+
+
+def _compacted_store(store: Store, work: Path, name: str, n: int) -> Store:
+    """An empty store of the same kind as `store`, for the compacted reference."""
+    if isinstance(store, S3Store):
+        return S3Store(store.client, store.bucket, f"{store.prefix}-compacted")
+    return LocalStore(work / f"compacted-{name}-{n}")
+
+
+def run_history(n: int, versions: int, shard_docs: int, work: Path) -> None:
+    """`versions` versions in a row on a local store, each with 1% of the documents changed at
+    random: bytes and objects each writes, against a full version, and when compaction comes;
+    the average is what a long history costs per version."""
+    store = LocalStore(work / f"history-{n}")
+    kwargs: dict[str, Any] = {
+        "label_schema": {"entity_labels": list(LABELS), "stance_labels": list(STANCES)},
+        "agreement": {"entity_f1": 0.9, "stance_kappa": 0.7},
+        "code_version": "bench",
+        "model_versions": ["en_core_web_sm@bench"],
+        "shard_docs": shard_docs,
+        "workers": WORKERS,
+        "work_dir": work,
+    }
+    first = publish(store, iter_records(n), **kwargs)
+    seen = _objects(first)
+    full = sum(seen.values())
+    print(
+        f"\nhistory: N={n}, {versions} versions of 1% changed each, "
+        f"full version {full / 1e6:.2f} MB"
+    )
+    print("| version | MB written | % of full | objects | updates | dead rows | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    rng = random.Random(n + 1)
+    changed: set[int] = set()
+    total = 0
+    for _ in range(versions):
+        # each version changes 1% more documents (a document changed once stays changed)
+        changed |= set(rng.sample(range(n), max(1, n // 100)))
+        t0 = time.perf_counter()
+        result = publish(store, iter_records(n, changed=frozenset(changed)), **kwargs)
+        secs = time.perf_counter() - t0
+        new = {k: size for k, size in _objects(result).items() if k not in seen}
+        seen.update(new)
+        total += sum(new.values())
+        m = result.manifest
+        print(
+            f"| {m.version} | {sum(new.values()) / 1e6:.2f} | {sum(new.values()) / full:.1%} | "
+            f"{len(new)} | {len(m.updates)} | {m.dead_rows} | {secs:.1f} |",
+            flush=True,
+        )
+    print(f"average per version: {total / versions / full:.1%} of a full version's bytes")
+    shutil.rmtree(store.root, ignore_errors=True)
 
 
 class Baseline:
@@ -422,7 +515,9 @@ def fit(rows: list[Row]) -> None:
 def print_ratios(rows: list[Row]) -> None:
     print("\nours vs bare baseline on the same target and N (seconds / seconds):")
     for r in rows:
-        kind = {"publish first version": "baseline put", "pull": "baseline get"}.get(r.step)
+        kind = {"publish first version": "baseline put", "pull (overlaid)": "baseline get"}.get(
+            r.step
+        )
         ref = next(
             (
                 b
@@ -450,6 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--shard-docs", type=int, default=DEFAULT_SHARD_DOCS)
     parser.add_argument("--sweep", type=int, nargs="*", default=[], help="shard sizes to try")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="also publish this many 1%%-changed versions in a row at the smallest N",
+    )
     parser.add_argument(
         "--profile",
         choices=["publish-local", "publish-s3"],
@@ -539,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
                     profile=None,
                 )
                 shutil.rmtree(work / f"sweep-{shard_docs}", ignore_errors=True)
+            if args.history:
+                run_history(min(args.n), args.history, args.shard_docs, work)
         finally:
             if service is not None:
                 service.stop()

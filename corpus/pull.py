@@ -1,6 +1,9 @@
 """Download a published release and check every object against its manifest; read its records
-and spaCy Docs shard by shard. Needs read and list rights only. Reads both layouts: shards
-under `releases/objects/` (layout 2) and whole files under `releases/<version>/` (layout 1)."""
+and spaCy Docs shard by shard. Needs read and list rights only. Reads every layout: whole files
+under `releases/<version>/` (layout 1), shards under `releases/objects/` (layout 2), and base
+shards with update parts and a live index (layout 3), read merge-on-read: a stored row is
+yielded only when the live index lists it, so a changed document's old row and a removed
+document's row are skipped."""
 
 from __future__ import annotations
 
@@ -13,7 +16,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from corpus.release import LATEST_KEY, SPLITS, file_key, read_latest, release_key, sha256_hex
+from corpus.release import (
+    CONLL_DOCSTART,
+    INDEX_PATH,
+    LATEST_KEY,
+    SHARD_FORMATS,
+    SPLITS,
+    LiveIndex,
+    conll_blocks,
+    file_key,
+    read_latest,
+    release_key,
+    release_parts,
+    sha256_hex,
+)
 from corpus.store import NotFound, Store, StoreError
 from schemas.release import ReleaseFile, ReleaseManifest
 
@@ -89,6 +105,95 @@ def _fetch(
                 future.cancel()
 
 
+# the files `pull` writes as the live rows of every part (layout 3), and the format they come from
+VIEWS = {"corpus.jsonl": "jsonl", "corpus.conll": "conll"}
+
+
+def _overlaid(manifest: ReleaseManifest) -> bool:
+    return manifest.layout >= 3
+
+
+def _format_parts(manifest: ReleaseManifest, fmt: str) -> list[tuple[str, ReleaseFile]]:
+    """(part name, its object of format `fmt`) in release order."""
+    by_key = {(f.path, f.sha256): f for f in manifest.files}
+    path_of = SHARD_FORMATS[fmt][1]
+    out = []
+    for name, formats in release_parts(manifest):
+        entry = by_key.get((path_of(name), formats.get(fmt, "")))
+        if entry is None:
+            raise StoreError(f"manifest of {manifest.version} lists no {fmt} object for {name}")
+        out.append((name, entry))
+    return out
+
+
+def _index_entry(manifest: ReleaseManifest) -> ReleaseFile:
+    return _parts(manifest, INDEX_PATH)[0]
+
+
+def _store_index(store: Store, manifest: ReleaseManifest) -> LiveIndex:
+    [(_, data)] = list(_fetch(store, manifest, [_index_entry(manifest)]))
+    return LiveIndex(data)
+
+
+def _local_index(folder: Path, manifest: ReleaseManifest) -> LiveIndex:
+    entry = _index_entry(manifest)
+    return LiveIndex(_checked(manifest, entry, (folder / entry.path).read_bytes()))
+
+
+def _live_rows(
+    store: Store, manifest: ReleaseManifest, index: LiveIndex, fmt: str
+) -> Iterator[tuple[bytes, bytes]]:
+    """(bytes, the sha256 the index records for them) of every live row of format "jsonl"
+    (a line, newline included) or "conll" (a document's block), in release order: each part
+    fetched and checked, its dead rows dropped."""
+    parts = _format_parts(manifest, fmt)
+    fetched = _fetch(store, manifest, [entry for _, entry in parts])
+    for (name, _), (_, data) in zip(parts, fetched, strict=True):
+        if fmt == "jsonl":
+            items = [line + b"\n" for line in data.split(b"\n")[:-1]]
+        else:
+            items = conll_blocks(data)
+        for _doc, position, record_sha, conll_sha, _n in index.rows(name):
+            if position >= len(items):
+                raise StoreError(f"live index of {manifest.version} names row {position} of {name}")
+            yield items[position], record_sha if fmt == "jsonl" else conll_sha
+
+
+def _local_rows(path: Path, fmt: str) -> Iterator[bytes]:
+    """The lines (fmt "jsonl") or CoNLL blocks of a local file, one at a time."""
+    with open(path, "rb") as f:
+        if fmt == "jsonl":
+            yield from f
+            return
+        block: list[bytes] = []
+        for line in f:
+            if line == CONLL_DOCSTART and block:
+                yield b"".join(block)
+                block = []
+            block.append(line)
+        if block:
+            yield b"".join(block)
+
+
+def _view_intact(path: Path, manifest: ReleaseManifest, index: LiveIndex, fmt: str) -> bool:
+    """A pulled corpus.jsonl / corpus.conll holds exactly the live rows, in release order."""
+    if not path.is_file():
+        return False
+    expected = (
+        (row[2] if fmt == "jsonl" else row[3])
+        for name, _ in release_parts(manifest)
+        for row in index.rows(name)
+    )
+    rows = _local_rows(path, fmt)
+    for want in expected:
+        got = next(rows, None)
+        if got is None:
+            return False
+        if hashlib.sha256(got[:-1] if fmt == "jsonl" else got).digest() != want:
+            return False
+    return next(rows, None) is None
+
+
 def _by_path(manifest: ReleaseManifest) -> dict[str, list[ReleaseFile]]:
     """Manifest entries grouped by where they go; the parts of one path in manifest order."""
     out: dict[str, list[ReleaseFile]] = {}
@@ -132,14 +237,20 @@ def pull(store: Store, version: str = "latest", *, dest: Path) -> Path:
     Every object is checked against the manifest as it arrives. Files already there with the
     right size and sha256 are kept (an interrupted pull resumes); others are written to
     `<name>.part` and renamed once complete (the JSONL and CoNLL shards are concatenated into
-    `corpus.jsonl` and `corpus.conll`; Parquet and spaCy shards stay one file each). An object
-    that does not match its manifest raises ChecksumMismatch naming it, and nothing wrong is
-    left under its name. `manifest.json` is written last, so its presence means the folder is
-    complete. Memory holds a few objects at a time, whatever the release's size."""
+    `corpus.jsonl` and `corpus.conll`, which in layout 3 hold the live rows only, each checked
+    against the live index; Parquet and spaCy parts stay one file each, with `live.parquet`
+    naming their live rows). An object that does not match its manifest raises
+    ChecksumMismatch naming it, and nothing wrong is left under its name. `manifest.json` is
+    written last, so its presence means the folder is complete. Memory holds a few objects at
+    a time (and the live index, columnar), whatever the release's size."""
     manifest, manifest_bytes = _store_manifest(store, version)
     target = Path(dest) / manifest.version
     target.mkdir(parents=True, exist_ok=True)
-    for path, parts in _by_path(manifest).items():
+    overlaid = _overlaid(manifest)
+    by_path = _by_path(manifest)
+    for path, parts in by_path.items():
+        if overlaid and path in VIEWS:
+            continue  # written below from the live index
         local = target / path
         stale = local.with_name(local.name + ".part")
         if _is_intact(local, parts):
@@ -156,6 +267,26 @@ def pull(store: Store, version: str = "latest", *, dest: Path) -> Path:
             stale.unlink(missing_ok=True)
             raise
         os.replace(stale, local)
+    if overlaid:
+        index = _local_index(target, manifest)
+        for path, fmt in VIEWS.items():
+            local = target / path
+            stale = local.with_name(local.name + ".part")
+            if path not in by_path or _view_intact(local, manifest, index, fmt):
+                stale.unlink(missing_ok=True)
+                continue
+            try:
+                with open(stale, "wb") as f:
+                    for data, want in _live_rows(store, manifest, index, fmt):
+                        if hashlib.sha256(data[:-1] if fmt == "jsonl" else data).digest() != want:
+                            raise ChecksumMismatch(path, want.hex(), "a row of another content")
+                        f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:
+                stale.unlink(missing_ok=True)
+                raise
+            os.replace(stale, local)
     _write_atomic(target / "manifest.json", manifest_bytes)
     return target
 
@@ -191,10 +322,17 @@ def read_release_file(store_or_dir: Store | Path | str, version: str, path: str)
     if isinstance(store_or_dir, Store):
         manifest, _ = _store_manifest(store_or_dir, version)
         parts = _parts(manifest, path)
+        if _overlaid(manifest) and path in VIEWS:
+            index = _store_index(store_or_dir, manifest)
+            rows = _live_rows(store_or_dir, manifest, index, VIEWS[path])
+            return b"".join(data for data, _ in rows)
         return b"".join(data for _, data in _fetch(store_or_dir, manifest, parts))
     folder, manifest = _local_manifest(Path(store_or_dir), version)
     data = (folder / path).read_bytes()
-    if _is_intact(folder / path, _parts(manifest, path)):
+    if _overlaid(manifest) and path in VIEWS:
+        if _view_intact(folder / path, manifest, _local_index(folder, manifest), VIEWS[path]):
+            return data
+    elif _is_intact(folder / path, _parts(manifest, path)):
         return data
     raise ChecksumMismatch(
         str(folder / path),
@@ -265,6 +403,12 @@ def _load_records(
 ) -> Iterator[dict[str, Any]]:
     if isinstance(store_or_dir, Store):
         manifest, _ = _store_manifest(store_or_dir, version)
+        if _overlaid(manifest):
+            index = _store_index(store_or_dir, manifest)
+            for raw, _ in _live_rows(store_or_dir, manifest, index, "jsonl"):
+                if _selected(layer, split, record := json.loads(raw)):
+                    yield record
+            return
         shards = [f for f in manifest.files if f.path == "corpus.jsonl"]  # none if empty
         for _, data in _fetch(store_or_dir, manifest, shards):
             for line in data.decode("utf-8").splitlines():
@@ -308,20 +452,40 @@ def _load_docs(
         vocab = spacy.blank("en").vocab
     if isinstance(store_or_dir, Store):
         manifest, _ = _store_manifest(store_or_dir, version)
+        if _overlaid(manifest):
+            index = _store_index(store_or_dir, manifest)
+            parts = _format_parts(manifest, "spacy")
+            fetched = _fetch(store_or_dir, manifest, [entry for _, entry in parts])
+            for (name, _), (_, data) in zip(parts, fetched, strict=True):
+                yield from _docs(data, layer, split, vocab, _positions(index, name))
+            return
         shards = [f for f in manifest.files if f.path.endswith(".spacy")]
         for _, data in _fetch(store_or_dir, manifest, shards):
             yield from _docs(data, layer, split, vocab)
         return
     folder, manifest = _local_manifest(Path(store_or_dir), version)
+    if _overlaid(manifest):
+        index = _local_index(folder, manifest)
+        for name, entry in _format_parts(manifest, "spacy"):
+            data = _checked(manifest, entry, (folder / entry.path).read_bytes())
+            yield from _docs(data, layer, split, vocab, _positions(index, name))
+        return
     for entry in manifest.files:
         if entry.path.endswith(".spacy"):
             data = _checked(manifest, entry, (folder / entry.path).read_bytes())
             yield from _docs(data, layer, split, vocab)
 
 
-def _docs(data: bytes, layer: str, split: str | None, vocab: Any) -> Iterator[Doc]:
+def _positions(index: LiveIndex, part: str) -> set[int]:
+    return {row[1] for row in index.rows(part)}
+
+
+def _docs(
+    data: bytes, layer: str, split: str | None, vocab: Any, live: set[int] | None = None
+) -> Iterator[Doc]:
+    """The Docs of one DocBin (those at the `live` positions only, when given)."""
     from spacy.tokens import DocBin
 
-    for doc in DocBin(store_user_data=True).from_bytes(data).get_docs(vocab):
-        if _selected(layer, split, doc.user_data):
+    for i, doc in enumerate(DocBin(store_user_data=True).from_bytes(data).get_docs(vocab)):
+        if (live is None or i in live) and _selected(layer, split, doc.user_data):
             yield doc

@@ -1,21 +1,30 @@
-"""Publish a versioned release to the store as content-addressed shards that versions share:
-only the shards whose documents changed are built and written again, and `releases/latest.json`
-moves only after the new version's manifest is written and every object it names is checked.
+"""Publish a versioned release to the store as content-addressed parts that versions share, read
+merge-on-read: a new version keeps the previous version's parts and writes only what was added
+or changed, and `releases/latest.json` moves only after the new version's manifest is written
+and every object it names is checked.
 
-Layout (layout 2; layout-1 releases, whole files under `releases/<version>/`, still read):
+Layout 3 (layout-1 releases, whole files under `releases/<version>/`, and layout-2 releases,
+shards without updates, still read):
 
 - `releases/objects/<sha256[:2]>/<sha256>.<ext>`: every file of every version, named by its
-  content, written create-only and never changed: JSONL, CoNLL, Parquet and spaCy DocBin shards,
-  and the small files (labels, agreement, datasheet, notes).
+  content, written create-only and never changed: JSONL, CoNLL, Parquet and spaCy DocBin parts,
+  each version's live index, and the small files (labels, agreement, datasheet, notes).
 - `releases/<version>/claim.json` and `releases/<version>/manifest.json`: the version's claim
-  and its manifest, listing each object with its sha256 and size, and its shards.
+  and its manifest, listing each object with its sha256 and size, its base shards and updates.
 
-Documents are assigned to shards by ranges of a shard key, the first 8 bytes of
-sha256(doc_id). A version keeps the previous version's ranges (splitting a range that grew past
-twice `shard_docs`), so a range whose documents did not change holds the same bytes and names
-the same objects: a change rewrites only the shards it touches. A publish spills the canonical
-records to temporary files by key, then builds one shard at a time, so memory holds one shard's
-formats, not the corpus's.
+Base shards hold the documents by ranges of a shard key, the first 8 bytes of sha256(doc_id).
+A version on top of a layout-3 version keeps all of its base shards and updates as they are and
+writes the documents added or changed since in new update parts (`update-<sha256[:16]>`, in key
+order, `shard_docs` a part), plus its live index (`live.parquet`): one row per live document
+naming the part and position of its row. A changed document's old row and a removed document's
+row stay where they are, dead: the readers (`corpus.pull`, and the datasheet's one-liners
+through `row_id`) keep only the rows the index names. When the dead rows would pass
+COMPACT_DEAD_SHARE of the live ones (or the updates MAX_UPDATES), the version is compacted
+instead: base shards throughout, over the previous ranges (a range grown past twice `shard_docs`
+split), a range whose documents did not change holding the same bytes and naming the same
+objects. A publish spills the canonical records to temporary files by key, then builds one part
+at a time, so memory holds one part's formats (and a few hundred bytes a document of digests
+and index), not the corpus.
 
 How concurrent publishers are kept apart (all through conditional writes, no locks):
 
@@ -27,9 +36,10 @@ How concurrent publishers are kept apart (all through conditional writes, no loc
    the others check that the stored bytes are theirs. This is also how a publish that crashed
    half-way is resumed by the next run. A claim for other content (or another base) makes us
    try the next number.
-   (The shards are written just before the claim, as they depend only on the base version.)
-3. Write the shards and small files (create-only, content-addressed), reading each back to
-   check its sha256; then `manifest.json`, create-only.
+   (The parts and the index are written just before the claim, as they depend only on the
+   base version.)
+3. Write the parts, the index and small files (create-only, content-addressed), reading each
+   back to check its sha256; then `manifest.json`, create-only.
 4. Move `latest.json` with If-Match on the etag read in step 1 (create-only when there was none).
    Losing that race means someone else published in between: start again from step 1; our
    version stays behind as an orphan that `latest` never names. History stays linear: every
@@ -65,15 +75,30 @@ from schemas.release import (
     ReleaseManifest,
     ReleaseRecord,
     ReleaseShard,
+    ReleaseUpdate,
 )
 
 RELEASES = "releases"
 LATEST_KEY = f"{RELEASES}/latest.json"
 OBJECTS = f"{RELEASES}/objects"
-LAYOUT: Literal[2] = 2
+LAYOUT: Literal[3] = 3
 # Bump when a shard writer changes its bytes for the same records: shards are then rebuilt
-# instead of reused from a version the older writers made.
-FORMAT_VERSION = 1
+# instead of reused from a version the older writers made. 2: the row_id of every row in the
+# Parquet shards and in the DocBins' user_data (what the live index names).
+FORMAT_VERSION = 2
+# The live index: one row per live document (row_id, doc_id, part, position in the part,
+# sha256 of its JSONL line and of its CoNLL block), in release order.
+INDEX_PATH = "live.parquet"
+# Compaction. Rows no longer live (superseded or removed documents) stay in the base shards and
+# earlier updates, and every reader downloads and drops them; a version whose dead rows would
+# pass this share of its live rows rewrites the affected ranges as fresh base shards instead.
+# At 15% a reader never fetches more than 1.15x the live rows, and at 1% changed per version
+# a compaction (which rewrites about every range) comes every ~15 versions: writes average
+# about 1% + 100%/15 of a full version, against 47% for rewriting touched shards each time.
+COMPACT_DEAD_SHARE = 0.15
+# ... and when the update parts would pass this many (many tiny versions each add one), so the
+# objects a reader opens stay within a few dozen of the base shards.
+MAX_UPDATES = 32
 # Documents per shard aimed at. Fewer make a small change cheaper (a share p of documents
 # changed at random touches about 1 - (1 - p) ** shard_docs of the shards), more make fewer
 # objects; bench/release.py measures both sides.
@@ -234,7 +259,7 @@ def _blank_en() -> Any:
     return spacy.blank("en")
 
 
-def _spacy_doc(record: dict[str, Any]) -> tuple[Any, int]:
+def _spacy_doc(record: dict[str, Any], part: str = "") -> tuple[Any, int]:
     """A Doc with the entities in `doc.ents` and stance evidence in `doc.spans["stance"]`; the
     number of entities that could not go into `doc.ents` (overlaps) is returned too."""
     from spacy.tokens import Span
@@ -260,6 +285,7 @@ def _spacy_doc(record: dict[str, Any]) -> tuple[Any, int]:
     doc.user_data.update(
         {
             "doc_id": record["doc_id"],
+            "row_id": row_id(part, record["doc_id"]),
             "review_status": record["review_status"],
             "layer": record["layer"],
             "split": record["split"],
@@ -336,38 +362,71 @@ def _conll_lines(doc: Any) -> list[str]:
     return lines
 
 
-def write_spacy_and_conll(records: list[dict[str, Any]]) -> tuple[bytes, bytes, int]:
+def write_spacy_and_conll(
+    records: list[dict[str, Any]], part: str = ""
+) -> tuple[bytes, bytes, int]:
     """The DocBin bytes, the CoNLL bytes, and how many overlapping entities neither holds.
 
     DocBin: entities in `doc.ents`, stance evidence in `doc.spans["stance"]` (stance label as
     the span label, target as `kb_id_`), record fields in `doc.user_data`.
     CoNLL-2003 layout: `token POS chunk NER` (POS and chunk are `_`), IOB2 tags, a
     `-DOCSTART-` line before each document (same order as corpus.jsonl), a blank line at each
-    paragraph break."""
+    paragraph break. `part`: the shard or update the records go in (their row_id)."""
+    docbin, blocks, dropped = _spacy_and_conll_blocks(records, part)
+    return docbin, b"".join(blocks), sum(dropped)
+
+
+def _spacy_and_conll_blocks(
+    records: list[dict[str, Any]], part: str
+) -> tuple[bytes, list[bytes], list[int]]:
+    """As `write_spacy_and_conll`, with the CoNLL bytes as one block per document and the
+    overlaps left out per document."""
     from spacy.tokens import DocBin
 
     db = DocBin(store_user_data=True)
-    conll: list[str] = []  # one string per document, not one per line
-    dropped = 0
+    conll: list[bytes] = []  # one block per document, not one per line
+    dropped: list[int] = []
     with _cached_msgpack_encoders():
         for record in records:
-            doc, n = _spacy_doc(record)
-            dropped += n
+            doc, n = _spacy_doc(record, part)
+            dropped.append(n)
             db.add(doc)
-            conll.append("\n".join(_conll_lines(doc)))
+            conll.append(("\n".join(_conll_lines(doc)) + "\n").encode("utf-8"))
     # DocBin keeps its strings in a set; sort them so equal input gives equal bytes in any
     # process (joining a claimed version relies on that).
     db.strings = sorted(db.strings)  # type: ignore[assignment]
-    return bytes(db.to_bytes()), ("\n".join(conll) + "\n").encode("utf-8"), dropped
+    return bytes(db.to_bytes()), conll, dropped
 
 
-def write_docbin(records: list[dict[str, Any]]) -> tuple[bytes, int]:
-    docbin, _, dropped = write_spacy_and_conll(records)
+CONLL_DOCSTART = b"-DOCSTART- -X- -X- O\n"
+
+
+def conll_blocks(data: bytes) -> list[bytes]:
+    """A CoNLL shard cut into its documents' blocks (each from its `-DOCSTART-` line)."""
+    if not data:
+        return []
+    cuts = [0]
+    at = data.find(b"\n" + CONLL_DOCSTART)
+    while at != -1:
+        cuts.append(at + 1)
+        at = data.find(b"\n" + CONLL_DOCSTART, at + 1)
+    return [data[a:b] for a, b in zip(cuts, [*cuts[1:], len(data)], strict=True)]
+
+
+def write_docbin(records: list[dict[str, Any]], part: str = "") -> tuple[bytes, int]:
+    docbin, _, dropped = write_spacy_and_conll(records, part)
     return docbin, dropped
 
 
 def write_conll(records: list[dict[str, Any]]) -> bytes:
     return write_spacy_and_conll(records)[1]
+
+
+def row_id(part: str, doc_id: str) -> str:
+    """Names one stored row: the part (a base shard's start or an update's name) holding it
+    and its doc_id. A changed document's old and new rows differ in it; the live index lists
+    the live ones, so a reader keeps a row when its row_id is there."""
+    return f"{part}/{doc_id}"
 
 
 def _parquet_schema() -> Any:
@@ -412,13 +471,14 @@ def _parquet_schema() -> Any:
                 ),
             ),
             ("metadata_json", pa.string()),
+            ("row_id", pa.string()),
         ]
     )
 
 
-def write_parquet(records: list[dict[str, Any]]) -> bytes:
+def write_parquet(records: list[dict[str, Any]], part: str = "") -> bytes:
     """One row per document; entities and stances as nested lists; metadata as a JSON string
-    (its keys differ between sources)."""
+    (its keys differ between sources); the row_id the live index names."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -441,6 +501,7 @@ def write_parquet(records: list[dict[str, Any]]) -> bytes:
                 for s in r["stances"]
             ],
             "metadata_json": _json_line(r["metadata"]),
+            "row_id": row_id(part, r["doc_id"]),
         }
         for r in records
     ]
@@ -498,41 +559,59 @@ def _table(header: tuple[str, str], rows: Iterable[tuple[object, object]]) -> li
 
 
 def _reading_recipes(version: str, store_url: str, parquet_shards: int) -> list[str]:
-    """How to read the release with common tools, one line each (the datasheet's section)."""
+    """How to read the release with common tools, one line each (the datasheet's section).
+    The Parquet and spaCy parts hold every stored row, live or not (merge on read): each
+    recipe keeps the rows whose `row_id` the live index lists."""
     here = f"data/{version}"
+    live = f"{here}/{INDEX_PATH}"
     s3 = store_url if store_url.startswith("s3://") else "s3://BUCKET/PREFIX"
     manifest = f"{s3}/{release_key(version, 'manifest.json')}"
     return [
         "## Reading it",
         "",
-        f"`corpusflow pull {version} --dest data` writes `{here}/`: `corpus.jsonl`, "
-        f"`corpus.conll`, `parquet/*.parquet` ({parquet_shards} shard(s)), `spacy/*.spacy` "
-        "(one DocBin per shard, same order) and the small files, every one checked against "
-        "`manifest.json`. No corpusflow is needed to read it:",
+        f"`corpusflow pull {version} --dest data` writes `{here}/`: `corpus.jsonl` and "
+        "`corpus.conll` (the live documents only), `parquet/*.parquet` and `spacy/*.spacy` "
+        f"({parquet_shards} part(s): base shards by key, then the updates made since the last "
+        f"compaction), `{INDEX_PATH}` and the small files, every one checked against "
+        "`manifest.json`. A document changed or removed since its base shard was written still "
+        "has its old row in a base shard or an earlier update, so read the Parquet and spaCy "
+        f"parts through `{INDEX_PATH}`, which lists the `row_id` (part/doc_id) of every live "
+        "row: the lines below do. No corpusflow is needed:",
         "",
         "| tool | one line |",
         "|---|---|",
-        f'| pandas | `pd.read_parquet("{here}/parquet")` |',
+        f'| live rows (for datasets and spaCy) | `live = set(pd.read_parquet("{live}", '
+        'columns=["row_id"])["row_id"])` |',
+        f'| pandas | `pd.read_parquet("{here}/parquet").merge(pd.read_parquet("{live}", '
+        'columns=["row_id"]))` |',
         f'| Hugging Face datasets | `load_dataset("parquet", data_files="{here}/parquet/*.parquet",'
-        ' split="train")` |',
-        f'| DuckDB | `duckdb.read_parquet("{here}/parquet/*.parquet")` |',
-        f'| Polars | `pl.read_parquet("{here}/parquet/*.parquet")` |',
+        ' split="train").filter(lambda r: r["row_id"] in live)` |',
+        f"| DuckDB | `duckdb.sql(\"SELECT * FROM '{here}/parquet/*.parquet' WHERE row_id IN "
+        f"(SELECT row_id FROM '{live}')\")` |",
+        f'| Polars | `pl.read_parquet("{here}/parquet/*.parquet").join(pl.read_parquet("{live}",'
+        ' columns=["row_id"]), on="row_id", how="semi")` |',
         f'| JSONL | `load_dataset("json", data_files="{here}/corpus.jsonl", split="train")` |',
         '| spaCy | `docs = [d for p in sorted(Path("' + here + '/spacy").glob("*.spacy")) '
-        "for d in DocBin().from_disk(p).get_docs(nlp.vocab)]` |",
+        'for d in DocBin().from_disk(p).get_docs(nlp.vocab) if d.user_data["row_id"] in live]` |',
         "",
-        "Straight from the store with read-only keys: the Parquet shards of this version are "
-        "the objects `manifest.json` lists under `parquet/`. With "
-        "`fs = s3fs.S3FileSystem(key=..., secret=..., endpoint_url=...)` (and `opts` the same "
-        "three as a dict for `storage_options`):",
+        "Straight from the store with read-only keys: the Parquet parts of this version are "
+        "the objects `manifest.json` lists under `parquet/`, its live index the one listed as "
+        f"`{INDEX_PATH}`. With `fs = s3fs.S3FileSystem(key=..., secret=..., endpoint_url=...)` "
+        "(and `opts` the same three as a dict for `storage_options`):",
         "",
         "```python",
-        f'files = ["{s3}/" + f["object"] for f in json.load(fs.open("{manifest}"))["files"]'
-        ' if f["path"].startswith("parquet/")]',
-        'load_dataset("parquet", data_files=files, storage_options=opts, split="train")',
-        "duckdb.register_filesystem(fs); duckdb.read_parquet(files)",
-        'pl.read_parquet(files, storage_options={"aws_access_key_id": ..., '
-        '"aws_secret_access_key": ..., "aws_endpoint_url": ...})',
+        f'm = json.load(fs.open("{manifest}")); files = ["{s3}/" + f["object"] for f in m["files"]'
+        f' if f["path"].startswith("parquet/")]; index = "{s3}/" + next(f["object"] for f in '
+        f'm["files"] if f["path"] == "{INDEX_PATH}")',
+        'live = set(pd.read_parquet(index, columns=["row_id"], storage_options=opts)["row_id"])',
+        'load_dataset("parquet", data_files=files, storage_options=opts, split="train")'
+        '.filter(lambda r: r["row_id"] in live)',
+        "duckdb.register_filesystem(fs); duckdb.read_parquet(files).join("
+        'duckdb.read_parquet(index).select("row_id"), "row_id", how="semi")',
+        "pl.read_parquet(files, storage_options=popts).join(pl.read_parquet(index, "
+        'columns=["row_id"], storage_options=popts), on="row_id", how="semi")'
+        '  # popts = {"aws_access_key_id": ..., '
+        '"aws_secret_access_key": ..., "aws_endpoint_url": ...}',
         "```",
         "",
     ]
@@ -604,17 +683,24 @@ def write_datasheet(
         "",
         "## Files",
         "",
-        "Documents are in shards by a hash of doc_id (the first 8 bytes of its sha256); every "
-        "format keeps the same order, shard by shard. Shards whose documents did not change "
-        "are the very objects the previous version had.",
+        "Documents are in base shards by a hash of doc_id (the first 8 bytes of its sha256), "
+        "then in update parts for those added or changed since the shards were written; every "
+        "format keeps the same order, part by part. Parts are the very objects earlier versions "
+        "had; once the rows no longer live pass "
+        f"{COMPACT_DEAD_SHARE:.0%} of the live ones (or there are more than {MAX_UPDATES} "
+        "updates), a compaction rewrites the affected ranges as fresh base shards.",
         "",
         "- `corpus.jsonl`: one document per line; the reference format.",
-        "- `parquet/*.parquet`: the same rows; entities and stances as nested lists, metadata "
-        "as JSON text in `metadata_json`.",
+        "- `parquet/*.parquet`: the same rows (and rows no longer live: see `live.parquet`); "
+        "entities and stances as nested lists, metadata as JSON text in `metadata_json`, "
+        "`row_id` naming the row.",
+        f"- `{INDEX_PATH}`: the live index, one row per document: `row_id`, `doc_id`, the "
+        "`part` and `position` of its row, the sha256 of its JSONL line and of its CoNLL block.",
         "- `spacy/*.spacy`: spaCy DocBins (tokenised with `spacy.blank('en')`); entities in "
         "`doc.ents`; stance evidence in `doc.spans['stance']` with the stance as the span "
-        "label and the target as `span.kb_id_`; `doc.user_data` holds doc_id, review_status, "
-        "layer, split, source, model_version and every stance (also those without evidence).",
+        "label and the target as `span.kb_id_`; `doc.user_data` holds doc_id, row_id, "
+        "review_status, layer, split, source, model_version and every stance (also those "
+        "without evidence).",
         "- `corpus.conll`: CoNLL-2003 columns `token _ _ IOB2-tag`, one `-DOCSTART-` per "
         "document in corpus.jsonl order.",
         "- `labels.json`: the label schema; `agreement.json`: inter-annotator agreement.",
@@ -826,60 +912,225 @@ class _Writer:
         self.pool.shutdown(wait=True)
 
 
+# ---------------------------------------------------------------- the live index
+
+# one live row of a part: doc_id, position in the part, sha256 of its JSONL line, sha256 of its
+# CoNLL block, overlapping entities its DocBin and CoNLL leave out
+_Row = tuple[str, int, bytes, bytes, int]
+
+
+def _index_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("row_id", pa.string()),
+            ("doc_id", pa.string()),
+            ("part", pa.string()),
+            ("position", pa.int32()),
+            ("record_sha256", pa.binary(32)),
+            ("conll_sha256", pa.binary(32)),
+            ("dropped_overlaps", pa.int32()),
+        ]
+    )
+
+
+def write_index(parts: Iterable[tuple[str, list[_Row]]]) -> bytes:
+    """The live index of a version: its live rows part by part, in release order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, list[Any]] = {name: [] for name in _index_schema().names}
+    for part, rows in parts:
+        for doc_id, position, record_sha, conll_sha, dropped in rows:
+            columns["row_id"].append(row_id(part, doc_id))
+            columns["doc_id"].append(doc_id)
+            columns["part"].append(part)
+            columns["position"].append(position)
+            columns["record_sha256"].append(record_sha)
+            columns["conll_sha256"].append(conll_sha)
+            columns["dropped_overlaps"].append(dropped)
+    buf = io.BytesIO()
+    pq.write_table(pa.table(columns, schema=_index_schema()), buf, compression="zstd")
+    return buf.getvalue()
+
+
+class LiveIndex:
+    """A version's live index read back (the caller checks its sha256 first). The table stays
+    columnar (about 150 bytes a row); a part's rows become Python objects when asked for."""
+
+    def __init__(self, data: bytes) -> None:
+        import numpy as np
+        import pyarrow.parquet as pq
+
+        self.table = pq.read_table(io.BytesIO(data))
+        self._slices: dict[str, tuple[int, int]] = {}
+        if not self.table.num_rows:
+            return
+        encoded = self.table.column("part").combine_chunks().dictionary_encode()
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        cuts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(codes)]
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            name = encoded.dictionary[int(codes[a])].as_py()
+            if name in self._slices:
+                raise StoreError(f"live index lists the rows of part {name} apart")
+            self._slices[name] = (a, b)
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    def rows(self, part: str) -> list[_Row]:
+        """The live rows of one part, by position."""
+        a, b = self._slices.get(part, (0, 0))
+        t = self.table.slice(a, b - a)
+        return list(
+            zip(
+                t.column("doc_id").to_pylist(),
+                t.column("position").to_pylist(),
+                t.column("record_sha256").to_pylist(),
+                t.column("conll_sha256").to_pylist(),
+                t.column("dropped_overlaps").to_pylist(),
+                strict=True,
+            )
+        )
+
+    def by_doc(self) -> dict[str, tuple[str, int, bytes, bytes, int]]:
+        """doc_id -> (part, position, record sha256, CoNLL sha256, dropped overlaps)."""
+        t = self.table
+        return {
+            doc: (part, pos, rsha, csha, dropped)
+            for doc, part, pos, rsha, csha, dropped in zip(
+                t.column("doc_id").to_pylist(),
+                t.column("part").to_pylist(),
+                t.column("position").to_pylist(),
+                t.column("record_sha256").to_pylist(),
+                t.column("conll_sha256").to_pylist(),
+                t.column("dropped_overlaps").to_pylist(),
+                strict=True,
+            )
+        }
+
+
+def release_parts(manifest: ReleaseManifest) -> list[tuple[str, dict[str, str]]]:
+    """(name, format -> sha256) of every stored part in release order: the non-empty base
+    shards by key, then the updates by name (the order their files sort in, too)."""
+    out = [(s.start, s.formats) for s in manifest.shards if s.documents]
+    return out + [(u.name, u.formats) for u in manifest.updates]
+
+
+# ---------------------------------------------------------------- building parts
+
+
 @dataclass
 class _Built:
-    """One shard as the manifest lists it, and its files by format."""
+    """One part (a base shard or an update) as the manifest lists it, its files by format and
+    its live rows."""
 
-    shard: ReleaseShard
+    name: str
+    shard: ReleaseShard | ReleaseUpdate
     files: dict[str, ReleaseFile]
+    rows: list[_Row]
 
 
 @dataclass
 class _Shards:
-    shards: list[ReleaseShard]
-    files: dict[str, list[ReleaseFile]]  # by format, in key order
+    shards: list[ReleaseShard]  # every base range, the empty ones too
+    updates: list[ReleaseUpdate]
+    parts: list[_Built]  # the stored parts in release order
     touched_ids: set[str]  # doc_ids in shards the previous version does not have
-    dropped: int
+    dead_rows: int = 0
+
+    def files(self, fmt: str) -> list[ReleaseFile]:
+        return [p.files[fmt] for p in self.parts]
+
+    @property
+    def dropped(self) -> int:
+        return sum(r[4] for p in self.parts for r in p.rows)
 
 
-def _build_shard(start: str, lines: list[str], writer: _Writer) -> tuple[_Built, list[str]]:
+def _build_part(name: str, lines: list[str], writer: _Writer) -> _Built:
     records = [json.loads(line) for line in lines]
     jsonl = "".join(line + "\n" for line in lines).encode("utf-8")
-    docbin, conll, dropped = write_spacy_and_conll(records)
-    data = {"jsonl": jsonl, "conll": conll, "parquet": write_parquet(records), "spacy": docbin}
-    files = {
-        fmt: writer.put(data[fmt], ext, path(start)) for fmt, (ext, path) in SHARD_FORMATS.items()
+    docbin, blocks, dropped = _spacy_and_conll_blocks(records, name)
+    data = {
+        "jsonl": jsonl,
+        "conll": b"".join(blocks),
+        "parquet": write_parquet(records, name),
+        "spacy": docbin,
     }
-    shard = ReleaseShard(
-        start=start,
-        documents=len(records),
-        dropped_overlaps=dropped,
-        formats={fmt: f.sha256 for fmt, f in files.items()},
-    )
-    return _Built(shard, files), [r["doc_id"] for r in records]
+    files = {
+        fmt: writer.put(data[fmt], ext, path(name)) for fmt, (ext, path) in SHARD_FORMATS.items()
+    }
+    formats = {fmt: f.sha256 for fmt, f in files.items()}
+    shard: ReleaseShard | ReleaseUpdate
+    if name.startswith("update-"):
+        shard = ReleaseUpdate(
+            name=name, documents=len(records), dropped_overlaps=sum(dropped), formats=formats
+        )
+    else:
+        shard = ReleaseShard(
+            start=name, documents=len(records), dropped_overlaps=sum(dropped), formats=formats
+        )
+    rows = [
+        (r["doc_id"], i, hashlib.sha256(line.encode("utf-8")).digest(), sha256_digest(b), n)
+        for i, (r, line, b, n) in enumerate(zip(records, lines, blocks, dropped, strict=True))
+    ]
+    return _Built(name, shard, files, rows)
+
+
+def sha256_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _reused_rows(
+    store: Store,
+    previous: ReleaseManifest,
+    lines: list[str],
+    files: dict[str, ReleaseFile],
+    by_record: dict[bytes, tuple[str, bytes, int]],
+) -> list[_Row]:
+    """The rows of a base shard kept from the previous version: what the previous index
+    says of each line (a line's sha256 names its content, whatever part held it), or, for a
+    document that was changed and changed back, read from the shard's CoNLL object."""
+    rows: list[_Row] = []
+    blocks: list[bytes] | None = None
+    for i, line in enumerate(lines):
+        rsha = hashlib.sha256(line.encode("utf-8")).digest()
+        known = by_record.get(rsha)
+        if known is None:
+            if blocks is None:
+                blocks = conll_blocks(_verified_object(store, previous.version, files["conll"]))
+            record = json.loads(line)
+            _, n = _spacy_doc(record)
+            known = (record["doc_id"], sha256_digest(blocks[i]), n)
+        rows.append((known[0], i, rsha, known[1], known[2]))
+    return rows
 
 
 def _write_shards(
+    store: Store,
     inp: _Input,
     starts: list[int],
     previous: ReleaseManifest | None,
+    index: LiveIndex | None,
     writer: _Writer,
-    built: dict[str, _Built],
+    built: dict[tuple[str, str], _Built],
 ) -> _Shards:
-    """Every shard of the version, in key order: reused from the previous version (or from an
+    """Every base shard of the version, in key order, and no updates (a first version, one on
+    top of an older layout, or a compaction): reused from the previous version (or from an
     earlier attempt of this publish) when its JSONL is the same, built and written otherwise."""
-    reusable: dict[str, _Built] = {}
-    if previous is not None and previous.format_version == FORMAT_VERSION:
+    reusable: dict[str, tuple[ReleaseShard, dict[str, ReleaseFile]]] = {}
+    by_record: dict[bytes, tuple[str, bytes, int]] = {}
+    if previous is not None and index is not None:  # an index: the same writers made it
         by_sha = {f.sha256: f for f in previous.files}
         for s in previous.shards:
             if s.documents and all(sha in by_sha for sha in s.formats.values()):
-                reusable[s.formats["jsonl"]] = _Built(
-                    s, {fmt: by_sha[sha] for fmt, sha in s.formats.items()}
-                )
+                reusable[s.formats["jsonl"]] = (s, {f: by_sha[h] for f, h in s.formats.items()})
+        by_record = {v[2]: (doc, v[3], v[4]) for doc, v in index.by_doc().items()}
     # JSONL bytes the previous version has (as a shard or, in layout 1, as its one file):
     # documents elsewhere are new or changed, for the notes
     known = {f.sha256 for f in previous.files if f.path == "corpus.jsonl"} if previous else set()
-    out = _Shards([], {fmt: [] for fmt in SHARD_FORMATS}, set(), 0)
+    out = _Shards([], [], [], set())
 
     def flush(i: int, lines: list[str]) -> None:
         start = f"{starts[i]:016x}"
@@ -887,18 +1138,20 @@ def _write_shards(
             out.shards.append(ReleaseShard(start=start, documents=0))
             return
         sha = sha256_hex("".join(line + "\n" for line in lines).encode("utf-8"))
-        shard = reusable.get(sha) or built.get(sha)
-        if shard is None or shard.shard.start != start:
-            shard, ids = _build_shard(start, lines, writer)
-            built[sha] = shard
-        else:
-            ids = [json.loads(line)["doc_id"] for line in lines] if sha not in known else []
+        part = built.get((start, sha))
+        if part is None:
+            old = reusable.get(sha)
+            if previous is not None and old is not None and old[0].start == start:
+                rows = _reused_rows(store, previous, lines, old[1], by_record)
+                part = _Built(start, old[0], old[1], rows)
+            else:
+                part = _build_part(start, lines, writer)
+            built[(start, sha)] = part
         if sha not in known:
-            out.touched_ids.update(ids)
-        out.shards.append(shard.shard)
-        out.dropped += shard.shard.dropped_overlaps
-        for fmt in SHARD_FORMATS:
-            out.files[fmt].append(shard.files[fmt])
+            out.touched_ids.update(r[0] for r in part.rows)
+        assert isinstance(part.shard, ReleaseShard)
+        out.shards.append(part.shard)
+        out.parts.append(part)
 
     i, lines = 0, list[str]()
     for key, line in inp.spill:
@@ -911,6 +1164,80 @@ def _write_shards(
         flush(j, [])
     writer.drain()
     return out
+
+
+def _write_updates(
+    inp: _Input,
+    previous: ReleaseManifest,
+    index: LiveIndex,
+    writer: _Writer,
+    built: dict[tuple[str, str], _Built],
+    shard_docs: int,
+) -> _Shards | None:
+    """The previous version's base shards and updates as they are, and the added and changed
+    documents in new update parts (in key order, `shard_docs` a part); None when that would
+    pass the compaction thresholds, so the caller rewrites the ranges instead."""
+    by_doc = index.by_doc()
+    kept: dict[str, list[_Row]] = {}
+    changed: set[bytes] = set()
+    for doc_id, digest in inp.digests.items():
+        old = by_doc.get(doc_id)
+        if old is not None and old[2] == digest:
+            kept.setdefault(old[0], []).append((doc_id, old[1], old[2], old[3], old[4]))
+        else:
+            changed.add(digest)
+    base = [s for s in previous.shards if s.documents]
+    updates = [u for u in previous.updates if u.name in kept]  # all-dead updates go
+    live = len(inp.digests)
+    stored = sum(s.documents for s in base) + sum(u.documents for u in updates) + len(changed)
+    new_parts = math.ceil(len(changed) / shard_docs)
+    if stored - live > COMPACT_DEAD_SHARE * live or len(updates) + new_parts > MAX_UPDATES:
+        return None
+
+    by_sha = {f.sha256: f for f in previous.files}
+
+    def old_part(name: str, shard: ReleaseShard | ReleaseUpdate) -> _Built:
+        files = {fmt: by_sha[sha] for fmt, sha in shard.formats.items()}
+        return _Built(name, shard, files, sorted(kept.get(name, []), key=lambda r: r[1]))
+
+    by_name = {u.name: old_part(u.name, u) for u in updates}
+    lines: list[str] = []
+
+    def flush() -> None:
+        sha = sha256_hex("".join(line + "\n" for line in lines).encode("utf-8"))
+        name = f"update-{sha[:16]}"
+        part = built.get((name, sha))
+        if part is None:
+            part = built[(name, sha)] = _build_part(name, lines, writer)
+        # an update of the same name holds the same rows: now every one of them is live
+        by_name[name] = part
+
+    for _key, line in inp.spill:
+        if hashlib.sha256(line.encode("utf-8")).digest() in changed:
+            lines.append(line)
+            if len(lines) == shard_docs:
+                flush()
+                lines = []
+    if lines:
+        flush()
+    writer.drain()
+    parts = [old_part(s.start, s) for s in base] + [by_name[n] for n in sorted(by_name)]
+    new = [by_name[n].shard for n in sorted(by_name)]
+    return _Shards(
+        shards=list(previous.shards),
+        updates=[u for u in new if isinstance(u, ReleaseUpdate)],
+        parts=parts,
+        touched_ids=set(),
+        dead_rows=sum(p.shard.documents for p in parts) - live,
+    )
+
+
+def _read_index(store: Store, manifest: ReleaseManifest | None) -> LiveIndex | None:
+    """The previous version's live index, when it has one made by today's writers."""
+    if manifest is None or manifest.layout < 3 or manifest.format_version != FORMAT_VERSION:
+        return None
+    [entry] = [f for f in manifest.files if f.path == INDEX_PATH]
+    return LiveIndex(_verified_object(store, manifest.version, entry))
 
 
 # ---------------------------------------------------------------- publishing
@@ -971,7 +1298,7 @@ def _previous_digests(
     changed or gone. Only those shards are read."""
     if previous is None:
         return {}
-    ours = {f.sha256 for f in shards.files["jsonl"]}
+    ours = {f.sha256 for f in shards.files("jsonl")}
     out: dict[str, bytes] = {}
     for entry in previous.files:
         if entry.path == "corpus.jsonl" and entry.sha256 not in ours:
@@ -980,9 +1307,28 @@ def _previous_digests(
 
 
 def _notes(
-    version: str, previous: str | None, inp: _Input, shards: _Shards, before: dict[str, bytes]
+    store: Store,
+    version: str,
+    base: ReleaseManifest | None,
+    index: LiveIndex | None,
+    inp: _Input,
+    shards: _Shards,
 ) -> bytes:
+    """The release notes: from the previous live index when there is one (nothing else is
+    read), else from the previous version's JSONL shards this version does not share."""
     current = inp.digests
+    previous = base.version if base else None
+    if index is not None:
+        before = {doc: v[2] for doc, v in index.by_doc().items()}
+        return write_notes(
+            version,
+            previous,
+            documents=len(current),
+            added=sorted(d for d in current if d not in before),
+            changed=sorted(d for d in current if d in before and before[d] != current[d]),
+            removed=sorted(d for d in before if d not in current),
+        )
+    before = _previous_digests(store, base, shards)
     touched = shards.touched_ids
     return write_notes(
         version,
@@ -1049,7 +1395,8 @@ def _publish(
     chash = inp.content_hash
     publisher = uuid.uuid4().hex
     diverged: set[str] = set()
-    built: dict[str, _Built] = {}  # by JSONL sha256: a retry writes nothing twice
+    built: dict[tuple[str, str], _Built] = {}  # by name and JSONL sha256: a retry writes
+    # nothing twice
 
     for _attempt in range(max_attempts):
         latest, latest_etag = read_latest(store)
@@ -1061,10 +1408,20 @@ def _publish(
         if latest is not None and previous is not None:
             base = read_manifest(store, previous, latest["manifest_sha256"])
 
-        # the shards first, the claim after: they depend on the base version only, and a
-        # claim held for a short time keeps rivals from skipping numbers
-        starts = shard_starts(inp.keys, shard_docs, base)
-        shards = _write_shards(inp, starts, base, writer, built)
+        # the parts and the live index first, the claim after: they depend on the base
+        # version only, and a claim held for a short time keeps rivals from skipping numbers.
+        # Updates over the base's shards when it has a live index and the overlay stays
+        # small; else (first version, older layout, compaction due) base shards throughout.
+        index = _read_index(store, base)
+        shards = None
+        if base is not None and index is not None:
+            shards = _write_updates(inp, base, index, writer, built, shard_docs)
+        if shards is None:
+            starts = shard_starts(inp.keys, shard_docs, base)
+            shards = _write_shards(store, inp, starts, base, index, writer, built)
+        live_index = writer.put(
+            write_index((p.name, p.rows) for p in shards.parts), "parquet", INDEX_PATH
+        )
         version = _claim(store, publisher, chash, previous, skip=diverged)
         if version is None:
             continue  # latest moved while we looked for a number
@@ -1077,9 +1434,9 @@ def _publish(
             model_versions=model_versions,
             dropped_overlaps=shards.dropped,
             store_url=store.url,
-            parquet_shards=len(shards.files["parquet"]),
+            parquet_shards=len(shards.parts),
         )
-        notes = _notes(version, previous, inp, shards, _previous_digests(store, base, shards))
+        notes = _notes(store, version, base, index, inp, shards)
         if notes_extra:
             notes += b"## Details\n\n```json\n" + encode_json(notes_extra) + b"```\n"
         small = {
@@ -1088,7 +1445,7 @@ def _publish(
             "README.md": readme,
             "NOTES.md": notes,
         }
-        files = [f for fmt in SHARD_FORMATS for f in shards.files[fmt]]
+        files = [f for fmt in SHARD_FORMATS for f in shards.files(fmt)] + [live_index]
         files += [writer.put(small[name], name.rsplit(".", 1)[-1], name) for name in SMALL_FILES]
         writer.drain()
         manifest = ReleaseManifest(
@@ -1104,6 +1461,8 @@ def _publish(
             format_version=FORMAT_VERSION,
             shard_docs=shard_docs,
             shards=shards.shards,
+            updates=shards.updates,
+            dead_rows=shards.dead_rows,
         )
         try:
             manifest, manifest_bytes = _write_manifest(store, manifest)

@@ -141,7 +141,8 @@ class ReleaseShard(_Strict):
     """A range of the shard key (the first 8 bytes of sha256(doc_id)) from `start` up to the
     next shard's start, and the sha256 of each format's object for the documents in it (none
     when the range is empty). The next version keeps these ranges, so an unchanged range
-    names the same objects again."""
+    names the same objects again. `documents` counts the rows stored, live or not (layout 3:
+    the live index says which are live)."""
 
     start: str = Field(pattern=r"^[0-9a-f]{16}$")
     documents: int = Field(ge=0)
@@ -149,12 +150,25 @@ class ReleaseShard(_Strict):
     formats: dict[str, str] = Field(default_factory=dict)  # format -> sha256 of its object
 
 
+class ReleaseUpdate(_Strict):
+    """An update part (layout 3): documents added or changed since the base shards were
+    written, in shard-key order, named by the sha256 of their JSONL (so the name sorts after
+    every base shard's start). The live index says which of its rows are still live."""
+
+    name: str = Field(pattern=r"^update-[0-9a-f]{16}$")
+    documents: int = Field(ge=1)
+    dropped_overlaps: int = Field(default=0, ge=0)
+    formats: dict[str, str] = Field(default_factory=dict)  # format -> sha256 of its object
+
+
 class ReleaseManifest(_Strict):
     """`releases/<version>/manifest.json`. Layout 1 (the first releases) has whole files
     under the version's folder and no shards; layout 2 lists content-addressed shards that
-    versions share. Readers accept both."""
+    versions share; layout 3 adds update parts over the base shards and the live index
+    (`live.parquet`: the row_id of every live row), read merge-on-read. Readers accept all
+    three."""
 
-    layout: Literal[1, 2] = 1
+    layout: Literal[1, 2, 3] = 1
     version: str
     created_at: str
     content_hash: str
@@ -166,3 +180,7 @@ class ReleaseManifest(_Strict):
     format_version: int | None = None  # of the shard writers; shards are reused only if equal
     shard_docs: int | None = None  # documents per shard aimed at
     shards: list[ReleaseShard] = Field(default_factory=list)
+    # layout 3: the update parts after the base shards (sorted by name), and how many rows
+    # of the base shards and updates are no longer live (superseded or removed documents)
+    updates: list[ReleaseUpdate] = Field(default_factory=list)
+    dead_rows: int = Field(default=0, ge=0)

@@ -180,6 +180,7 @@ def test_release_publish_then_pull_roundtrip(store: Store, tmp_path: Path) -> No
         "agreement.json",
         "README.md",
         "NOTES.md",
+        "live.parquet",
     }
     # every file is a content-addressed object; the version's folder holds claim and manifest
     for f in result.manifest.files:
@@ -189,7 +190,7 @@ def test_release_publish_then_pull_roundtrip(store: Store, tmp_path: Path) -> No
         "releases/v0001/claim.json",
         "releases/v0001/manifest.json",
     ]
-    assert result.manifest.layout == 2 and [s.documents for s in result.manifest.shards] == [3]
+    assert result.manifest.layout == 3 and [s.documents for s in result.manifest.shards] == [3]
     assert result.manifest.counts["documents"] == 3
     assert result.manifest.counts["status_adjudicated"] == 1
     assert result.manifest.model_versions == ["ner-1"] and result.manifest.previous is None
@@ -310,12 +311,12 @@ def test_release_concurrent_different_content_keeps_history_linear(store: Store)
     assert chain[-1] == "v0001" and len(chain) == 4
 
 
-@pytest.mark.parametrize("crash_at", [1, 2, 5, 9, 10, 11])
+@pytest.mark.parametrize("crash_at", [1, 2, 5, 6, 10, 11, 12])
 def test_release_crash_mid_publish_leaves_latest_and_retry_completes(
     store: Store, tmp_path: Path, crash_at: int
 ) -> None:
-    """Writes of a publish: 1-4 the shard's objects, 5 claim, 6-9 the small files (all
-    content-addressed), 10 manifest, 11 latest.json."""
+    """Writes of a publish: 1-4 the update part's objects, 5 the live index, 6 claim, 7-10 the
+    small files (all content-addressed), 11 manifest, 12 latest.json."""
     do_publish(store)
     before = store.get_bytes(LATEST_KEY)
     records = make_records()

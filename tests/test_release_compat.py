@@ -1,6 +1,7 @@
 """Releases published before the shard layout (layout 1: whole files under
-`releases/<version>/`, written here by the publisher of commit ff44639, taken from git) still
-pull and load with today's reader, and today's publisher builds on top of them."""
+`releases/<version>/`, written here by the publisher of commit ff44639, taken from git) and
+before merge-on-read (layout 2: shards without updates or live index, by the publisher of commit
+71f12ee) still pull and load with today's reader, and today's publisher builds on top of them."""
 
 from __future__ import annotations
 
@@ -17,28 +18,39 @@ from corpus.release import read_manifest
 from corpus.store import Store
 from tests.test_release import AGREEMENT, LABELS, CountingStore, do_publish, make_records
 from tests.test_release import store as store  # noqa: F401 - the local/S3 fixture
+from tests.test_release_shards import many_records
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD_COMMIT = "ff44639"
+LAYOUT2_COMMIT = "71f12ee"
 
 
-@pytest.fixture(scope="module")
-def old_release(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+def _module_at(commit: str, name: str, tmp: Path) -> ModuleType:
     source = subprocess.run(
-        ["git", "show", f"{OLD_COMMIT}:corpus/release.py"],
+        ["git", "show", f"{commit}:corpus/release.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    path = tmp_path_factory.mktemp("old") / "old_release.py"
+    path = tmp / f"{name}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("old_release", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["old_release"] = module  # its dataclasses look their module up
+    sys.modules[name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def old_release(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    return _module_at(OLD_COMMIT, "old_release", tmp_path_factory.mktemp("old"))
+
+
+@pytest.fixture(scope="module")
+def layout2_release(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    return _module_at(LAYOUT2_COMMIT, "layout2_release", tmp_path_factory.mktemp("layout2"))
 
 
 def old_publish(old: ModuleType, store: Store) -> None:
@@ -89,7 +101,7 @@ def test_release_compat_new_version_on_top_of_old_one(
     # the content hash is defined anew with the shards, so the same records make one new
     # version in the new layout (once), which says nothing changed
     same = do_publish(store)
-    assert (same.created, same.version, same.manifest.layout) == (True, "v0002", 2)
+    assert (same.created, same.version, same.manifest.layout) == (True, "v0002", 3)
     notes = read_release_file(store, "v0002", "NOTES.md").decode()
     assert "0 added, 0 changed, 0 removed, 3 unchanged" in notes
     assert not do_publish(store).created
@@ -105,3 +117,47 @@ def test_release_compat_new_version_on_top_of_old_one(
         by_id = {r["doc_id"]: r for r in load(folder)}
         assert sorted(by_id) == ["doc-a", "doc-b", "doc-c"]
         assert by_id["doc-b"]["review_status"] == ("machine" if version == "v0001" else "reviewed")
+
+
+def test_release_compat_layout2_release_pulls_loads_and_is_built_on(
+    layout2_release: ModuleType, store: Store, tmp_path: Path
+) -> None:
+    records = many_records(40)
+    layout2_release.publish(
+        store,
+        records,
+        label_schema=LABELS,
+        agreement=AGREEMENT,
+        code_version="old-2",
+        model_versions=["ner-1"],
+        shard_docs=8,
+    )
+    manifest = read_manifest(store, "v0001")
+    assert manifest.layout == 2 and len(manifest.shards) == 5 and not manifest.updates
+    ids = [r["doc_id"] for r in load(store)]
+    assert sorted(ids) == sorted(r["doc_id"] for r in records)
+    folder = pull(store, dest=tmp_path)
+    assert [r["doc_id"] for r in load(folder)] == ids
+    assert [d.user_data["doc_id"] for d in load_docs(store)] == ids
+    assert [d.user_data["doc_id"] for d in load_docs(folder)] == ids
+    assert read_release_file(folder, "v0001", "corpus.jsonl") == read_release_file(
+        store, "v0001", "corpus.jsonl"
+    )
+    assert not do_publish(store, records, shard_docs=8).created  # same content hash
+
+    # the first change on top of it writes base shards throughout (new writers), with a live
+    # index; the next one is an update over those
+    records[5]["review_status"] = "reviewed"
+    second = do_publish(store, records, shard_docs=8)
+    assert (second.manifest.layout, second.manifest.updates) == (3, [])
+    assert "0 added, 1 changed, 0 removed" in read_release_file(store, "v0002", "NOTES.md").decode()
+    records[6]["review_status"] = "reviewed"
+    third = do_publish(store, records, shard_docs=8)
+    assert len(third.manifest.updates) == 1 and third.manifest.shards == second.manifest.shards
+    statuses = {r["doc_id"]: r["review_status"] for r in load(store)}
+    assert statuses["doc-00005"] == statuses["doc-00006"] == "reviewed"
+    for version, reviewed in (("v0001", 0), ("v0003", 2)):
+        folder = pull(store, version, dest=tmp_path / "all")
+        got = {r["doc_id"]: r["review_status"] for r in load(folder)}
+        assert len(got) == 40
+        assert [got["doc-00005"], got["doc-00006"]].count("reviewed") == reviewed

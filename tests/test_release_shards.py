@@ -1,6 +1,7 @@
-"""Releases as content-addressed shards that versions share: a small change writes only the
-shards it touches, shard ranges stay put across versions, and a publish that crashed before
-its manifest leaves no version behind."""
+"""Releases as content-addressed shards that versions share: a small change keeps every base
+shard and writes the changed documents as an update part with a new live index (merge on
+read), compaction rewrites the affected ranges once the overlay grows, shard ranges stay put
+across versions, and a publish that crashed before its manifest leaves no version behind."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from corpus.pull import load, pull
@@ -41,7 +44,7 @@ def objects(store: Store) -> dict[str, int]:
     return {key: len(store.get_bytes(key)) for key in store.list(f"{OBJECTS}/")}
 
 
-def test_release_shards_one_changed_document_writes_one_shard(store: Store) -> None:
+def test_release_shards_one_changed_document_writes_one_update(store: Store) -> None:
     records = many_records(160)
     first = do_publish(store, records, shard_docs=8)
     shards = [s for s in first.manifest.shards if s.documents]
@@ -56,21 +59,23 @@ def test_release_shards_one_changed_document_writes_one_shard(store: Store) -> N
     second = do_publish(counting, changed, shard_docs=8)
     assert second.created and second.manifest.previous == first.manifest.version
     new = {k: n for k, n in objects(store).items() if k not in before}
-    # the touched shard's four formats, and this version's datasheet and notes
-    assert len(new) == 6, sorted(new)
-    assert sum(1 for k in new if k.endswith((".jsonl", ".conll", ".parquet", ".spacy"))) == 4
+    # the update's four formats, the live index, and this version's datasheet and notes
+    assert len(new) == 7, sorted(new)
+    assert sum(1 for k in new if k.endswith((".jsonl", ".conll", ".spacy"))) == 3
     assert sum(new.values()) < 0.15 * full
-    # one shard range names new objects, every other names the same ones as before
-    differ = [
-        (a.start, b.start)
-        for a, b in zip(first.manifest.shards, second.manifest.shards, strict=True)
-        if a.formats != b.formats
-    ]
-    key = shard_key("doc-00037")
-    assert len(differ) == 1
-    [(start, _)] = differ
-    starts = [int(s.start, 16) for s in second.manifest.shards]
-    assert starts.index(int(start, 16)) == sum(1 for s in starts if s <= key) - 1
+    # every base shard is the previous version's; the changed document is in one update
+    assert second.manifest.shards == first.manifest.shards
+    [update] = second.manifest.updates
+    assert update.documents == 1 and second.manifest.dead_rows == 1
+    index = {f.path: f for f in second.manifest.files}["live.parquet"]
+    live = pq.read_table(pa.BufferReader(store.get_bytes(index.object or ""))).to_pylist()
+    assert len(live) == 160 and len({r["doc_id"] for r in live}) == 160
+    [row] = [r for r in live if r["doc_id"] == "doc-00037"]
+    assert (row["part"], row["position"], row["row_id"]) == (
+        update.name,
+        0,
+        f"{update.name}/doc-00037",
+    )
     # only the new objects were written (labels and agreement are found there already)
     written = [k for k in counting.puts if k.startswith(f"{OBJECTS}/")]
     assert set(written) - set(new) == {
@@ -83,26 +88,19 @@ def test_release_shards_one_changed_document_writes_one_shard(store: Store) -> N
     assert {r["doc_id"]: r["review_status"] for r in load(store)}["doc-00037"] == "reviewed"
 
 
-def test_release_shards_added_and_removed_documents_keep_other_ranges(store: Store) -> None:
+def test_release_shards_added_and_removed_documents_keep_every_base_shard(store: Store) -> None:
     records = many_records(64)
     first = do_publish(store, records, shard_docs=8)
     grown = [*records[1:], *many_records(66)[64:]]  # doc-00000 gone, two added
     second = do_publish(store, grown, shard_docs=8)
-    assert [s.start for s in second.manifest.shards] == [s.start for s in first.manifest.shards]
-    same = sum(
-        a.formats == b.formats
-        for a, b in zip(first.manifest.shards, second.manifest.shards, strict=True)
-    )
-    touched = {
-        sum(int(s.start, 16) <= shard_key(d) for s in first.manifest.shards)
-        for d in (
-            "doc-00000",
-            "doc-00064",
-            "doc-00065",
-        )
-    }
-    assert same == len(first.manifest.shards) - len(touched)
+    assert second.manifest.shards == first.manifest.shards
+    [update] = second.manifest.updates
+    assert update.documents == 2 and second.manifest.dead_rows == 1
     assert sorted(r["doc_id"] for r in load(store)) == sorted(r["doc_id"] for r in grown)
+    # in release order: the base shards' live rows by key, then the update's
+    order = [r["doc_id"] for r in load(store)]
+    assert order == sorted(order[:-2], key=shard_key) + sorted(order[-2:], key=shard_key)
+    assert set(order[-2:]) == {"doc-00064", "doc-00065"}
 
 
 @pytest.mark.parametrize(
@@ -156,7 +154,7 @@ def test_release_shards_crash_before_manifest_leaves_no_version(
     with pytest.raises(RuntimeError, match="simulated crash"):
         do_publish(crashing, records, shard_docs=8)
     written = [k for k in crashing.puts if k.startswith(f"{OBJECTS}/")]
-    assert len(written) == 5 * 4 + 4 and all(store.exists(k) for k in written)
+    assert len(written) == 5 * 4 + 1 + 4 and all(store.exists(k) for k in written)
     # no version is visible: no manifest, no latest, nothing to pull
     assert list(list_versions(store)) == []
     with pytest.raises(NotFound):
