@@ -135,6 +135,68 @@ def fast_annotate() -> Iterator[None]:
         pipeline.annotate, pipeline.load_nlp, pipeline.model_version_for = saved
 
 
+# ---------------------------------------------------------------- per-stage time
+
+
+class StageTimes:
+    """Seconds spent in each stage of a run: the stage functions the flow calls wrapped (in
+    their modules' namespaces, and the batch tasks' `.fn`) by a timer for the bench's life."""
+
+    STAGES = (  # (module, attribute, stage name)
+        ("flows.pipeline", "discover", "discover"),
+        ("flows.pipeline", "migrate_stages", "migrate"),
+        ("flows.tasks", "ingest_batch", "ingest"),
+        ("flows.pipeline", "commit_stage", "commit"),
+        ("flows.pipeline", "annotate_todo", "annotate"),
+        ("flows.tasks", "annotate_batch", "annotate"),
+        ("flows.tasks", "push_review", "push"),
+        ("flows.tasks", "collect_review", "collect"),
+        ("flows.tasks", "adjudicate_all", "adjudicate"),
+        ("flows.tasks", "publish_release", "publish"),
+        ("flows.pipeline", "write_run_report", "report"),
+        ("flows.pipeline", "publish_artifacts", "report"),
+    )
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.seconds: dict[str, float] = {}
+        self._saved: list[tuple[Any, str, Any]] = []
+        for module_name, attr, stage in self.STAGES:
+            module = importlib.import_module(module_name)
+            obj = getattr(module, attr)
+            if hasattr(obj, "fn"):  # a Prefect task: its body, wherever it is called from
+                self._saved.append((obj, "fn", obj.fn))
+                obj.fn = self._timed(obj.fn, stage)
+            else:
+                self._saved.append((module, attr, obj))
+                setattr(module, attr, self._timed(obj, stage))
+
+    def _timed(self, fn: Callable[..., Any], stage: str) -> Callable[..., Any]:
+        import functools
+
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+
+        return timed
+
+    def take(self) -> str:
+        out = ", ".join(
+            f"{k} {v:.1f}" for k, v in sorted(self.seconds.items(), key=lambda x: -x[1])
+        )
+        self.seconds = {}
+        return out
+
+    def restore(self) -> None:
+        for obj, attr, fn in reversed(self._saved):
+            setattr(obj, attr, fn)
+
+
 # ---------------------------------------------------------------- counting S3 requests
 
 

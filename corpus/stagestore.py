@@ -16,7 +16,7 @@ import json
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,13 +33,16 @@ MIGRATE_DOCS = 256  # documents of the old layout per shard when packing them
 @dataclass(frozen=True, slots=True)
 class Entry:
     """Where a document is and what made it. `line` -1: a file of the old layout (`shard` is
-    its key; hash and versions are known once it is read)."""
+    its key; hash and versions are known once it is read). `source_sig`: what discovery saw of
+    the source the document was cleaned from (ingest.sources.SourceRef.signature), so that an
+    unchanged source is not read again; "" when unknown (an index rebuilt from shards)."""
 
     shard: str
     line: int
     content_hash: str
     version: str
     source_sha256: str = ""
+    source_sig: str = ""
 
     @property
     def legacy(self) -> bool:
@@ -89,13 +92,14 @@ class StageStore:
 
     # ------------------------------------------------------------ the index
 
-    def entry(self, doc: dict[str, Any], shard: str, line: int) -> Entry:
+    def entry(self, doc: dict[str, Any], shard: str, line: int, source_sig: str = "") -> Entry:
         return Entry(
             shard=shard,
             line=line,
             content_hash=str(doc.get("content_hash") or ""),
             version=str(doc.get(self.version_field) or ""),
             source_sha256=str(doc.get("source_sha256") or ""),
+            source_sig=source_sig,
         )
 
     def _read_index(self) -> StageIndex:
@@ -109,9 +113,10 @@ class StageStore:
                 raise ValueError(f"format {raw.get('format')!r} of stage {raw.get('stage')!r}")
             shards: list[str] = raw["shards"]
             versions: list[str] = raw["versions"]
+            # rows of 6 fields were written before source signatures (read as "": unknown)
             docs = {
-                d: Entry(shards[s], line, h, versions[v], src)
-                for d, s, line, h, v, src in raw["docs"]
+                row[0]: Entry(shards[row[1]], row[2], row[3], versions[row[4]], row[5], *row[6:7])
+                for row in raw["docs"]
             }
         except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
             # the shards hold everything the index says: rebuild it from them
@@ -180,6 +185,7 @@ class StageStore:
                     e.content_hash,
                     version_no[e.version],
                     e.source_sha256,
+                    e.source_sig,
                 ]
                 for d, e in sorted(index.docs.items())
                 if not e.legacy  # files of the old layout are found by listing
@@ -210,14 +216,21 @@ class StageStore:
 
     # ------------------------------------------------------------ shards
 
-    def write_shard(self, docs: list[dict[str, Any]]) -> list[tuple[str, Entry]]:
-        """One object for the documents of a batch; their entries, for `commit`."""
+    def write_shard(
+        self, docs: list[dict[str, Any]], source_sigs: Sequence[str] = ()
+    ) -> list[tuple[str, Entry]]:
+        """One object for the documents of a batch; their entries, for `commit`.
+        `source_sigs`, one per document where given: the signatures of their sources."""
         if not docs:
             return []
+        sigs = list(source_sigs) or [""] * len(docs)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         key = f"{self.shard_prefix}{stamp}-{uuid.uuid4().hex[:12]}{SHARD_SUFFIX}"
         self.store.put_bytes(key, encode_shard(docs), content_type="application/gzip")
-        return [(d["doc_id"], self.entry(d, key, i)) for i, d in enumerate(docs)]
+        return [
+            (d["doc_id"], self.entry(d, key, i, sig))
+            for i, (d, sig) in enumerate(zip(docs, sigs, strict=True))
+        ]
 
     def _shard_lines(self, key: str) -> list[str]:
         with self._lock:
@@ -301,6 +314,19 @@ def unchanged_source(entry: Entry | None, source_sha256: str, cleaner_version: s
         entry is not None
         and not entry.legacy
         and entry.source_sha256 == source_sha256
+        and entry.version == cleaner_version
+    )
+
+
+def unchanged_signature(entry: Entry | None, source_sig: str, cleaner_version: str) -> bool:
+    """Whether a source needs neither cleaning nor reading: discovery saw it as it was when
+    its clean document was made (same size and mtime, or ETag), by the same cleaners. An
+    unknown signature ("") is never unchanged."""
+    return (
+        bool(source_sig)
+        and entry is not None
+        and not entry.legacy
+        and entry.source_sig == source_sig
         and entry.version == cleaner_version
     )
 

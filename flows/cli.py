@@ -158,6 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["CORPUSFLOW_LEASE_WAIT"] = str(args.wait_lease)
     if args.dask_address:
         os.environ["CORPUSFLOW_DASK_ADDRESS"] = args.dask_address
+    if args.rehash:
+        os.environ["CORPUSFLOW_REHASH"] = "1"
 
     _quiet_service_tracebacks()
     try:
@@ -562,6 +564,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    p.add_argument(
+        "--rehash",
+        action="store_true",
+        help="read and hash every source, even those whose size and mtime (S3: ETag) are "
+        "unchanged (CORPUSFLOW_REHASH)",
+    )
     p.add_argument(
         "--review-only",
         action="store_true",

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,23 @@ from corpus.stagestore import (
     clean_store,
     machine_store,
     to_annotate,
+    unchanged_signature,
     unchanged_source,
 )
 from corpus.store import Store, open_store, open_store_from_settings
 from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, make_doc_id
 from ingest.guard import clean_guarded
 from ingest.limits import Limits, check_size
-from ingest.sources import SourceRef, hidden_key, iter_chunks, printable, read_local, walk
+from ingest.sources import (
+    SourceRef,
+    hidden_key,
+    iter_chunks,
+    object_signature,
+    printable,
+    read_local,
+    signature_of,
+    walk,
+)
 from review.adjudication import AdjudicationItem
 from review.client import LabelStudioClient, LabelStudioError
 from review.config import instructions_html, label_config
@@ -121,12 +131,18 @@ def discover(sources: str, settings: Settings) -> list[SourceRef]:
             region=settings.aws_region,
         )
         return [
-            SourceRef(key=k, location=f"s3://{bucket_prefix}/{k}", skip=hidden_key(k))
-            for k in sorted(src.list(""))
+            SourceRef(
+                key=o.key,
+                location=f"s3://{bucket_prefix}/{o.key}",
+                skip=hidden_key(o.key),
+                signature=object_signature(o.size, o.etag),
+            )
+            for o in sorted(src.list_info(""), key=lambda o: o.key)
         ]
     root = Path(sources)
     if root.is_file():
-        return [SourceRef(key=root.name, location=str(root), link=root.is_symlink())]
+        sig = signature_of(root.stat())
+        return [SourceRef(key=root.name, location=str(root), link=root.is_symlink(), signature=sig)]
     if not root.is_dir():
         raise FileNotFoundError(f"sources not found: {sources}")
     return walk(root)
@@ -190,7 +206,9 @@ def ingest_batch(
     """Clean each source of the batch; the batch's documents go into one shard of the clean
     stage (corpus.stagestore), whose entries the flow commits to the index (commit_stage). An
     input already cleaned from the same bytes by the same cleaners is skipped, decided from
-    the index read once per process and run; a bad input is quarantined with its reason."""
+    the index read once per process and run: without reading it when discovery saw the size
+    and mtime (S3: ETag) recorded then (unless settings.rehash), else by its sha256. A bad
+    input is quarantined with its reason."""
     store = store_for(settings)
     ledger = Ledger(store, run_id)
     logger = get_run_logger()
@@ -200,12 +218,22 @@ def ingest_batch(
     out = IngestOutcome([], [], [], [])
     docs: list[dict[str, Any]] = []
     sources: list[tuple[str, str, str]] = []  # (source key, doc_id, sha256) for the ledger
+    sigs: list[str] = []  # the signature of each document's source, for the index
     for ref in batch:
         suffix = Path(ref.key).suffix.lower()
         reason = ref.skip  # hidden, a symlink out of the root, a fifo... (ingest.sources)
         if reason is None and suffix not in SUPPORTED_SUFFIXES:
             supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
             reason = f"unsupported file type {suffix or '(none)'}; supported: {supported}"
+        doc_id = make_doc_id(ref.key)
+        entry = known.docs.get(doc_id)
+        if (
+            reason is None
+            and not settings.rehash
+            and unchanged_signature(entry, ref.signature, CLEANER_VERSION)
+        ):
+            out.unchanged.append(doc_id)  # its ledger entry ("processed") stands as it is
+            continue
         if reason is None:
             try:
                 data = read_source(ref, settings)
@@ -222,9 +250,10 @@ def ingest_batch(
             logger.info("skipped %s: %s", *out.skipped[-1])
             continue
         sha = hashlib.sha256(data).hexdigest()
-        doc_id = make_doc_id(ref.key)
-        if unchanged_source(known.docs.get(doc_id), sha, CLEANER_VERSION):
+        if unchanged_source(entry, sha, CLEANER_VERSION):
             out.unchanged.append(doc_id)
+            if entry is not None and entry.source_sig != ref.signature:  # touched, same bytes
+                out.entries.append((doc_id, replace(entry, source_sig=ref.signature)))
             continue
         try:
             doc = clean_guarded(
@@ -237,8 +266,9 @@ def ingest_batch(
             continue
         docs.append(doc.model_dump(mode="json"))
         sources.append((ref.key, doc_id, sha))
+        sigs.append(ref.signature)
         out.processed.append(doc_id)
-    out.entries = clean.write_shard(docs)
+    out.entries += clean.write_shard(docs, sigs)
     for key, doc_id, sha in sources:  # processed once the document is stored
         ledger.record(
             key,
