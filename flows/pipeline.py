@@ -33,6 +33,7 @@ from flows.tasks import (
     commit_stage,
     discover,
     ingest_batch,
+    ingest_todo,
     migrate_stages,
     pseudonymize_agreement,
     publish_release,
@@ -196,10 +197,11 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
     logger.info("run %s: %d inputs from %s into %s", run_id, len(refs), sources, settings.store)
 
     migrate_stages(settings)  # a store of the one-file-per-document layout, packed once
-    batches = batched(refs, settings.batch_size)
+    to_ingest, unchanged = ingest_todo(settings, refs)  # unchanged sources: no task, no read
+    batches = batched(to_ingest, settings.batch_size)
     tail_steps = 4  # push, collect + adjudicate, adjudication push, publish
     progress = Progress(2 * len(batches) + tail_steps, f"corpusflow run {run_id}")
-    ingested: list[IngestOutcome] = []
+    ingested = [IngestOutcome([], unchanged, [], [])]
     for ingest_future in ingest_batch.map(
         batches,
         settings=unmapped(settings),

@@ -290,6 +290,29 @@ def ingest_batch(
     return out
 
 
+def ingest_todo(settings: Settings, refs: Sequence[SourceRef]) -> tuple[list[SourceRef], list[str]]:
+    """The sources an ingest batch must see, and the doc_ids of those discovery already shows
+    unchanged (signature and cleaners those of their clean document, from the index read
+    once): an unchanged run maps no ingest task and reads no source. Skipped inputs (hidden,
+    unsupported...) go to the batches, which record their fate."""
+    if settings.rehash:
+        return list(refs), []
+    known = clean_store(store_for(settings)).load()
+    todo: list[SourceRef] = []
+    unchanged: list[str] = []
+    for ref in refs:
+        doc_id = make_doc_id(ref.key)
+        if (
+            ref.skip is None
+            and Path(ref.key).suffix.lower() in SUPPORTED_SUFFIXES
+            and unchanged_signature(known.docs.get(doc_id), ref.signature, CLEANER_VERSION)
+        ):
+            unchanged.append(doc_id)
+        else:
+            todo.append(ref)
+    return todo, unchanged
+
+
 # ---------------------------------------------------------------- annotate
 
 

@@ -12,7 +12,7 @@ from prefect import flow
 
 from corpus.stagestore import clean_store
 from corpus.store import LocalStore, S3Store
-from flows.tasks import IngestOutcome, commit_stage, discover, ingest_batch
+from flows.tasks import IngestOutcome, commit_stage, discover, ingest_batch, ingest_todo
 from schemas.settings import Settings
 from services.seaweedfs import SeaweedService
 
@@ -59,6 +59,12 @@ def test_rerun_unchanged_local_source_is_not_read_unless_rehash(
     assert (again.processed, len(again.unchanged)) == ([], 3)
     assert again.entries == []  # nothing to commit: the index is not rewritten
     assert [s for s, _ in again.skipped] == ["notes.bin"]  # every input still has a fate
+
+    # the flow maps no ingest task for them: only the skipped input goes to a batch
+    todo, unchanged = ingest_todo(settings, discover(str(src), settings))
+    assert [r.key for r in todo] == ["notes.bin"] and len(unchanged) == 3
+    forced = ingest_todo(settings.model_copy(update={"rehash": True}), discover(str(src), settings))
+    assert len(forced[0]) == 4 and forced[1] == []
 
     # --rehash reads every source: the edit is found
     rehashed = ingest(str(src), settings.model_copy(update={"rehash": True}), "r3")
