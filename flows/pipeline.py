@@ -409,7 +409,13 @@ def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("annotate", f"{ann['annotated']} annotated, {ann['unchanged']} unchanged"))
         push = report["review"]["push"]
         if push.get("mode") == "embedded":
-            rows.append(("push", f"embedded: Label Studio import file {push['import_file']}"))
+            rows.append(
+                (
+                    "push",
+                    f"embedded: Label Studio import files in {push['import_file']} "
+                    f"({push.get('written', 0)} of {push.get('files', 1)} written)",
+                )
+            )
         else:
             rows.append(
                 (

@@ -455,25 +455,61 @@ def push_review(settings: Settings) -> dict[str, object]:
 
 
 def write_embedded_import(store: Store, settings: Settings) -> dict[str, object]:
-    """The Label Studio import file of every machine document, written streaming to the work
-    folder and copied to the store from there; skipped when the machine index is the one the
-    stored file was made from and the local copy is in place."""
+    """The Label Studio import files of the machine documents, one per machine shard
+    (`<work>/labelstudio-import/<shard>.json`, copied to `review/labelstudio-import/` in the
+    store): a file is (re)written only when the documents its shard still holds for the index
+    changed (shards never change; documents leave one when they are annotated again), so a run
+    writes what changed, not every task. Import every file of the folder into Label Studio."""
     from review.results import write_import_file
 
-    index = machine_index(store)
-    local = settings.work_dir / "labelstudio-import.json"
-    made_from = index.etag if not index.dirty and index.etag else None
+    machine = machine_store(store)
+    index = machine.load()
+    local = settings.work_dir / "labelstudio-import"
+    by_shard: dict[str, list[str]] = {}
+    for doc_id, entry in index.docs.items():
+        by_shard.setdefault(entry.shard, []).append(doc_id)
     try:
         state = store.get_json(keys.import_state)
     except KeyError:
         state = {}
-    if made_from is None or state.get("machine_index") != made_from or not local.exists():
-        machine = machine_store(store)
-        docs = (AnnotatedDocument.model_validate(d) for d in machine.read(index, index.docs))
-        write_import_file(docs, local)
-        store.put_file(keys.import_file, local, content_type="application/json")
-        store.put_json(keys.import_state, {"machine_index": made_from, "tasks": len(index.docs)})
-    return {"mode": "embedded", "import_file": str(local), "tasks": len(index.docs)}
+    made: dict[str, str] = dict(state.get("files") or {}) if state.get("format") == 2 else {}
+    now: dict[str, str] = {}
+    written = 0
+    for shard in sorted(by_shard):
+        ids = sorted(by_shard[shard])
+        name = import_name(shard)
+        digest = hashlib.sha256(
+            "\n".join(f"{d}:{index.docs[d].line}" for d in ids).encode()
+        ).hexdigest()[:16]
+        now[name] = digest
+        if made.get(name) == digest and (local / name).exists():
+            continue
+        docs = (AnnotatedDocument.model_validate(d) for d in machine.read(index, ids))
+        write_import_file(docs, local / name)
+        store.put_file(f"{keys.import_dir}{name}", local / name, content_type="application/json")
+        written += 1
+    gone = [name for name in made if name not in now]
+    for name in gone:  # every document of the shard is in a newer one now
+        (local / name).unlink(missing_ok=True)
+        store.delete(f"{keys.import_dir}{name}")
+    if state.get("format") != 2:  # a store of the single-file layout: that file goes
+        store.delete(keys.import_file)
+        (settings.work_dir / "labelstudio-import.json").unlink(missing_ok=True)
+    if written or gone or now != made:
+        store.put_json(keys.import_state, {"format": 2, "files": now, "tasks": len(index.docs)})
+    return {
+        "mode": "embedded",
+        "import_file": str(local),
+        "tasks": len(index.docs),
+        "files": len(now),
+        "written": written,
+    }
+
+
+def import_name(shard: str) -> str:
+    """machine/shards/20261201T...-ab12.jsonl.gz -> 20261201T...-ab12.json"""
+    base = shard.rsplit("/", 1)[-1]
+    return base.removesuffix(".jsonl.gz").removesuffix(".json") + ".json"
 
 
 INSTRUCTIONS = instructions_html()
