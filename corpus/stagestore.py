@@ -352,3 +352,72 @@ def to_annotate(
         else:
             todo.append(doc_id)
     return todo, kept
+
+
+# ---------------------------------------------------------------- garbage
+
+
+GC_GRACE_SECONDS = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Garbage:
+    key: str
+    size: int
+    age_seconds: float
+
+
+def shard_time(key: str) -> datetime | None:
+    """When a shard was written, from its name (`<stage>/shards/<%Y%m%dT%H%M%S%f>-<id>...`,
+    the writer's clock); None for a name of another form (never collected)."""
+    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def unreferenced_shards(
+    stage: StageStore, index: StageIndex, *, grace_seconds: float, now: datetime | None = None
+) -> list[Garbage]:
+    """The shards of a stage that no document of `index` points to any more (every document
+    they held was written again, into a newer shard), written more than `grace_seconds` ago.
+    A shard younger than that is kept whatever the index says: a run may have written it and
+    not committed it yet. Only keys under `<stage>/shards/` are ever named."""
+    now = now or datetime.now(UTC)
+    live = {e.shard for e in index.docs.values()}
+    out = []
+    for info in stage.store.list_info(stage.shard_prefix):
+        if not info.key.startswith(stage.shard_prefix) or info.key in live:
+            continue
+        written = shard_time(info.key)
+        if written is None:
+            continue
+        age = (now - written).total_seconds()
+        if age > grace_seconds:
+            out.append(Garbage(info.key, info.size, age))
+    return out
+
+
+def collect_garbage(
+    store: Store, *, grace_seconds: float = GC_GRACE_SECONDS, dry_run: bool = False
+) -> list[Garbage]:
+    """Delete (or, `dry_run`, only name) the unreferenced stage shards older than the grace
+    period, in the clean and machine stages. The caller holds the store's run lease (no run
+    can commit meanwhile); an index the load completed (shards a crashed run left) is stored
+    first, so that what is deleted is unreferenced in the stored index too. Nothing outside
+    `<stage>/shards/` is touched: releases, human work and the ledger are never garbage."""
+    found: list[Garbage] = []
+    for stage in (clean_store(store), machine_store(store)):
+        index = stage.load()
+        if index.dirty and not dry_run:
+            stage.commit(index)
+        garbage = unreferenced_shards(stage, index, grace_seconds=grace_seconds)
+        if not dry_run and garbage:
+            for g in garbage:
+                stage.store.delete(g.key)
+            index.shards -= {g.key for g in garbage}  # the index stops listing them
+            index.dirty = True
+            stage.commit(index)
+        found += garbage
+    return found
