@@ -269,15 +269,19 @@ def ingest_batch(
         sigs.append(ref.signature)
         out.processed.append(doc_id)
     out.entries += clean.write_shard(docs, sigs)
-    for key, doc_id, sha in sources:  # processed once the document is stored
-        ledger.record(
-            key,
-            "processed",
-            "ingest",
-            doc_id=doc_id,
-            source_sha256=sha,
-            cleaner_version=CLEANER_VERSION,
-        )
+    ledger.record_many(  # processed once the document is stored
+        [
+            ledger.entry(
+                key,
+                "processed",
+                "ingest",
+                doc_id=doc_id,
+                source_sha256=sha,
+                cleaner_version=CLEANER_VERSION,
+            )
+            for key, doc_id, sha in sources
+        ]
+    )
     logger.info(
         "ingest batch %d/%d: %d cleaned, %d unchanged, %d skipped, %d quarantined",
         index + 1,
