@@ -49,7 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.release import _paragraphs, measure  # noqa: E402
+from bench.release import _paragraphs, _reset_rss_peak, _rss_peak, measure  # noqa: E402
 
 WORDS = 800  # paragraphs are added until past it: ~860 on average
 FAST_MODEL = "fast-path-regex@bench"
@@ -139,8 +139,10 @@ def fast_annotate() -> Iterator[None]:
 
 
 class StageTimes:
-    """Seconds spent in each stage of a run: the stage functions the flow calls wrapped (in
-    their modules' namespaces, and the batch tasks' `.fn`) by a timer for the bench's life."""
+    """Seconds and peak RSS of each stage of a run: the stage functions the flow calls wrapped
+    (in their modules' namespaces, and the batch tasks' `.fn`) for the bench's life. The peak
+    is the kernel's high-water mark (VmHWM), reset when a stage starts: `peak` keeps the
+    largest seen, so that the run's own peak survives the resets."""
 
     STAGES = (  # (module, attribute, stage name)
         ("flows.pipeline", "discover", "discover"),
@@ -161,6 +163,8 @@ class StageTimes:
         import importlib
 
         self.seconds: dict[str, float] = {}
+        self.rss: dict[str, int] = {}
+        self.peak = 0
         self._saved: list[tuple[Any, str, Any]] = []
         for module_name, attr, stage in self.STAGES:
             module = importlib.import_module(module_name)
@@ -177,20 +181,35 @@ class StageTimes:
 
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
+            self.peak = max(self.peak, _rss_peak() or 0)  # what came before this stage
+            _reset_rss_peak()
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+                rss = _rss_peak() or 0
+                self.rss[stage] = max(self.rss.get(stage, 0), rss)
+                self.peak = max(self.peak, rss)
 
         return timed
 
-    def take(self) -> str:
-        out = ", ".join(
-            f"{k} {v:.1f}" for k, v in sorted(self.seconds.items(), key=lambda x: -x[1])
+    def take(self) -> tuple[str, str]:
+        """("ingest 3.1, publish 2.0, ...", "publish 512, ingest 480, ..."): seconds per stage,
+        longest first, and peak RSS MB per stage, largest first; then starts again."""
+        times = ", ".join(
+            f"{k} {v:.1f}"
+            for k, v in sorted(self.seconds.items(), key=lambda x: -x[1])
+            if v >= 0.05
         )
-        self.seconds = {}
-        return out
+        rss = ", ".join(
+            f"{k} {v / 2**20:.0f}" for k, v in sorted(self.rss.items(), key=lambda x: -x[1])[:4]
+        )
+        self.seconds, self.rss = {}, {}
+        return times, rss
+
+    def start(self) -> None:
+        self.peak = 0
 
     def restore(self) -> None:
         for obj, attr, fn in reversed(self._saved):
@@ -228,6 +247,8 @@ class Row:
     rss: int | None
     requests: int | None = None
     note: str = ""
+    stages: str = ""  # seconds per stage, longest first
+    stage_rss: str = ""  # peak RSS MB per stage, largest first
 
 
 HEADER = (
@@ -269,6 +290,7 @@ def run_target(
     sources: Path,
     rows: list[Row],
     counter: Requests | None,
+    times: StageTimes,
 ) -> None:
     from corpus.store import open_store_from_settings
     from flows.pipeline import corpus_pipeline
@@ -279,12 +301,17 @@ def run_target(
     ) -> None:
         if counter:
             counter.take()
+        times.start()
         report, secs, rss = measure(fn)
+        if rss is not None:  # the stages reset the high-water mark: the largest they saw
+            rss = max(rss, times.peak)
         requests, by_op = counter.take() if counter else (None, {})
         ops = ", ".join(f"{op} {k}" for op, k in sorted(by_op.items(), key=lambda x: -x[1]))
         row = Row(target, name, n, secs, rss, requests, note(report) + (f"; {ops}" if ops else ""))
+        row.stages, row.stage_rss = times.take()
         rows.append(row)
         print_row(row)
+        print(f"|   stages s: {row.stages}; peak RSS MB by stage: {row.stage_rss}", flush=True)
 
     def run() -> dict[str, Any]:
         return corpus_pipeline(sources=str(sources), store=store_url)
@@ -396,8 +423,11 @@ def fit(rows: list[Row]) -> None:
             c = sum((x - mnx) * (y - mny) for x, y in zip(nx, ny, strict=True)) / sum(
                 (x - mnx) ** 2 for x in nx
             )
-            rss_1m = mny + c * (1e6 - mnx)
-            line += f"; RSS {c / 1024:.2f} KiB/doc -> 1M: {rss_1m / 2**30:.2f} GiB"
+            rss_100k, rss_1m = (mny + c * (x - mnx) for x in (1e5, 1e6))
+            line += (
+                f"; RSS {c / 1024:.2f} KiB/doc -> 100k: {rss_100k / 2**30:.2f} GiB, "
+                f"1M: {rss_1m / 2**30:.2f} GiB"
+            )
         reqs = [r for r in pts if r.requests is not None]
         if reqs:
             line += f"; S3 req/doc {', '.join(f'{r.requests / r.docs:.4f}@{r.docs}' for r in reqs)}"
@@ -458,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
                 from flows.pipeline import corpus_pipeline
 
                 corpus_pipeline(sources=str(work / "warm"), store=f"file://{work / 'warm-store'}")
+                times = StageTimes()
                 for n in ns:
                     t0 = time.perf_counter()
                     words = write_sources(work / f"src-{n}", n)
@@ -480,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
                     for target, url, count in targets:
                         src = work / f"src-{n}-{target}"
                         shutil.copytree(work / f"src-{n}", src)
-                        run_target(target, url, n, src, rows, count)
+                        run_target(target, url, n, src, rows, count, times)
                         shutil.rmtree(src, ignore_errors=True)
                     shutil.rmtree(work / f"store-{n}", ignore_errors=True)
             if args.annotate_docs:
