@@ -419,27 +419,37 @@ def machine_index(store: Store) -> StageIndex:
 
 @network_task("push-review")
 def push_review(settings: Settings) -> dict[str, object]:
-    """Every machine-annotated document to Label Studio, with predictions; Label Studio itself is
-    asked which documents it already has, so a re-run (or a crash before our bookkeeping) never
-    duplicates a task. Embedded mode writes a Label Studio import file instead."""
+    """The machine-annotated documents to Label Studio, with predictions: those in machine
+    shards no completed push to this project has sent (a document annotated again is in a new
+    shard; shards never change), so a run sends what changed, not every document. Label Studio
+    itself is asked which documents it already has, so a re-run (or a crash before our
+    bookkeeping) never duplicates a task. Embedded mode writes Label Studio import files
+    instead."""
     if settings.review_enabled and settings.webhook_url and not settings.webhook_secret:
         raise ValueError("CORPUSFLOW_WEBHOOK_URL is set but CORPUSFLOW_WEBHOOK_SECRET is not")
     store = store_for(settings)
-    doc_ids = machine_doc_ids(store)
     if not settings.review_enabled:
         return write_embedded_import(store, settings)
     client = LabelStudioClient(settings.label_studio_url or "", settings.label_studio_api_key or "")
     project_id = client.ensure_project(
         settings.label_studio_project, label_config(), INSTRUCTIONS, overlap=settings.overlap
     )
+    index = machine_index(store)
+    state = _review_state(store)
+    sent = set(state.get("pushed_shards") or []) if state.get("project_id") == project_id else set()
+    doc_ids = sorted(d for d, e in index.docs.items() if e.shard not in sent)
     report = client.push(
         project_id,
         iter_machine(store, doc_ids),
         batch_size=500,
         keep=lambda old: keep_reviewed(store, old.model_dump(mode="json"), keys.human(old.doc_id)),
     )
+    report.unchanged += len(index.docs) - len(doc_ids)  # sent by an earlier push, as they are
+    # an edited document whose old task could not be read whole is sent again next push
+    again = {index.docs[d].shard for d in report.edited_left if d in index.docs}
     state = _review_state(store)
     state["project_id"] = project_id
+    state["pushed_shards"] = sorted({e.shard for e in index.docs.values()} - again)
     store.put_json(keys.review_state, state)
     get_run_logger().info("push: %s", report.model_dump(exclude={"task_ids"}))
     out: dict[str, object] = {"mode": "label-studio", "project_id": project_id}
