@@ -498,8 +498,9 @@ def write_embedded_import(store: Store, settings: Settings) -> dict[str, object]
         now[name] = digest
         if made.get(name) == digest and (local / name).exists():
             continue
-        docs = (AnnotatedDocument.model_validate(d) for d in machine.read(index, ids))
-        write_import_file(docs, local / name)
+        if name not in made or not keep_import_tasks(local / name, set(ids)):
+            docs = (AnnotatedDocument.model_validate(d) for d in machine.read(index, ids))
+            write_import_file(docs, local / name)
         store.put_file(f"{keys.import_dir}{name}", local / name, content_type="application/json")
         written += 1
     gone = [name for name in made if name not in now]
@@ -518,6 +519,34 @@ def write_embedded_import(store: Store, settings: Settings) -> dict[str, object]
         "files": len(now),
         "written": written,
     }
+
+
+def keep_import_tasks(path: Path, doc_ids: set[str]) -> bool:
+    """Rewrite an import file (one task per line, review.results.write_import_file) with the
+    tasks of `doc_ids` only, when it holds every one of them: a shard's documents only ever
+    leave it, so the tasks of those that stay are as they were, and are kept without reading
+    the shard again. False (nothing written) when the file is missing or lacks one."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    kept = []
+    for line in lines:
+        body = line.rstrip(",")
+        if body in ("[", "]", ""):
+            continue
+        try:
+            doc_id = json.loads(body)["data"]["doc_id"]
+        except (ValueError, KeyError, TypeError):
+            return False  # not a file we wrote: made again from the shard
+        if doc_id in doc_ids:
+            kept.append(body)
+    if len(kept) != len(doc_ids):
+        return False
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("[\n" + ",\n".join(kept) + "\n]\n" if kept else "[]\n", encoding="utf-8")
+    tmp.replace(path)
+    return True
 
 
 def import_name(shard: str) -> str:
