@@ -300,8 +300,9 @@ def cached_index(stage: StageStore, token: str | None = None) -> StageIndex:
     if index is None:
         index = stage.load()
         with _INDEXES_LOCK:
-            # one index per stage and store: an older one is of no further use
-            for old in [k for k in _INDEXES if k[:2] == ident[:2]]:
+            # one index per stage, of one store: an older one, or another store's (a worker
+            # that served an earlier run), is of no further use and holds ~0.5 KB a document
+            for old in [k for k in _INDEXES if k[0] != ident[0] or k[1] == ident[1]]:
                 del _INDEXES[old]
             _INDEXES[ident] = index
     return index
