@@ -225,16 +225,12 @@ def ingest_batch(
         if reason is None and suffix not in SUPPORTED_SUFFIXES:
             supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
             reason = f"unsupported file type {suffix or '(none)'}; supported: {supported}"
-        doc_id = make_doc_id(ref.key)
-        entry = known.docs.get(doc_id)
-        if (
-            reason is None
-            and not settings.rehash
-            and unchanged_signature(entry, ref.signature, CLEANER_VERSION)
-        ):
-            out.unchanged.append(doc_id)  # its ledger entry ("processed") stands as it is
-            continue
         if reason is None:
+            doc_id = make_doc_id(ref.key)
+            entry = known.docs.get(doc_id)
+            if not settings.rehash and unchanged_signature(entry, ref.signature, CLEANER_VERSION):
+                out.unchanged.append(doc_id)  # its ledger entry ("processed") stands as it is
+                continue
             try:
                 data = read_source(ref, settings)
             except IngestError as exc:  # refused before reading: too large
@@ -305,15 +301,12 @@ def ingest_todo(settings: Settings, refs: Sequence[SourceRef]) -> tuple[list[Sou
     todo: list[SourceRef] = []
     unchanged: list[str] = []
     for ref in refs:
-        doc_id = make_doc_id(ref.key)
-        if (
-            ref.skip is None
-            and Path(ref.key).suffix.lower() in SUPPORTED_SUFFIXES
-            and unchanged_signature(known.docs.get(doc_id), ref.signature, CLEANER_VERSION)
-        ):
-            unchanged.append(doc_id)
-        else:
-            todo.append(ref)
+        if ref.skip is None and Path(ref.key).suffix.lower() in SUPPORTED_SUFFIXES:
+            doc_id = make_doc_id(ref.key)
+            if unchanged_signature(known.docs.get(doc_id), ref.signature, CLEANER_VERSION):
+                unchanged.append(doc_id)
+                continue
+        todo.append(ref)
     return todo, unchanged
 
 
