@@ -212,6 +212,8 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
         ingested.append(ingest_future.result())
         progress.step()
     commit_stage(settings, "clean", [e for out in ingested for e in out.entries])
+    for out in ingested:  # committed: ~0.5 KB a document, held (by the futures too) to the end
+        out.entries = []
     doc_ids = [d for out in ingested for d in out.processed + out.unchanged]
     todo, kept = annotate_todo(settings, doc_ids)  # from the indexes: unchanged ones map no task
     doc_batches = batched(todo, settings.batch_size)
@@ -226,6 +228,8 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
         annotated.append(annotate_future.result())
         progress.step()
     commit_stage(settings, "machine", [e for a in annotated for e in a.get("entries", [])])
+    for a in annotated:
+        a.pop("entries", None)
 
     lease.ensure_held()  # pushing makes tasks: only the run that holds the store may
     pushed = push_review(settings)
