@@ -17,15 +17,17 @@ files, adjudication and release costs are measured at N this machine can afford.
 annotate rows run the real model (`annotate_batch` over the stage store) on a subset.
 `--big` adds N = 100k.
 
-Measured 2026-12-01 (`--n 1000 10000`, 2 shared cores, other helpers' test suites running):
-1k local 41 s / 2.2 s / 14 s (first / unchanged / 1%), SeaweedFS 43 s / 4.2 s / 18 s;
-10k local 569 s / 27 s / 202 s, SeaweedFS 389 s / 24 s / 182 s; S3 requests per document
-1.45 / 0.0041 / 0.18 at 10k (an unchanged run: 41 requests whatever N); peak RSS 453 -> 527 MB
-(6-7.5 KiB per document: ~1.2 GB at 100k, 6-7.6 GB predicted at 1M); the 1%-changed publish
-wrote 52% of a full version's bytes (release shards of 64 documents); annotate, 64 documents:
-bare nlp.pipe 0.9 docs/s, 1 worker 0.4 docs/s, 2 workers 0.7 docs/s (1.50x one worker).
-Fit to 1M: first run 8.7 h on SeaweedFS (fast path; the real model adds ~0.2 CPU-s per
-document), unchanged re-run ~0.2-1.2 h (ingest reads every source), 1% changed 5-11 h.
+Under each row: seconds and peak RSS per stage (StageTimes).
+
+Measured 2026-12-01 (`--n 1000 10000 --annotate-docs 0`, 2 shared cores, other helpers' test
+suites running), first / unchanged / 1% changed: 1k local 28 s / 1.1 s / 8.2 s, SeaweedFS
+34 s / 2.1 s / 11 s; 10k local 185 s / 2.1 s / 71 s, SeaweedFS 306 s / 2.5 s / 80 s (publish
+66-74 s of the 1% run; every other stage 4-7 s). S3 requests per document at 10k 1.48 /
+0.0039 / 0.13 (an unchanged run: 40 requests whatever N). Peak RSS 454 -> 527 MB, ~7 KiB per
+document (fit: 1.1 GiB at 100k, ~7 GiB at 1M), set by a first run's publish. Fit to 1M:
+unchanged re-run seconds (N^0.07-0.3), 1% changed 1.2-1.5 h (publish), first run 2.3 h local,
+6.7 h SeaweedFS (fast path). Before (same day, same bench): 10k SeaweedFS 389 s / 24 s /
+182 s, 0.0041 requests per document unchanged.
 """
 
 from __future__ import annotations
