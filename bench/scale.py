@@ -17,15 +17,18 @@ files, adjudication and release costs are measured at N this machine can afford.
 annotate rows run the real model (`annotate_batch` over the stage store) on a subset.
 `--big` adds N = 100k.
 
-Measured 2026-12-01 (`--n 1000 10000`, 2 shared cores, other helpers' test suites running):
-1k local 41 s / 2.2 s / 14 s (first / unchanged / 1%), SeaweedFS 43 s / 4.2 s / 18 s;
-10k local 569 s / 27 s / 202 s, SeaweedFS 389 s / 24 s / 182 s; S3 requests per document
-1.45 / 0.0041 / 0.18 at 10k (an unchanged run: 41 requests whatever N); peak RSS 453 -> 527 MB
-(6-7.5 KiB per document: ~1.2 GB at 100k, 6-7.6 GB predicted at 1M); the 1%-changed publish
-wrote 52% of a full version's bytes (release shards of 64 documents); annotate, 64 documents:
-bare nlp.pipe 0.9 docs/s, 1 worker 0.4 docs/s, 2 workers 0.7 docs/s (1.50x one worker).
-Fit to 1M: first run 8.7 h on SeaweedFS (fast path; the real model adds ~0.2 CPU-s per
-document), unchanged re-run ~0.2-1.2 h (ingest reads every source), 1% changed 5-11 h.
+Under each row: seconds and peak RSS per stage (StageTimes).
+
+Measured 2026-12-01 (`--n 1000 10000 --annotate-docs 0`, 2 shared cores, other helpers' test
+suites running), first / unchanged / 1% changed: 1k local 28 s / 1.1 s / 8.2 s, SeaweedFS
+34 s / 2.1 s / 11 s; 10k local 185 s / 2.1 s / 71 s, SeaweedFS 306 s / 2.5 s / 80 s (publish
+66-74 s of the 1% run; every other stage 4-7 s). S3 requests per document at 10k 1.48 /
+0.0039 / 0.13 (an unchanged run: 40 requests whatever N). Peak RSS 454 -> 527 MB, ~7 KiB per
+document (fit: 1.1 GiB at 100k, ~7 GiB at 1M), set by a first run's publish. Fit to 1M:
+unchanged re-run seconds (N^0.07-0.3), 1% changed 1.2-1.5 h (publish), first run 2.3 h local,
+6.7 h SeaweedFS (fast path). Before (same day, same bench): 10k SeaweedFS 389 s / 24 s /
+182 s, 0.0041 requests per document unchanged. `--n 20000 --skip-s3` alone in its process:
+700 s / 4.3 s, peak 529 MB (459 MB before publish) against 454 MB for 1k: ~4 KiB a document.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.release import _paragraphs, measure  # noqa: E402
+from bench.release import _paragraphs, _reset_rss_peak, _rss_peak, measure  # noqa: E402
 
 WORDS = 800  # paragraphs are added until past it: ~860 on average
 FAST_MODEL = "fast-path-regex@bench"
@@ -135,6 +138,87 @@ def fast_annotate() -> Iterator[None]:
         pipeline.annotate, pipeline.load_nlp, pipeline.model_version_for = saved
 
 
+# ---------------------------------------------------------------- per-stage time
+
+
+class StageTimes:
+    """Seconds and peak RSS of each stage of a run: the stage functions the flow calls wrapped
+    (in their modules' namespaces, and the batch tasks' `.fn`) for the bench's life. The peak
+    is the kernel's high-water mark (VmHWM), reset when a stage starts: `peak` keeps the
+    largest seen, so that the run's own peak survives the resets."""
+
+    STAGES = (  # (module, attribute, stage name)
+        ("flows.pipeline", "discover", "discover"),
+        ("flows.pipeline", "migrate_stages", "migrate"),
+        ("flows.tasks", "ingest_batch", "ingest"),
+        ("flows.pipeline", "commit_stage", "commit"),
+        ("flows.pipeline", "annotate_todo", "annotate"),
+        ("flows.tasks", "annotate_batch", "annotate"),
+        ("flows.tasks", "push_review", "push"),
+        ("flows.tasks", "collect_review", "collect"),
+        ("flows.tasks", "adjudicate_all", "adjudicate"),
+        ("flows.tasks", "publish_release", "publish"),
+        ("flows.pipeline", "write_run_report", "report"),
+        ("flows.pipeline", "publish_artifacts", "report"),
+    )
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.seconds: dict[str, float] = {}
+        self.rss: dict[str, int] = {}
+        self.peak = 0
+        self._saved: list[tuple[Any, str, Any]] = []
+        for module_name, attr, stage in self.STAGES:
+            module = importlib.import_module(module_name)
+            obj = getattr(module, attr)
+            if hasattr(obj, "fn"):  # a Prefect task: its body, wherever it is called from
+                self._saved.append((obj, "fn", obj.fn))
+                obj.fn = self._timed(obj.fn, stage)
+            else:
+                self._saved.append((module, attr, obj))
+                setattr(module, attr, self._timed(obj, stage))
+
+    def _timed(self, fn: Callable[..., Any], stage: str) -> Callable[..., Any]:
+        import functools
+
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            self.peak = max(self.peak, _rss_peak() or 0)  # what came before this stage
+            _reset_rss_peak()
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+                rss = _rss_peak() or 0
+                self.rss[stage] = max(self.rss.get(stage, 0), rss)
+                self.peak = max(self.peak, rss)
+
+        return timed
+
+    def take(self) -> tuple[str, str]:
+        """("ingest 3.1, publish 2.0, ...", "publish 512, ingest 480, ..."): seconds per stage,
+        longest first, and peak RSS MB per stage, largest first; then starts again."""
+        times = ", ".join(
+            f"{k} {v:.1f}"
+            for k, v in sorted(self.seconds.items(), key=lambda x: -x[1])
+            if v >= 0.05
+        )
+        rss = ", ".join(
+            f"{k} {v / 2**20:.0f}" for k, v in sorted(self.rss.items(), key=lambda x: -x[1])[:4]
+        )
+        self.seconds, self.rss = {}, {}
+        return times, rss
+
+    def start(self) -> None:
+        self.peak = 0
+
+    def restore(self) -> None:
+        for obj, attr, fn in reversed(self._saved):
+            setattr(obj, attr, fn)
+
+
 # ---------------------------------------------------------------- counting S3 requests
 
 
@@ -166,6 +250,8 @@ class Row:
     rss: int | None
     requests: int | None = None
     note: str = ""
+    stages: str = ""  # seconds per stage, longest first
+    stage_rss: str = ""  # peak RSS MB per stage, largest first
 
 
 HEADER = (
@@ -207,6 +293,7 @@ def run_target(
     sources: Path,
     rows: list[Row],
     counter: Requests | None,
+    times: StageTimes,
 ) -> None:
     from corpus.store import open_store_from_settings
     from flows.pipeline import corpus_pipeline
@@ -217,12 +304,17 @@ def run_target(
     ) -> None:
         if counter:
             counter.take()
+        times.start()
         report, secs, rss = measure(fn)
+        if rss is not None:  # the stages reset the high-water mark: the largest they saw
+            rss = max(rss, times.peak)
         requests, by_op = counter.take() if counter else (None, {})
         ops = ", ".join(f"{op} {k}" for op, k in sorted(by_op.items(), key=lambda x: -x[1]))
         row = Row(target, name, n, secs, rss, requests, note(report) + (f"; {ops}" if ops else ""))
+        row.stages, row.stage_rss = times.take()
         rows.append(row)
         print_row(row)
+        print(f"|   stages s: {row.stages}; peak RSS MB by stage: {row.stage_rss}", flush=True)
 
     def run() -> dict[str, Any]:
         return corpus_pipeline(sources=str(sources), store=store_url)
@@ -334,8 +426,11 @@ def fit(rows: list[Row]) -> None:
             c = sum((x - mnx) * (y - mny) for x, y in zip(nx, ny, strict=True)) / sum(
                 (x - mnx) ** 2 for x in nx
             )
-            rss_1m = mny + c * (1e6 - mnx)
-            line += f"; RSS {c / 1024:.2f} KiB/doc -> 1M: {rss_1m / 2**30:.2f} GiB"
+            rss_100k, rss_1m = (mny + c * (x - mnx) for x in (1e5, 1e6))
+            line += (
+                f"; RSS {c / 1024:.2f} KiB/doc -> 100k: {rss_100k / 2**30:.2f} GiB, "
+                f"1M: {rss_1m / 2**30:.2f} GiB"
+            )
         reqs = [r for r in pts if r.requests is not None]
         if reqs:
             line += f"; S3 req/doc {', '.join(f'{r.requests / r.docs:.4f}@{r.docs}' for r in reqs)}"
@@ -396,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
                 from flows.pipeline import corpus_pipeline
 
                 corpus_pipeline(sources=str(work / "warm"), store=f"file://{work / 'warm-store'}")
+                times = StageTimes()
                 for n in ns:
                     t0 = time.perf_counter()
                     words = write_sources(work / f"src-{n}", n)
@@ -418,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
                     for target, url, count in targets:
                         src = work / f"src-{n}-{target}"
                         shutil.copytree(work / f"src-{n}", src)
-                        run_target(target, url, n, src, rows, count)
+                        run_target(target, url, n, src, rows, count, times)
                         shutil.rmtree(src, ignore_errors=True)
                     shutil.rmtree(work / f"store-{n}", ignore_errors=True)
             if args.annotate_docs:

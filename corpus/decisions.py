@@ -203,6 +203,13 @@ class Decisions:
             self.written += 1
         return True
 
+    def set_plain(self, doc_id: str, status: str) -> bool:
+        """`set(no_decision(doc_id, status))` without building it when it is already the
+        recorded one (the common case of a document nobody reviewed); True when it changed."""
+        if self.decisions.get(doc_id) == status:
+            return False
+        return self.set(no_decision(doc_id, status))
+
     def retain(self, doc_ids: Iterable[str]) -> None:
         """Forget decisions of documents no longer in the store (their files stay)."""
         keep = set(doc_ids)
@@ -250,7 +257,12 @@ def adjudicate_store(
     disputed = []
     hashes: Mapping[str, str] = doc_ids if isinstance(doc_ids, Mapping) else {}
     ids = list(doc_ids)
+    touched = work.review.keys() | work.adjudication.keys()
     for doc_id in ids:
+        if doc_id not in touched:  # nobody's work: "machine", decided without a model
+            decisions.set_plain(doc_id, "machine")
+            counts["machine"] = counts.get("machine", 0) + 1
+            continue
         review, adjudication, stale = work.current(doc_id, hashes.get(doc_id) or None)
         result = decide(doc_id, review, adjudication, overlap)
         if stale and result.status == "machine":

@@ -42,7 +42,8 @@ class keys:  # noqa: N801 - a namespace of store key builders
 
     review_state = "review/state.json"
     agreement = "review/agreement.json"
-    import_file = "review/labelstudio-import.json"
+    import_file = "review/labelstudio-import.json"  # the single-file layout, deleted
+    import_dir = "review/labelstudio-import/"  # one import file per machine shard
     import_state = "review/labelstudio-import.state.json"
     publish_state = "state/publish-inputs.json"
     pseudonym_salt = "config/pseudonym-salt"

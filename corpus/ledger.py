@@ -5,11 +5,14 @@ of the inputs that could not be processed."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from corpus.store import Store
 from schemas import LedgerEntry
+
+LEDGER_WRITERS = 8  # concurrent writes of one batch's entries
 
 
 def now_iso() -> str:
@@ -37,7 +40,7 @@ class Ledger:
             return None
         return LedgerEntry.model_validate(self.store.get_json(key))
 
-    def record(
+    def entry(
         self,
         source: str,
         status: str,
@@ -49,7 +52,7 @@ class Ledger:
         error_kind: str | None = None,
         cleaner_version: str | None = None,
     ) -> LedgerEntry:
-        entry = LedgerEntry.model_validate(
+        return LedgerEntry.model_validate(
             {
                 "source": source,
                 "doc_id": doc_id,
@@ -63,8 +66,28 @@ class Ledger:
                 "at": now_iso(),
             }
         )
+
+    def record(self, source: str, status: str, stage: str, **fields: str | None) -> LedgerEntry:
+        entry = self.entry(source, status, stage, **fields)
         self.store.put_json(self._key(source), entry.model_dump())
         return entry
+
+    def record_many(self, entries: Sequence[LedgerEntry]) -> None:
+        """Store entries (made by `entry`) a few at a time: each is its own object
+        (`ledger/inputs/<id>.json`, what readers of the ledger list), so a batch is as many
+        PUTs, and on S3 (or with a local store's fsync) their latency, not their bytes, is
+        what costs: they overlap."""
+        if len(entries) <= 1:
+            for e in entries:
+                self.store.put_json(self._key(e.source), e.model_dump())
+            return
+        with ThreadPoolExecutor(max_workers=LEDGER_WRITERS) as pool:
+            # list(): an error in any write is raised here
+            list(
+                pool.map(
+                    lambda e: self.store.put_json(self._key(e.source), e.model_dump()), entries
+                )
+            )
 
     def quarantine(
         self, source: str, data: bytes, *, stage: str, kind: str, message: str

@@ -16,7 +16,7 @@ import json
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,13 +33,16 @@ MIGRATE_DOCS = 256  # documents of the old layout per shard when packing them
 @dataclass(frozen=True, slots=True)
 class Entry:
     """Where a document is and what made it. `line` -1: a file of the old layout (`shard` is
-    its key; hash and versions are known once it is read)."""
+    its key; hash and versions are known once it is read). `source_sig`: what discovery saw of
+    the source the document was cleaned from (ingest.sources.SourceRef.signature), so that an
+    unchanged source is not read again; "" when unknown (an index rebuilt from shards)."""
 
     shard: str
     line: int
     content_hash: str
     version: str
     source_sha256: str = ""
+    source_sig: str = ""
 
     @property
     def legacy(self) -> bool:
@@ -89,13 +92,14 @@ class StageStore:
 
     # ------------------------------------------------------------ the index
 
-    def entry(self, doc: dict[str, Any], shard: str, line: int) -> Entry:
+    def entry(self, doc: dict[str, Any], shard: str, line: int, source_sig: str = "") -> Entry:
         return Entry(
             shard=shard,
             line=line,
             content_hash=str(doc.get("content_hash") or ""),
             version=str(doc.get(self.version_field) or ""),
             source_sha256=str(doc.get("source_sha256") or ""),
+            source_sig=source_sig,
         )
 
     def _read_index(self) -> StageIndex:
@@ -109,9 +113,10 @@ class StageStore:
                 raise ValueError(f"format {raw.get('format')!r} of stage {raw.get('stage')!r}")
             shards: list[str] = raw["shards"]
             versions: list[str] = raw["versions"]
+            # rows of 6 fields were written before source signatures (read as "": unknown)
             docs = {
-                d: Entry(shards[s], line, h, versions[v], src)
-                for d, s, line, h, v, src in raw["docs"]
+                row[0]: Entry(shards[row[1]], row[2], row[3], versions[row[4]], row[5], *row[6:7])
+                for row in raw["docs"]
             }
         except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
             # the shards hold everything the index says: rebuild it from them
@@ -180,6 +185,7 @@ class StageStore:
                     e.content_hash,
                     version_no[e.version],
                     e.source_sha256,
+                    e.source_sig,
                 ]
                 for d, e in sorted(index.docs.items())
                 if not e.legacy  # files of the old layout are found by listing
@@ -210,14 +216,21 @@ class StageStore:
 
     # ------------------------------------------------------------ shards
 
-    def write_shard(self, docs: list[dict[str, Any]]) -> list[tuple[str, Entry]]:
-        """One object for the documents of a batch; their entries, for `commit`."""
+    def write_shard(
+        self, docs: list[dict[str, Any]], source_sigs: Sequence[str] = ()
+    ) -> list[tuple[str, Entry]]:
+        """One object for the documents of a batch; their entries, for `commit`.
+        `source_sigs`, one per document where given: the signatures of their sources."""
         if not docs:
             return []
+        sigs = list(source_sigs) or [""] * len(docs)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         key = f"{self.shard_prefix}{stamp}-{uuid.uuid4().hex[:12]}{SHARD_SUFFIX}"
         self.store.put_bytes(key, encode_shard(docs), content_type="application/gzip")
-        return [(d["doc_id"], self.entry(d, key, i)) for i, d in enumerate(docs)]
+        return [
+            (d["doc_id"], self.entry(d, key, i, sig))
+            for i, (d, sig) in enumerate(zip(docs, sigs, strict=True))
+        ]
 
     def _shard_lines(self, key: str) -> list[str]:
         with self._lock:
@@ -287,8 +300,9 @@ def cached_index(stage: StageStore, token: str | None = None) -> StageIndex:
     if index is None:
         index = stage.load()
         with _INDEXES_LOCK:
-            # one index per stage and store: an older one is of no further use
-            for old in [k for k in _INDEXES if k[:2] == ident[:2]]:
+            # one index per stage, of one store: an older one, or another store's (a worker
+            # that served an earlier run), is of no further use and holds ~0.5 KB a document
+            for old in [k for k in _INDEXES if k[0] != ident[0] or k[1] == ident[1]]:
                 del _INDEXES[old]
             _INDEXES[ident] = index
     return index
@@ -301,6 +315,19 @@ def unchanged_source(entry: Entry | None, source_sha256: str, cleaner_version: s
         entry is not None
         and not entry.legacy
         and entry.source_sha256 == source_sha256
+        and entry.version == cleaner_version
+    )
+
+
+def unchanged_signature(entry: Entry | None, source_sig: str, cleaner_version: str) -> bool:
+    """Whether a source needs neither cleaning nor reading: discovery saw it as it was when
+    its clean document was made (same size and mtime, or ETag), by the same cleaners. An
+    unknown signature ("") is never unchanged."""
+    return (
+        bool(source_sig)
+        and entry is not None
+        and not entry.legacy
+        and entry.source_sig == source_sig
         and entry.version == cleaner_version
     )
 
@@ -326,3 +353,72 @@ def to_annotate(
         else:
             todo.append(doc_id)
     return todo, kept
+
+
+# ---------------------------------------------------------------- garbage
+
+
+GC_GRACE_SECONDS = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Garbage:
+    key: str
+    size: int
+    age_seconds: float
+
+
+def shard_time(key: str) -> datetime | None:
+    """When a shard was written, from its name (`<stage>/shards/<%Y%m%dT%H%M%S%f>-<id>...`,
+    the writer's clock); None for a name of another form (never collected)."""
+    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def unreferenced_shards(
+    stage: StageStore, index: StageIndex, *, grace_seconds: float, now: datetime | None = None
+) -> list[Garbage]:
+    """The shards of a stage that no document of `index` points to any more (every document
+    they held was written again, into a newer shard), written more than `grace_seconds` ago.
+    A shard younger than that is kept whatever the index says: a run may have written it and
+    not committed it yet. Only keys under `<stage>/shards/` are ever named."""
+    now = now or datetime.now(UTC)
+    live = {e.shard for e in index.docs.values()}
+    out = []
+    for info in stage.store.list_info(stage.shard_prefix):
+        if not info.key.startswith(stage.shard_prefix) or info.key in live:
+            continue
+        written = shard_time(info.key)
+        if written is None:
+            continue
+        age = (now - written).total_seconds()
+        if age > grace_seconds:
+            out.append(Garbage(info.key, info.size, age))
+    return out
+
+
+def collect_garbage(
+    store: Store, *, grace_seconds: float = GC_GRACE_SECONDS, dry_run: bool = False
+) -> list[Garbage]:
+    """Delete (or, `dry_run`, only name) the unreferenced stage shards older than the grace
+    period, in the clean and machine stages. The caller holds the store's run lease (no run
+    can commit meanwhile); an index the load completed (shards a crashed run left) is stored
+    first, so that what is deleted is unreferenced in the stored index too. Nothing outside
+    `<stage>/shards/` is touched: releases, human work and the ledger are never garbage."""
+    found: list[Garbage] = []
+    for stage in (clean_store(store), machine_store(store)):
+        index = stage.load()
+        if index.dirty and not dry_run:
+            stage.commit(index)
+        garbage = unreferenced_shards(stage, index, grace_seconds=grace_seconds)
+        if not dry_run and garbage:
+            for g in garbage:
+                stage.store.delete(g.key)
+            index.shards -= {g.key for g in garbage}  # the index stops listing them
+            index.dirty = True
+            stage.commit(index)
+        found += garbage
+    return found

@@ -158,6 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["CORPUSFLOW_LEASE_WAIT"] = str(args.wait_lease)
     if args.dask_address:
         os.environ["CORPUSFLOW_DASK_ADDRESS"] = args.dask_address
+    if args.rehash:
+        os.environ["CORPUSFLOW_REHASH"] = "1"
 
     _quiet_service_tracebacks()
     try:
@@ -415,6 +417,39 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Delete the stage shards no index entry points to any more, older than --grace hours,
+    holding the store's run lease (refused while a run holds it); --dry-run only lists them."""
+    import uuid
+
+    from corpus.lease import Lease, LeaseHeld
+    from corpus.stagestore import collect_garbage
+    from flows.tasks import store_for
+    from schemas.settings import Settings
+
+    settings = Settings() if args.store is None else Settings(store=args.store)
+    store = store_for(settings)
+    grace = args.grace * 3600.0
+    lease = Lease(store, f"gc-{uuid.uuid4().hex[:8]}", ttl=settings.lease_ttl)
+    try:
+        if not args.dry_run:
+            lease.acquire(wait=0)  # a run in progress may still commit what looks unreferenced
+    except LeaseHeld as exc:
+        print(f"corpusflow gc: refused, a run holds the store: {exc}", file=sys.stderr)
+        return 1
+    try:
+        garbage = collect_garbage(store, grace_seconds=grace, dry_run=args.dry_run)
+    finally:
+        if not args.dry_run:
+            lease.release()
+    verb = "would delete" if args.dry_run else "deleted"
+    for g in garbage:
+        print(f"{verb} {g.key} ({g.size} bytes, {g.age_seconds / 3600:.1f} h old)")
+    total = sum(g.size for g in garbage)
+    print(f"{verb} {len(garbage)} unreferenced shards, {total} bytes ({total / 1e6:.1f} MB)")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the stance classifier on adjudicated labels and make it the one the annotate stage
     uses: `models/stance/<version>.json` in the store (never overwritten) and
@@ -563,6 +598,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
     p.add_argument(
+        "--rehash",
+        action="store_true",
+        help="read and hash every source, even those whose size and mtime (S3: ETag) are "
+        "unchanged (CORPUSFLOW_REHASH)",
+    )
+    p.add_argument(
         "--review-only",
         action="store_true",
         help="only collect, adjudicate and publish (no ingest, annotate or push)",
@@ -615,6 +656,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "webhook", help="receive Label Studio webhooks and start the review flow's deployment"
     )
+
+    p = sub.add_parser(
+        "gc", help="delete stage shards no index points to any more (holds the run lease)"
+    )
+    p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="keep shards younger than this, referenced or not (default 24)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would go and its bytes")
+    p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("status", help="the store's counts per stage and the latest release")
     p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")

@@ -33,6 +33,7 @@ from flows.tasks import (
     commit_stage,
     discover,
     ingest_batch,
+    ingest_todo,
     migrate_stages,
     pseudonymize_agreement,
     publish_release,
@@ -196,10 +197,11 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
     logger.info("run %s: %d inputs from %s into %s", run_id, len(refs), sources, settings.store)
 
     migrate_stages(settings)  # a store of the one-file-per-document layout, packed once
-    batches = batched(refs, settings.batch_size)
+    to_ingest, unchanged = ingest_todo(settings, refs)  # unchanged sources: no task, no read
+    batches = batched(to_ingest, settings.batch_size)
     tail_steps = 4  # push, collect + adjudicate, adjudication push, publish
     progress = Progress(2 * len(batches) + tail_steps, f"corpusflow run {run_id}")
-    ingested: list[IngestOutcome] = []
+    ingested = [IngestOutcome([], unchanged, [], [])]
     for ingest_future in ingest_batch.map(
         batches,
         settings=unmapped(settings),
@@ -210,6 +212,8 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
         ingested.append(ingest_future.result())
         progress.step()
     commit_stage(settings, "clean", [e for out in ingested for e in out.entries])
+    for out in ingested:  # committed: ~0.5 KB a document, held (by the futures too) to the end
+        out.entries = []
     doc_ids = [d for out in ingested for d in out.processed + out.unchanged]
     todo, kept = annotate_todo(settings, doc_ids)  # from the indexes: unchanged ones map no task
     doc_batches = batched(todo, settings.batch_size)
@@ -224,6 +228,8 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
         annotated.append(annotate_future.result())
         progress.step()
     commit_stage(settings, "machine", [e for a in annotated for e in a.get("entries", [])])
+    for a in annotated:
+        a.pop("entries", None)
 
     lease.ensure_held()  # pushing makes tasks: only the run that holds the store may
     pushed = push_review(settings)
@@ -407,7 +413,13 @@ def stage_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("annotate", f"{ann['annotated']} annotated, {ann['unchanged']} unchanged"))
         push = report["review"]["push"]
         if push.get("mode") == "embedded":
-            rows.append(("push", f"embedded: Label Studio import file {push['import_file']}"))
+            rows.append(
+                (
+                    "push",
+                    f"embedded: Label Studio import files in {push['import_file']} "
+                    f"({push.get('written', 0)} of {push.get('files', 1)} written)",
+                )
+            )
         else:
             rows.append(
                 (

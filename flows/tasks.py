@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,23 @@ from corpus.stagestore import (
     clean_store,
     machine_store,
     to_annotate,
+    unchanged_signature,
     unchanged_source,
 )
 from corpus.store import Store, open_store, open_store_from_settings
 from ingest import CLEANER_VERSION, SUPPORTED_SUFFIXES, IngestError, make_doc_id
 from ingest.guard import clean_guarded
 from ingest.limits import Limits, check_size
-from ingest.sources import SourceRef, hidden_key, iter_chunks, printable, read_local, walk
+from ingest.sources import (
+    SourceRef,
+    hidden_key,
+    iter_chunks,
+    object_signature,
+    printable,
+    read_local,
+    signature_of,
+    walk,
+)
 from review.adjudication import AdjudicationItem
 from review.client import LabelStudioClient, LabelStudioError
 from review.config import instructions_html, label_config
@@ -122,12 +132,18 @@ def discover(sources: str, settings: Settings) -> list[SourceRef]:
             region=settings.aws_region,
         )
         return [
-            SourceRef(key=k, location=f"s3://{bucket_prefix}/{k}", skip=hidden_key(k))
-            for k in sorted(src.list(""))
+            SourceRef(
+                key=o.key,
+                location=f"s3://{bucket_prefix}/{o.key}",
+                skip=hidden_key(o.key),
+                signature=object_signature(o.size, o.etag),
+            )
+            for o in sorted(src.list_info(""), key=lambda o: o.key)
         ]
     root = Path(sources)
     if root.is_file():
-        return [SourceRef(key=root.name, location=str(root), link=root.is_symlink())]
+        sig = signature_of(root.stat())
+        return [SourceRef(key=root.name, location=str(root), link=root.is_symlink(), signature=sig)]
     if not root.is_dir():
         raise FileNotFoundError(f"sources not found: {sources}")
     return walk(root)
@@ -191,7 +207,9 @@ def ingest_batch(
     """Clean each source of the batch; the batch's documents go into one shard of the clean
     stage (corpus.stagestore), whose entries the flow commits to the index (commit_stage). An
     input already cleaned from the same bytes by the same cleaners is skipped, decided from
-    the index read once per process and run; a bad input is quarantined with its reason."""
+    the index read once per process and run: without reading it when discovery saw the size
+    and mtime (S3: ETag) recorded then (unless settings.rehash), else by its sha256. A bad
+    input is quarantined with its reason."""
     store = store_for(settings)
     ledger = Ledger(store, run_id)
     logger = get_run_logger()
@@ -201,6 +219,7 @@ def ingest_batch(
     out = IngestOutcome([], [], [], [])
     docs: list[dict[str, Any]] = []
     sources: list[tuple[str, str, str]] = []  # (source key, doc_id, sha256) for the ledger
+    sigs: list[str] = []  # the signature of each document's source, for the index
     for ref in batch:
         suffix = Path(ref.key).suffix.lower()
         reason = ref.skip  # hidden, a symlink out of the root, a fifo... (ingest.sources)
@@ -208,6 +227,11 @@ def ingest_batch(
             supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
             reason = f"unsupported file type {suffix or '(none)'}; supported: {supported}"
         if reason is None:
+            doc_id = make_doc_id(ref.key)
+            entry = known.docs.get(doc_id)
+            if not settings.rehash and unchanged_signature(entry, ref.signature, CLEANER_VERSION):
+                out.unchanged.append(doc_id)  # its ledger entry ("processed") stands as it is
+                continue
             try:
                 data = read_source(ref, settings)
             except IngestError as exc:  # refused before reading: too large
@@ -223,9 +247,10 @@ def ingest_batch(
             logger.info("skipped %s: %s", *out.skipped[-1])
             continue
         sha = hashlib.sha256(data).hexdigest()
-        doc_id = make_doc_id(ref.key)
-        if unchanged_source(known.docs.get(doc_id), sha, CLEANER_VERSION):
+        if unchanged_source(entry, sha, CLEANER_VERSION):
             out.unchanged.append(doc_id)
+            if entry is not None and entry.source_sig != ref.signature:  # touched, same bytes
+                out.entries.append((doc_id, replace(entry, source_sig=ref.signature)))
             continue
         try:
             doc = clean_guarded(
@@ -238,17 +263,22 @@ def ingest_batch(
             continue
         docs.append(doc.model_dump(mode="json"))
         sources.append((ref.key, doc_id, sha))
+        sigs.append(ref.signature)
         out.processed.append(doc_id)
-    out.entries = clean.write_shard(docs)
-    for key, doc_id, sha in sources:  # processed once the document is stored
-        ledger.record(
-            key,
-            "processed",
-            "ingest",
-            doc_id=doc_id,
-            source_sha256=sha,
-            cleaner_version=CLEANER_VERSION,
-        )
+    out.entries += clean.write_shard(docs, sigs)
+    ledger.record_many(  # processed once the document is stored
+        [
+            ledger.entry(
+                key,
+                "processed",
+                "ingest",
+                doc_id=doc_id,
+                source_sha256=sha,
+                cleaner_version=CLEANER_VERSION,
+            )
+            for key, doc_id, sha in sources
+        ]
+    )
     logger.info(
         "ingest batch %d/%d: %d cleaned, %d unchanged, %d skipped, %d quarantined",
         index + 1,
@@ -259,6 +289,26 @@ def ingest_batch(
         len(out.quarantined),
     )
     return out
+
+
+def ingest_todo(settings: Settings, refs: Sequence[SourceRef]) -> tuple[list[SourceRef], list[str]]:
+    """The sources an ingest batch must see, and the doc_ids of those discovery already shows
+    unchanged (signature and cleaners those of their clean document, from the index read
+    once): an unchanged run maps no ingest task and reads no source. Skipped inputs (hidden,
+    unsupported...) go to the batches, which record their fate."""
+    if settings.rehash:
+        return list(refs), []
+    known = clean_store(store_for(settings)).load()
+    todo: list[SourceRef] = []
+    unchanged: list[str] = []
+    for ref in refs:
+        if ref.skip is None and Path(ref.key).suffix.lower() in SUPPORTED_SUFFIXES:
+            doc_id = make_doc_id(ref.key)
+            if unchanged_signature(known.docs.get(doc_id), ref.signature, CLEANER_VERSION):
+                unchanged.append(doc_id)
+                continue
+        todo.append(ref)
+    return todo, unchanged
 
 
 # ---------------------------------------------------------------- annotate
@@ -363,27 +413,37 @@ def machine_index(store: Store) -> StageIndex:
 
 @network_task("push-review")
 def push_review(settings: Settings) -> dict[str, object]:
-    """Every machine-annotated document to Label Studio, with predictions; Label Studio itself is
-    asked which documents it already has, so a re-run (or a crash before our bookkeeping) never
-    duplicates a task. Embedded mode writes a Label Studio import file instead."""
+    """The machine-annotated documents to Label Studio, with predictions: those in machine
+    shards no completed push to this project has sent (a document annotated again is in a new
+    shard; shards never change), so a run sends what changed, not every document. Label Studio
+    itself is asked which documents it already has, so a re-run (or a crash before our
+    bookkeeping) never duplicates a task. Embedded mode writes Label Studio import files
+    instead."""
     if settings.review_enabled and settings.webhook_url and not settings.webhook_secret:
         raise ValueError("CORPUSFLOW_WEBHOOK_URL is set but CORPUSFLOW_WEBHOOK_SECRET is not")
     store = store_for(settings)
-    doc_ids = machine_doc_ids(store)
     if not settings.review_enabled:
         return write_embedded_import(store, settings)
     client = LabelStudioClient(settings.label_studio_url or "", settings.label_studio_api_key or "")
     project_id = client.ensure_project(
         settings.label_studio_project, label_config(), INSTRUCTIONS, overlap=settings.overlap
     )
+    index = machine_index(store)
+    state = _review_state(store)
+    sent = set(state.get("pushed_shards") or []) if state.get("project_id") == project_id else set()
+    doc_ids = sorted(d for d, e in index.docs.items() if e.shard not in sent)
     report = client.push(
         project_id,
         iter_machine(store, doc_ids),
         batch_size=500,
         keep=lambda old: keep_reviewed(store, old.model_dump(mode="json"), keys.human(old.doc_id)),
     )
+    report.unchanged += len(index.docs) - len(doc_ids)  # sent by an earlier push, as they are
+    # an edited document whose old task could not be read whole is sent again next push
+    again = {index.docs[d].shard for d in report.edited_left if d in index.docs}
     state = _review_state(store)
     state["project_id"] = project_id
+    state["pushed_shards"] = sorted({e.shard for e in index.docs.values()} - again)
     store.put_json(keys.review_state, state)
     get_run_logger().info("push: %s", report.model_dump(exclude={"task_ids"}))
     out: dict[str, object] = {"mode": "label-studio", "project_id": project_id}
@@ -403,25 +463,90 @@ def push_review(settings: Settings) -> dict[str, object]:
 
 
 def write_embedded_import(store: Store, settings: Settings) -> dict[str, object]:
-    """The Label Studio import file of every machine document, written streaming to the work
-    folder and copied to the store from there; skipped when the machine index is the one the
-    stored file was made from and the local copy is in place."""
+    """The Label Studio import files of the machine documents, one per machine shard
+    (`<work>/labelstudio-import/<shard>.json`, copied to `review/labelstudio-import/` in the
+    store): a file is (re)written only when the documents its shard still holds for the index
+    changed (shards never change; documents leave one when they are annotated again), so a run
+    writes what changed, not every task. Import every file of the folder into Label Studio."""
     from review.results import write_import_file
 
-    index = machine_index(store)
-    local = settings.work_dir / "labelstudio-import.json"
-    made_from = index.etag if not index.dirty and index.etag else None
+    machine = machine_store(store)
+    index = machine.load()
+    local = settings.work_dir / "labelstudio-import"
+    by_shard: dict[str, list[str]] = {}
+    for doc_id, entry in index.docs.items():
+        by_shard.setdefault(entry.shard, []).append(doc_id)
     try:
         state = store.get_json(keys.import_state)
     except KeyError:
         state = {}
-    if made_from is None or state.get("machine_index") != made_from or not local.exists():
-        machine = machine_store(store)
-        docs = (AnnotatedDocument.model_validate(d) for d in machine.read(index, index.docs))
-        write_import_file(docs, local)
-        store.put_file(keys.import_file, local, content_type="application/json")
-        store.put_json(keys.import_state, {"machine_index": made_from, "tasks": len(index.docs)})
-    return {"mode": "embedded", "import_file": str(local), "tasks": len(index.docs)}
+    made: dict[str, str] = dict(state.get("files") or {}) if state.get("format") == 2 else {}
+    now: dict[str, str] = {}
+    written = 0
+    for shard in sorted(by_shard):
+        ids = sorted(by_shard[shard])
+        name = import_name(shard)
+        digest = hashlib.sha256(
+            "\n".join(f"{d}:{index.docs[d].line}" for d in ids).encode()
+        ).hexdigest()[:16]
+        now[name] = digest
+        if made.get(name) == digest and (local / name).exists():
+            continue
+        if name not in made or not keep_import_tasks(local / name, set(ids)):
+            docs = (AnnotatedDocument.model_validate(d) for d in machine.read(index, ids))
+            write_import_file(docs, local / name)
+        store.put_file(f"{keys.import_dir}{name}", local / name, content_type="application/json")
+        written += 1
+    gone = [name for name in made if name not in now]
+    for name in gone:  # every document of the shard is in a newer one now
+        (local / name).unlink(missing_ok=True)
+        store.delete(f"{keys.import_dir}{name}")
+    if state.get("format") != 2:  # a store of the single-file layout: that file goes
+        store.delete(keys.import_file)
+        (settings.work_dir / "labelstudio-import.json").unlink(missing_ok=True)
+    if written or gone or now != made:
+        store.put_json(keys.import_state, {"format": 2, "files": now, "tasks": len(index.docs)})
+    return {
+        "mode": "embedded",
+        "import_file": str(local),
+        "tasks": len(index.docs),
+        "files": len(now),
+        "written": written,
+    }
+
+
+def keep_import_tasks(path: Path, doc_ids: set[str]) -> bool:
+    """Rewrite an import file (one task per line, review.results.write_import_file) with the
+    tasks of `doc_ids` only, when it holds every one of them: a shard's documents only ever
+    leave it, so the tasks of those that stay are as they were, and are kept without reading
+    the shard again. False (nothing written) when the file is missing or lacks one."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    kept = []
+    for line in lines:
+        body = line.rstrip(",")
+        if body in ("[", "]", ""):
+            continue
+        try:
+            doc_id = json.loads(body)["data"]["doc_id"]
+        except (ValueError, KeyError, TypeError):
+            return False  # not a file we wrote: made again from the shard
+        if doc_id in doc_ids:
+            kept.append(body)
+    if len(kept) != len(doc_ids):
+        return False
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("[\n" + ",\n".join(kept) + "\n]\n" if kept else "[]\n", encoding="utf-8")
+    tmp.replace(path)
+    return True
+
+
+def import_name(shard: str) -> str:
+    """machine/shards/20261201T...-ab12.jsonl.gz -> 20261201T...-ab12.json"""
+    base = shard.rsplit("/", 1)[-1]
+    return base.removesuffix(".jsonl.gz").removesuffix(".json") + ".json"
 
 
 INSTRUCTIONS = instructions_html()

@@ -46,10 +46,37 @@ def printable(text: str) -> str:
 
 @dataclass(frozen=True)
 class SourceRef:
+    """An input found at discovery. `signature` is what discovery saw of it without reading
+    it: a local file's `size:mtime_ns`, an S3 object's `size:etag` (from the listing). A source
+    whose signature is the one recorded when it was last cleaned is not read again (see
+    `signature_of`); "" when unknown (always read)."""
+
     key: str  # stable name: the path relative to the sources root, or the s3 key
     location: str  # where to read it: a local path or s3://bucket/key
     skip: str | None = None  # why it is not read (decided at discovery); None: read it
     link: bool = False  # a symlink (to a regular file inside the root) that is followed
+    signature: str = ""
+
+
+def signature_of(st: os.stat_result) -> str:
+    """A local file's signature: size and mtime in nanoseconds.
+
+    Why trusting it is sound: every write through the file system moves mtime, so a file whose
+    size and mtime_ns are unchanged has not been written since. When it is not: a tool that
+    sets mtime back on purpose (`touch -d`, `cp -p`/`rsync -t`/`tar x` putting a *different*
+    file of the same size in place with the old time), a clock set back between two writes, or
+    a file system whose timestamps are coarse (FAT's 2 s, some network mounts) written twice
+    within one tick at the same size. For those, `corpusflow run --rehash`
+    (CORPUSFLOW_REHASH=1) reads and hashes every source. An S3 object's ETag is the store's
+    own content digest, changed by every new upload: trusted as is.
+
+    signature_of(os.stat("a.txt")) -> "1234:1733061234567890123"
+    """
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def object_signature(size: int, etag: str) -> str:
+    return f"{size}:etag:{etag}"
 
 
 def _kind_of(mode: int) -> str:
@@ -102,6 +129,13 @@ def _key(rel: str) -> tuple[str, str | None]:
     return rel, None
 
 
+def _stat_signature(path: str) -> str:
+    try:
+        return signature_of(os.stat(path))
+    except OSError:
+        return ""
+
+
 def walk(root: Path) -> list[SourceRef]:
     """Every entry below `root`, sorted by key: regular files (and symlinks to regular files
     inside the root) to read, everything else with the reason it is skipped. Hidden entries
@@ -129,11 +163,16 @@ def walk(root: Path) -> list[SourceRef]:
                 out.append(SourceRef(key, entry.path, f"hidden {what}: not read"))
             elif entry.is_symlink():
                 why = _symlink_fate(entry.path, root_real)
-                out.append(SourceRef(key, entry.path, why, link=why is None))
+                sig = _stat_signature(entry.path) if why is None else ""
+                out.append(SourceRef(key, entry.path, why, link=why is None, signature=sig))
             elif entry.is_dir(follow_symlinks=False):
                 stack.append(entry.path)
             elif entry.is_file(follow_symlinks=False):
-                out.append(SourceRef(key, entry.path))
+                try:  # scandir has it already (no extra system call on Linux for the type)
+                    sig = signature_of(entry.stat(follow_symlinks=False))
+                except OSError:
+                    sig = ""  # vanished: reading it says so
+                out.append(SourceRef(key, entry.path, signature=sig))
             else:
                 try:
                     kind = _kind_of(entry.stat(follow_symlinks=False).st_mode)

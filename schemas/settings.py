@@ -81,6 +81,9 @@ class Settings(BaseSettings):
         default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
     batch_size: int = Field(default=32, ge=1, validation_alias=AliasChoices("CORPUSFLOW_BATCH"))
+    # read and hash every source even when its size and mtime (S3: size and ETag) are those
+    # the last run recorded (ingest.sources.SourceRef.signature says when that is needed)
+    rehash: bool = Field(default=False, validation_alias=AliasChoices("CORPUSFLOW_REHASH"))
     max_source_bytes: int = Field(
         default=20_000_000, ge=1, validation_alias=AliasChoices("CORPUSFLOW_MAX_BYTES")
     )

@@ -178,3 +178,34 @@ def test_flows_stance_model_from_the_store_is_fetched_once_by_version(tmp_path: 
     assert path.name == "stance-clf-1.json"
     explicit = Settings(work_dir=tmp_path / "work", stance_model=tmp_path / "mine.json")
     assert stance_model_path(store, explicit) == tmp_path / "mine.json"
+
+
+def test_flows_import_file_of_a_shard_keeps_the_tasks_that_stay(tmp_path: Path) -> None:
+    """A shard's import file that lost documents is filtered, not rebuilt; a file lacking one
+    of the documents (not ours, or damaged) is refused, so that it is made from the shard."""
+    from flows.tasks import keep_import_tasks
+    from review.results import write_import_file
+
+    docs = [
+        AnnotatedDocument.model_validate(
+            {
+                "source": f"s/{i}.txt",
+                "doc_id": f"d{i}",
+                "text": f"Angela Merkel met person {i}.",
+                "content_hash": f"h{i}",
+                "cleaner_version": "c1",
+                "model_version": "m1",
+            }
+        )
+        for i in range(4)
+    ]
+    path = tmp_path / "shard.json"
+    write_import_file(iter(docs), path)
+    before = {t["data"]["doc_id"]: t for t in json.loads(path.read_text())}
+    assert keep_import_tasks(path, {"d0", "d2"})
+    after = json.loads(path.read_text())
+    assert after == [before["d0"], before["d2"]]
+    assert not keep_import_tasks(path, {"d0", "d1"})  # d1 is gone from the file
+    assert json.loads(path.read_text()) == after  # left as it was
+    assert keep_import_tasks(path, set()) and json.loads(path.read_text()) == []
+    assert not keep_import_tasks(tmp_path / "missing.json", {"d0"})

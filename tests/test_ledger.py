@@ -33,3 +33,20 @@ def test_ledger_quarantine_keeps_input_and_reason(tmp_path: Path) -> None:
     base = f"quarantine/{source_key_id('bad.pdf')}"
     assert store.get_bytes(f"{base}/input") == b"\x00\x01"
     assert store.get_json(f"{base}/reason.json")["message"] == "bad.pdf: binary content"
+
+
+def test_ledger_record_many_writes_one_readable_entry_per_input(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    ledger = Ledger(store, run_id="r3")
+    sources = [f"s/{i}.txt" for i in range(20)]
+    ledger.record_many(
+        [ledger.entry(s, "processed", "ingest", doc_id=f"d{i}") for i, s in enumerate(sources)]
+    )
+    assert len(list(store.list("ledger/inputs/"))) == 20  # the layout readers list
+    for i, s in enumerate(sources):
+        last = ledger.last(s)
+        assert last is not None and (last.status, last.doc_id, last.run_id) == (
+            "processed",
+            f"d{i}",
+            "r3",
+        )

@@ -1,4 +1,4 @@
-"""The whole flow with nothing configured: local store, Label Studio import file, machine layer."""
+"""The whole flow with nothing configured: local store, Label Studio import files, machine layer."""
 
 from __future__ import annotations
 
@@ -33,14 +33,26 @@ def test_pipeline_embedded_run_is_idempotent(
     assert [q["source"] for q in first["ingest"]["quarantined"]] == ["empty.txt"]
     assert [s["source"] for s in first["ingest"]["skipped"]] == ["notes.xyz"]
     assert first["review"]["push"]["mode"] == "embedded"
-    import_file = Path(first["review"]["push"]["import_file"])
-    tasks = json.loads(import_file.read_text())
+    import_dir = Path(first["review"]["push"]["import_file"])  # one file per machine shard
+    tasks = [t for f in sorted(import_dir.glob("*.json")) for t in json.loads(f.read_text())]
     assert len(tasks) == 5 and all(t["predictions"] for t in tasks)
     assert first["release"]["created"] is True
 
     second = corpus_pipeline(sources=str(sources), store=store_url)
     assert second["ingest"]["cleaned"] == 0 and second["ingest"]["unchanged"] == 5
     assert second["annotate"]["annotated"] == 0
+    assert second["review"]["push"]["written"] == 0  # no import file rewritten
+
+    # one source edited: only the import files of the shards it left and joined are written
+    edited = sorted(sources.glob("*.txt"))[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nA correction.\n", encoding="utf-8")
+    edit_run = corpus_pipeline(sources=str(sources), store=store_url)
+    assert edit_run["ingest"]["cleaned"] == 1 and edit_run["annotate"]["annotated"] == 1
+    push = edit_run["review"]["push"]
+    assert push["written"] <= 2 and push["tasks"] == 5
+    tasks = [t for f in sorted(import_dir.glob("*.json")) for t in json.loads(f.read_text())]
+    assert len(tasks) == 5 and len({t["data"]["doc_id"] for t in tasks}) == 5
+    assert any("A correction." in t["data"]["text"] for t in tasks)
     assert second["release"] == {"version": first["release"]["version"], "created": False}
 
     store = open_store(store_url)
