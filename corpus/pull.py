@@ -222,12 +222,20 @@ def _is_intact(path: Path, parts: list[ReleaseFile]) -> bool:
     return True
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write `chunks` to `<name>.part`, then rename it to `path` once complete and synced; a
+    failure (a checksum that does not match, included) leaves no `.part` behind."""
     part = path.with_name(path.name + ".part")
-    with open(part, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(part, "wb") as f:
+            for data in chunks:
+                f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     os.replace(part, path)
 
 
@@ -256,17 +264,7 @@ def pull(store: Store, version: str = "latest", *, dest: Path) -> Path:
         if _is_intact(local, parts):
             stale.unlink(missing_ok=True)
             continue
-        local.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(stale, "wb") as f:
-                for _entry, data in _fetch(store, manifest, parts):
-                    f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            stale.unlink(missing_ok=True)
-            raise
-        os.replace(stale, local)
+        _write_atomic(local, (data for _entry, data in _fetch(store, manifest, parts)))
     if overlaid:
         index = _local_index(target, manifest)
         for path, fmt in VIEWS.items():
@@ -275,20 +273,20 @@ def pull(store: Store, version: str = "latest", *, dest: Path) -> Path:
             if path not in by_path or _view_intact(local, manifest, index, fmt):
                 stale.unlink(missing_ok=True)
                 continue
-            try:
-                with open(stale, "wb") as f:
-                    for data, want in _live_rows(store, manifest, index, fmt):
-                        if hashlib.sha256(data[:-1] if fmt == "jsonl" else data).digest() != want:
-                            raise ChecksumMismatch(path, want.hex(), "a row of another content")
-                        f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-            except BaseException:
-                stale.unlink(missing_ok=True)
-                raise
-            os.replace(stale, local)
-    _write_atomic(target / "manifest.json", manifest_bytes)
+            _write_atomic(local, _checked_rows(store, manifest, index, fmt, path))
+    _write_atomic(target / "manifest.json", [manifest_bytes])
     return target
+
+
+def _checked_rows(
+    store: Store, manifest: ReleaseManifest, index: LiveIndex, fmt: str, path: str
+) -> Iterator[bytes]:
+    """The live rows of a view (`corpus.jsonl`, `corpus.conll`), each checked against the
+    sha256 the live index holds for it."""
+    for data, want in _live_rows(store, manifest, index, fmt):
+        if hashlib.sha256(data[:-1] if fmt == "jsonl" else data).digest() != want:
+            raise ChecksumMismatch(path, want.hex(), "a row of another content")
+        yield data
 
 
 def _local_release(root: Path, version: str) -> Path:

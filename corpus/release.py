@@ -1317,25 +1317,20 @@ def _notes(
     """The release notes: from the previous live index when there is one (nothing else is
     read), else from the previous version's JSONL shards this version does not share."""
     current = inp.digests
-    previous = base.version if base else None
+    # the documents that may have been added or changed: all of them against an index, else
+    # those of the shards this version wrote (the shards it shares are unchanged)
     if index is not None:
         before = {doc: v[2] for doc, v in index.by_doc().items()}
-        return write_notes(
-            version,
-            previous,
-            documents=len(current),
-            added=sorted(d for d in current if d not in before),
-            changed=sorted(d for d in current if d in before and before[d] != current[d]),
-            removed=sorted(d for d in before if d not in current),
-        )
-    before = _previous_digests(store, base, shards)
-    touched = shards.touched_ids
+        candidates: Iterable[str] = current
+    else:
+        before = _previous_digests(store, base, shards)
+        candidates = shards.touched_ids
     return write_notes(
         version,
-        previous,
+        base.version if base else None,
         documents=len(current),
-        added=sorted(d for d in touched if d not in before),
-        changed=sorted(d for d in touched if d in before and before[d] != current[d]),
+        added=sorted(d for d in candidates if d not in before),
+        changed=sorted(d for d in candidates if d in before and before[d] != current[d]),
         removed=sorted(d for d in before if d not in current),
     )
 
