@@ -271,9 +271,11 @@ def run_target(
     """Measures one target; returns the keys of its first version's objects (the S3 baseline
     copies the local ones: the same shards, a datasheet that differs in the store's name)."""
 
-    def do_publish(changed: frozenset[int] = frozenset()) -> PublishResult:
+    def do_publish(
+        changed: frozenset[int] = frozenset(), into: Store | None = None
+    ) -> PublishResult:
         return publish(
-            store,
+            into or store,
             iter_records(n, changed=changed),
             label_schema={"entity_labels": list(LABELS), "stance_labels": list(STANCES)},
             agreement={"entity_f1": 0.9, "stance_kappa": 0.7},
@@ -336,19 +338,7 @@ def run_target(
 
     # the same records as one compacted version (base shards only), read the same ways
     compacted_store = _compacted_store(store, work, name, n)
-    _, secs, rss = measure(
-        lambda: publish(
-            compacted_store,
-            iter_records(n, changed=changed),
-            label_schema={"entity_labels": list(LABELS), "stance_labels": list(STANCES)},
-            agreement={"entity_f1": 0.9, "stance_kappa": 0.7},
-            code_version="bench",
-            model_versions=["en_core_web_sm@bench"],
-            shard_docs=shard_docs,
-            workers=WORKERS,
-            work_dir=work,
-        )
-    )
+    _, secs, rss = measure(lambda: do_publish(changed, into=compacted_store))
     rows.append(Row(name, "publish compacted (new store)", n, shard_docs, 0, 0, secs, rss))
     folder, secs, rss = measure(lambda: pull(compacted_store, dest=work / "pull-compacted"))
     pulled = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
