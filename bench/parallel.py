@@ -4,6 +4,9 @@ repeated, unique ids), run by the flow's task runners (flows/pipeline.py task_ru
 
 - `bare`: spaCy's `nlp.pipe` of the same model over the same texts, in this process;
 - `1 worker`: the in-process runner (ThreadPoolTaskRunner(max_workers=1), CORPUSFLOW_WORKERS=1);
+- `1 worker, 1 core`: the same, in a child process pinned to one CPU (`taskset -c 0`, one
+  BLAS and onnxruntime thread): the in-process runner uses more than one core by itself, so
+  this is the row "2 workers on 2 cores" is measured against;
 - `2 workers`: a local Dask cluster of 2 processes (what CORPUSFLOW_WORKERS=2 makes), reached
   through its address as `--dask-address` would, so that the models are loaded (once per
   worker, by a warm-up pass) before the clock starts.
@@ -69,11 +72,72 @@ def _annotate_pass(runner: Any, settings: Any, batches: list[list[str]]) -> floa
     return float(stage())
 
 
+def _cpu_seconds(cluster: Any = None) -> float:
+    """User + system CPU seconds of this process, or of the cluster's worker processes."""
+    import psutil
+
+    if cluster is None:
+        t = psutil.Process().cpu_times()
+        return float(t.user + t.system)
+    pids = cluster.scheduler_info["workers"].values()
+    total = 0.0
+    for info in pids:
+        t = psutil.Process(info["pid"]).cpu_times()
+        total += t.user + t.system
+    return total
+
+
+def _pinned_pass(work: Path, texts: list[str], batch_size: int) -> float:
+    """The `1 worker` pass again, in a child process that may use CPU 0 only."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-m", "bench.parallel", "--pinned-child"],
+        input=json.dumps({"texts": texts, "batch_size": batch_size, "work": str(work)}),
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _pinned_child() -> None:
+    import json
+    import sys
+
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from annotators.pipeline import load_nlp
+    from flows.tasks import batched
+    from schemas.settings import Settings
+
+    job = json.loads(sys.stdin.read())
+    work = Path(job["work"]) / "pinned"
+    work.mkdir()
+    os.chdir(work)
+    ids = _prepare(work / "store", job["texts"])
+    settings = Settings(store=f"file://{work / 'store'}", batch_size=job["batch_size"])
+    batches = batched(ids, job["batch_size"])
+    load_nlp(settings.spacy_model)
+    one = ThreadPoolTaskRunner(max_workers=1)
+    _annotate_pass(one, settings, batches[:1])
+    print(_annotate_pass(one, settings, batches))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=192, help="number of documents")
     parser.add_argument("--batch-size", type=int, default=16, help="documents per task")
+    parser.add_argument("--pinned-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.pinned_child:
+        _pinned_child()
+        return
 
     import spacy
     from prefect.task_runners import ThreadPoolTaskRunner
@@ -93,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(store=f"file://{work / 'store'}", batch_size=args.batch_size)
         batches = batched(ids, args.batch_size)
         results: dict[str, float] = {}
+        cores: dict[str, float] = {}
 
         nlp = spacy.load(settings.spacy_model)
         started = time.perf_counter()
@@ -104,26 +169,44 @@ def main(argv: list[str] | None = None) -> None:
         load_nlp(settings.spacy_model)  # loaded once, as a run's first batch would
         one = ThreadPoolTaskRunner(max_workers=1)
         _annotate_pass(one, settings, batches[:1])  # warm-up: the stance model
+        cpu0 = _cpu_seconds()
         results["1 worker"] = _annotate_pass(one, settings, batches)
+        cores["1 worker"] = (_cpu_seconds() - cpu0) / results["1 worker"]
+
+        # one worker on one core: the in-process runner uses more than one core (BLAS and
+        # onnxruntime threads), so "2 workers vs 1" above is not two cores against one. A fresh
+        # process pinned to CPU 0 (its stance session then sizes its threads to that one CPU)
+        results["1 worker, 1 core"] = _pinned_pass(work, texts, args.batch_size)
+        cores["1 worker, 1 core"] = 1.0
 
         with local_cluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
             two = DaskTaskRunner(address=cluster.scheduler_address)
             _annotate_pass(two, settings, batched(ids[: 2 * args.batch_size], args.batch_size))
+            cpu0 = _cpu_seconds(cluster)
             results["2 workers"] = _annotate_pass(two, settings, batches)
+            cores["2 workers"] = (_cpu_seconds(cluster) - cpu0) / results["2 workers"]
     finally:
         os.chdir("/")
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nannotate stage, {args.n} docs, {words} words, batches of {args.batch_size}, ")
     print(f"{os.cpu_count()} cores (shared with whatever else runs)\n")
-    print(f"| {'mode':<14} | {'seconds':>8} | {'docs/s':>7} | {'words/s':>8} | vs 1 worker |")
-    print("|---|---|---|---|---|")
+    print(
+        f"| {'mode':<16} | {'seconds':>8} | {'docs/s':>7} | {'words/s':>8} | cores busy "
+        "| vs 1 worker | vs 1 worker, 1 core |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for mode, seconds in results.items():
-        ratio = results["1 worker"] / seconds
+        busy = f"{cores[mode]:10.2f}" if mode in cores else " " * 10
         print(
-            f"| {mode:<14} | {seconds:8.1f} | {args.n / seconds:7.2f} | {words / seconds:8.0f} "
-            f"| {ratio:10.2f}x |"
+            f"| {mode:<16} | {seconds:8.1f} | {args.n / seconds:7.2f} | {words / seconds:8.0f} "
+            f"| {busy} | {results['1 worker'] / seconds:10.2f}x "
+            f"| {results['1 worker, 1 core'] / seconds:18.2f}x |"
         )
+    print(
+        "\ncores busy: CPU seconds of the processes doing the work (this one; the Dask workers "
+        "for `2 workers`) over the pass's wall time"
+    )
 
 
 if __name__ == "__main__":
