@@ -206,3 +206,54 @@ def test_release_memory_live_index_rows_round_trip(tmp_path: Path) -> None:
     assert release.write_index((p, index.rows(p)) for p in parts) == store.get_bytes(
         entry.object or ""
     )
+
+
+def test_release_memory_find_records_with_shared_prefixes() -> None:
+    """Rows found by record sha256 through a sorted array of their first 8 bytes: digests that
+    share those bytes (and one ending in zero bytes) are told apart by the rest."""
+    rng = random.Random(3)
+    same = bytes(8)
+    digests = [same + rng.randbytes(24) for _ in range(5)] + [rng.randbytes(32) for _ in range(40)]
+    digests.append(rng.randbytes(24) + bytes(8))
+    rows = [(f"d{i}", i, d, rng.randbytes(32), 0) for i, d in enumerate(digests)]
+    index = LiveIndex(release.write_index([("p0", rows[:20]), ("p1", rows[20:])]))
+    shuffled = digests[:]
+    rng.shuffle(shuffled)
+    missing = [same + rng.randbytes(24), rng.randbytes(32)]
+    found = index.find_records(shuffled + missing)
+    assert found == [digests.index(d) for d in shuffled] + [-1, -1]
+    assert index.find_records([]) == []
+
+
+@pytest.mark.parametrize(
+    ("origins", "count", "shown"),
+    [
+        ([], 0, []),
+        (["b", "a", "b", "a"], 2, ["a", "b"]),
+        ([f"o{i:02d}" for i in range(30, 0, -1)] * 2, 30, [f"o{i:02d}" for i in range(1, 11)]),
+    ],
+)
+def test_release_memory_origins_count_and_first_ones(
+    origins: list[str], count: int, shown: list[str]
+) -> None:
+    seen = release._Origins()
+    for o in origins:
+        seen.add(o)
+    assert (len(seen), seen.first) == (count, shown)
+
+
+def test_release_memory_fresh_vocabulary_gives_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The blank pipeline made anew between parts (its vocabulary bounded) changes no byte."""
+    records = [_canonical_record(r) for r in random_records(40, 9)]
+    parts = [records[i : i + 5] for i in range(0, 40, 5)]
+    release._blank_en.cache_clear()
+    once = [release.write_spacy_and_conll(p, "x") for p in parts]
+    monkeypatch.setattr(release, "BLANK_MAX_STRINGS", 10)
+    made = []  # kept alive, so that their ids stay theirs
+    again = []
+    for p in parts:
+        again.append(release.write_spacy_and_conll(p, "x"))
+        made.append(release._blank_en())
+    assert again == once and len({id(nlp) for nlp in made}) == len(parts)
