@@ -12,8 +12,8 @@ grows is the release code's own state, not the input.
 
 `--trace`: tracemalloc in each child, its top allocation sites printed when the live index is
 written (about the peak of Python objects: the input's and the parts' per-document state are
-all still held then). Peak RSS is read from VmHWM after a warm-up publish of a few documents
-(imports, the spaCy vocabulary, pyarrow), which is reported as `base`.
+all still held then). Peak RSS is read from VmHWM after a warm-up of the three steps on 40
+documents (imports, the spaCy vocabulary, pyarrow's readers and pools); RSS then is `base`.
 """
 
 from __future__ import annotations
@@ -59,8 +59,13 @@ def child(step: str, n: int, store_dir: Path, trace: bool) -> dict[str, Any]:
     from bench.release import iter_records
     from corpus.store import LocalStore
 
-    with tempfile.TemporaryDirectory() as warm:
-        release.publish(LocalStore(Path(warm)), iter_records(20), **_kwargs())
+    with tempfile.TemporaryDirectory() as warm:  # each step's code paths once, 40 documents
+        for records in (
+            iter_records(40),
+            iter_records(40, changed=frozenset({0})),
+            iter_records(39, changed=frozenset(range(0, 40, 2))),
+        ):
+            release.publish(LocalStore(Path(warm)), records, **_kwargs())
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")
     base = _vm("VmRSS")

@@ -258,7 +258,7 @@ def canonical_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
 # publish kept per document (about 1 KB each). The blank pipeline is made anew between parts
 # once its vocabulary passes this many strings; tokens do not depend on what the vocabulary held
 # before, nor do the DocBins (they carry their own strings), so the bytes stay the same.
-BLANK_MAX_STRINGS = 200_000
+BLANK_MAX_STRINGS = 50_000
 
 
 @lru_cache(maxsize=1)
