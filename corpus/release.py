@@ -258,7 +258,7 @@ def canonical_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
 # publish kept per document (about 1 KB each). The blank pipeline is made anew between parts
 # once its vocabulary passes this many strings; tokens do not depend on what the vocabulary held
 # before, nor do the DocBins (they carry their own strings), so the bytes stay the same.
-BLANK_MAX_STRINGS = 50_000
+BLANK_MAX_STRINGS = 20_000
 
 
 @lru_cache(maxsize=1)
@@ -849,7 +849,7 @@ class _Spill:
 # (doc_id, line digest) pairs a publish sorts in memory before writing them to a run file:
 # the runs, merged, give the documents in doc_id order for the content hash, the comparison
 # with the previous live index and the notes, at about 100 bytes a pair while a run fills.
-SORT_RUN_DOCS = 50_000
+SORT_RUN_DOCS = 20_000
 
 
 class _IdRuns:
@@ -1201,7 +1201,7 @@ class LiveIndex:
         """The parts with a row whose `keep` is set."""
         return {name for name, (a, b) in self._slices.items() if keep[a:b].any()}
 
-    def by_id(self, chunk: int = 65536) -> Iterator[tuple[str, bytes, int]]:
+    def by_id(self, chunk: int = 16384) -> Iterator[tuple[str, bytes, int]]:
         """(doc_id, record sha256, index row) of every row, in doc_id order (UTF-8 byte
         order, as `_IdRuns`), a chunk at a time."""
         import pyarrow.compute as pc
@@ -1718,6 +1718,7 @@ def _publish(
         if shards is None:
             starts = shard_starts(inp.keys, shard_docs, base)
             shards = _write_shards(store, inp, starts, base, index, writer, built)
+        index = None  # the parts hold copies of their rows: free the previous index first
         live_index = writer.put(
             write_index((p.name, p.rows) for p in shards.parts), "parquet", INDEX_PATH
         )
