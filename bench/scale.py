@@ -31,6 +31,9 @@ unchanged re-run seconds (N^0.07-0.3), 1% changed 1.2-1.5 h (publish), first run
 6.7 h SeaweedFS (fast path). Before (same day, same bench): 10k SeaweedFS 389 s / 24 s /
 182 s, 0.0041 requests per document unchanged. `--n 20000 --skip-s3` alone in its process:
 700 s / 4.3 s, peak 529 MB (459 MB before publish) against 454 MB for 1k: ~4 KiB a document.
+`--n 2000 8000 --skip-s3 --annotate-docs 0 --fresh`, first / 1% run peak RSS: before compact
+publish state 445 -> 476 / 447 -> 512 MB, after 446 -> 473 / 449 -> 504 MB; publish's own
+increment over the stages before it 64 -> 65 MB on a first run (the growth left is theirs).
 """
 
 from __future__ import annotations
