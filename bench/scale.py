@@ -9,13 +9,15 @@ bare `nlp.pipe` on a subset (bench/parallel.py's passes), and a fit of time and 
 with what it predicts for 1M documents.
 
     .venv/bin/python -m bench.scale [--n 1000 10000] [--big] [--skip-s3] [--annotate-docs 64]
+                                    [--fresh]
 
 What the rows measure: the store rows are real flow runs with everything real except the
 annotate stage's model: the spaCy pipeline is swapped for a regex tagger in this process
 (`fast path`, ~0.1 ms per document instead of ~0.2 CPU-s), so that store, ingest, review
 files, adjudication and release costs are measured at N this machine can afford. The
 annotate rows run the real model (`annotate_batch` over the stage store) on a subset.
-`--big` adds N = 100k.
+`--big` adds N = 100k. `--fresh` runs each N in a process of its own (a larger N's peak RSS
+is then not the high-water mark a smaller N left behind) and fits over all of them.
 
 Under each row: seconds and peak RSS per stage (StageTimes).
 
@@ -29,6 +31,9 @@ unchanged re-run seconds (N^0.07-0.3), 1% changed 1.2-1.5 h (publish), first run
 6.7 h SeaweedFS (fast path). Before (same day, same bench): 10k SeaweedFS 389 s / 24 s /
 182 s, 0.0041 requests per document unchanged. `--n 20000 --skip-s3` alone in its process:
 700 s / 4.3 s, peak 529 MB (459 MB before publish) against 454 MB for 1k: ~4 KiB a document.
+`--n 2000 8000 --skip-s3 --annotate-docs 0 --fresh`, first / 1% run peak RSS: before compact
+publish state 445 -> 476 / 447 -> 512 MB, after 446 -> 473 / 449 -> 504 MB; publish's own
+increment over the stages before it 64 -> 65 MB on a first run (the growth left is theirs).
 """
 
 from __future__ import annotations
@@ -437,6 +442,24 @@ def fit(rows: list[Row]) -> None:
         print(line, flush=True)
 
 
+def fresh_processes(ns: list[int], args: argparse.Namespace) -> int:
+    """Every N run by a child process of this bench (its rows printed as they come), then one
+    fit over all of them: the peak RSS of each N is its own, as from separate runs."""
+    import subprocess
+
+    rows: list[Row] = []
+    for i, n in enumerate(ns):
+        cmd = [sys.executable, "-m", "bench.scale", "--n", str(n)]
+        cmd += ["--skip-s3"] * args.skip_s3 + ["--skip-local"] * args.skip_local
+        cmd += ["--annotate-docs", str(args.annotate_docs if i == len(ns) - 1 else 0)]
+        if args.batch_size:
+            cmd += ["--batch-size", str(args.batch_size)]
+        done = subprocess.run(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, check=True)
+        rows += [Row(**r) for r in json.loads(done.stderr.strip().splitlines()[-1])]
+    fit(rows)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
@@ -445,8 +468,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-local", action="store_true")
     parser.add_argument("--annotate-docs", type=int, default=64, help="0: no annotate rows")
     parser.add_argument("--batch-size", type=int, default=None, help="CORPUSFLOW_BATCH")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="each N in a process of its own (peak RSS not inherited from a smaller N)",
+    )
     args = parser.parse_args(argv)
     ns = sorted(set(args.n + ([100_000] if args.big else [])))
+    if args.fresh and len(ns) > 1:
+        return fresh_processes(ns, args)
 
     from services.seaweedfs import SeaweedService
 

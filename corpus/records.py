@@ -147,7 +147,7 @@ def publish_store(
     decisions = Decisions.load(store)
 
     def records() -> Iterator[dict[str, Any]]:
-        for raw in machine.read(index, index.docs):
+        for raw in machine.read_all(index):
             doc = AnnotatedDocument.model_validate(raw)
             decision = decisions.get(doc.doc_id)
             if decision is None:

@@ -51,14 +51,16 @@ from __future__ import annotations
 import bisect
 import contextlib
 import hashlib
+import heapq
 import io
 import json
 import math
 import tempfile
 import threading
 import uuid
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -252,11 +254,23 @@ def canonical_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
 # ---------------------------------------------------------------- writers
 
 
+# spaCy's vocabulary and its tokenizer's cache keep every string a Doc ever held: most of what a
+# publish kept per document (about 1 KB each). The blank pipeline is made anew between parts
+# once its vocabulary passes this many strings; tokens do not depend on what the vocabulary held
+# before, nor do the DocBins (they carry their own strings), so the bytes stay the same.
+BLANK_MAX_STRINGS = 20_000
+
+
 @lru_cache(maxsize=1)
 def _blank_en() -> Any:
     import spacy
 
     return spacy.blank("en")
+
+
+def _bounded_blank_en() -> None:
+    if len(_blank_en().vocab.strings) > BLANK_MAX_STRINGS:
+        _blank_en.cache_clear()
 
 
 def _spacy_doc(record: dict[str, Any], part: str = "") -> tuple[Any, int]:
@@ -383,6 +397,7 @@ def _spacy_and_conll_blocks(
     overlaps left out per document."""
     from spacy.tokens import DocBin
 
+    _bounded_blank_en()
     db = DocBin(store_user_data=True)
     conll: list[bytes] = []  # one block per document, not one per line
     dropped: list[int] = []
@@ -514,6 +529,33 @@ def write_parquet(records: list[dict[str, Any]], part: str = "") -> bytes:
 # ---------------------------------------------------------------- what the version holds
 
 
+SHOWN_ORIGINS = 10  # origins the datasheet names per rights notice (the first, sorted)
+
+
+@dataclass
+class _Origins:
+    """The distinct origins under one rights notice, in about 16 bytes a document: a 128-bit
+    digest of each (their distinct number, counted at the end; a collision among a million
+    has odds of about 1e-27) and the SHOWN_ORIGINS first in sort order, as strings."""
+
+    digests: bytearray = field(default_factory=bytearray)
+    first: list[str] = field(default_factory=list)
+
+    def add(self, origin: str) -> None:
+        self.digests += hashlib.blake2b(origin.encode("utf-8"), digest_size=16).digest()
+        if origin in self.first:
+            return
+        if len(self.first) < SHOWN_ORIGINS or origin < self.first[-1]:
+            bisect.insort(self.first, origin)
+            del self.first[SHOWN_ORIGINS:]
+
+    def __len__(self) -> int:
+        import numpy as np
+
+        pairs = np.frombuffer(bytes(self.digests), dtype=np.uint64).reshape(-1, 2)
+        return int(len(np.unique(pairs, axis=0)))
+
+
 @dataclass
 class _Stats:
     """Counts for the manifest and the datasheet, gathered one record at a time."""
@@ -521,7 +563,7 @@ class _Stats:
     counts: Counter[str] = field(default_factory=Counter)
     entity_labels: Counter[str] = field(default_factory=Counter)
     stance_labels: Counter[str] = field(default_factory=Counter)
-    sources: dict[str, set[str]] = field(default_factory=dict)
+    sources: dict[str, _Origins] = field(default_factory=dict)
 
     def add(self, r: dict[str, Any]) -> None:
         self.counts["documents"] += 1
@@ -534,7 +576,7 @@ class _Stats:
         self.stance_labels.update(s["label"] for s in r["stances"])
         rights = (r["metadata"] or {}).get("rights") or "not stated"
         origin = (r["metadata"] or {}).get("source_url") or r.get("source") or "unknown"
-        self.sources.setdefault(str(rights), set()).add(str(origin))
+        self.sources.setdefault(str(rights), _Origins()).add(str(origin))
 
     def as_counts(self) -> dict[str, int]:
         """Documents, mentions and stances, and documents by review status, layer and split
@@ -666,11 +708,12 @@ def write_datasheet(
         "",
     ]
     for rights in sorted(stats.sources):
-        origins = sorted(stats.sources[rights])
-        shown = ", ".join(origins[:10]) + (
-            f" and {len(origins) - 10} more" if len(origins) > 10 else ""
+        origins = stats.sources[rights]
+        distinct = len(origins)
+        shown = ", ".join(origins.first) + (
+            f" and {distinct - SHOWN_ORIGINS} more" if distinct > SHOWN_ORIGINS else ""
         )
-        lines.append(f"- **{rights}** ({len(origins)}): {shown}")
+        lines.append(f"- **{rights}** ({distinct}): {shown}")
     lines += [
         "",
         "## How it was built",
@@ -731,24 +774,38 @@ def write_notes(
     previous: str | None,
     *,
     documents: int,
-    added: list[str],
-    changed: list[str],
-    removed: list[str],
+    added: Collection[str],
+    changed: Collection[str],
+    removed: Collection[str],
 ) -> bytes:
-    lines = [
-        f"# Release notes {version}",
-        "",
-        f"Compared with {previous}." if previous else "First release: every document is new.",
-        "",
-        f"{len(added)} added, {len(changed)} changed, {len(removed)} removed, "
-        f"{documents - len(added) - len(changed)} unchanged.",
-        "",
-    ]
+    """The release notes. The id lists are read once, in the order given (sorted), and may be
+    lazy: a first version's notes name every document, from the sorted runs on disk."""
+    out = io.StringIO()
+    out.write(
+        "\n".join(
+            [
+                f"# Release notes {version}",
+                "",
+                f"Compared with {previous}."
+                if previous
+                else "First release: every document is new.",
+                "",
+                f"{len(added)} added, {len(changed)} changed, {len(removed)} removed, "
+                f"{documents - len(added) - len(changed)} unchanged.",
+                "",
+            ]
+        )
+    )
     for title, ids in (("Added", added), ("Changed", changed), ("Removed", removed)):
-        lines += [f"## {title}", ""]
-        lines += [f"- `{i}`" for i in ids] or ["(none)"]
-        lines.append("")
-    return "\n".join(lines).encode("utf-8")
+        out.write(f"\n## {title}\n")
+        empty = True
+        for i in ids:
+            out.write(f"\n- `{i}`")
+            empty = False
+        if empty:
+            out.write("\n(none)")
+        out.write("\n")
+    return out.getvalue().encode("utf-8")
 
 
 # ---------------------------------------------------------------- spilling by shard key
@@ -789,55 +846,147 @@ class _Spill:
                 yield int(key, 16), line
 
 
+# (doc_id, line digest) pairs a publish sorts in memory before writing them to a run file:
+# the runs, merged, give the documents in doc_id order for the content hash, the comparison
+# with the previous live index and the notes, at about 100 bytes a pair while a run fills.
+SORT_RUN_DOCS = 20_000
+
+
+class _IdRuns:
+    """Each document's (doc_id, line digest) in sorted run files, read back merged in doc_id
+    order: UTF-8 byte order, which is code point order, the order Python sorts str in."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.runs: list[Path] = []
+        self.n = 0
+        self._buffer: list[tuple[bytes, bytes]] = []
+
+    def add(self, doc_id: str, digest: bytes) -> None:
+        self._buffer.append((doc_id.encode("utf-8"), digest))
+        self.n += 1
+        if len(self._buffer) >= SORT_RUN_DOCS:
+            self.close()
+
+    def close(self) -> None:
+        if not self._buffer:
+            return
+        self._buffer.sort()
+        path = self.folder / f"ids-{len(self.runs):05d}.run"
+        with open(path, "wb") as f:
+            for doc_id, digest in self._buffer:
+                f.write(len(doc_id).to_bytes(4, "big") + doc_id + digest)
+        self.runs.append(path)
+        self._buffer = []
+
+    @staticmethod
+    def _read(path: Path) -> Iterator[tuple[bytes, bytes]]:
+        with open(path, "rb", buffering=1 << 16) as f:
+            while head := f.read(4):
+                yield f.read(int.from_bytes(head, "big")), f.read(32)
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        """(doc_id, digest) in doc_id order; a doc_id given twice raises PublishError."""
+        self.close()
+        last = None
+        for doc_id, digest in heapq.merge(*(self._read(p) for p in self.runs)):
+            if doc_id == last:
+                raise PublishError(
+                    f"duplicate doc_id {doc_id.decode('utf-8')!r} in release records"
+                )
+            last = doc_id
+            yield doc_id.decode("utf-8"), digest
+
+
+class _Ids(Collection[str]):
+    """The doc_ids of the input, sorted, read from the runs when iterated (for the notes)."""
+
+    def __init__(self, runs: _IdRuns) -> None:
+        self.runs = runs
+
+    def __len__(self) -> int:
+        return self.runs.n
+
+    def __iter__(self) -> Iterator[str]:
+        return (doc_id for doc_id, _ in self.runs)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return any(d == doc_id for d in self)
+
+
 @dataclass
 class _Input:
-    """What one pass over the records leaves: the spill, each document's line digest, the
-    sorted shard keys and the statistics."""
+    """What one pass over the records leaves, in about 50 bytes a document: the spill, the
+    (doc_id, line digest) runs, the sorted shard keys (a uint64 array) and the statistics."""
 
     spill: _Spill
-    digests: dict[str, bytes]
-    keys: list[int]
+    ids: _IdRuns
+    keys: Any  # numpy uint64, sorted
     stats: _Stats
     content_hash: str
 
+    def __len__(self) -> int:
+        return self.ids.n
+
+    def by_id(self) -> Iterator[tuple[str, bytes]]:
+        return iter(self.ids)
+
 
 def _read_input(records: Iterable[dict[str, Any]], folder: Path) -> _Input:
+    import numpy as np
+
     spill = _Spill(folder)
-    digests: dict[str, bytes] = {}
-    keys: list[int] = []
+    ids = _IdRuns(folder)
+    keys = array("Q")
     stats = _Stats()
-    for raw in records:
-        record = _canonical_record(raw)
-        doc_id = record["doc_id"]
-        if doc_id in digests:
-            spill.close()
-            raise PublishError(f"duplicate doc_id {doc_id!r} in release records")
-        line = _json_line(record)
-        digests[doc_id] = hashlib.sha256(line.encode("utf-8")).digest()
-        key = shard_key(doc_id)
-        keys.append(key)
-        spill.add(key, line)
-        stats.add(record)
-    spill.close()
-    keys.sort()
-    return _Input(spill, digests, keys, stats, content_hash(digests))
+    try:
+        for raw in records:
+            record = _canonical_record(raw)
+            doc_id = record["doc_id"]
+            line = _json_line(record)
+            ids.add(doc_id, hashlib.sha256(line.encode("utf-8")).digest())
+            key = shard_key(doc_id)
+            keys.append(key)
+            spill.add(key, line)
+            stats.add(record)
+    finally:
+        spill.close()
+    ids.close()
+    sorted_keys = np.sort(np.frombuffer(keys, dtype=np.uint64))
+    return _Input(spill, ids, sorted_keys, stats, _sorted_content_hash(ids))
 
 
-def content_hash(digests: dict[str, bytes]) -> str:
-    """sha256 over (doc_id, sha256 of its canonical JSON line) in doc_id order: the same for
-    the same records whatever their order, the shard layout or the version."""
+def _sorted_content_hash(pairs: Iterable[tuple[str, bytes]]) -> str:
     h = hashlib.sha256()
-    for doc_id in sorted(digests):
-        h.update(doc_id.encode("utf-8") + b"\0" + digests[doc_id])
+    for doc_id, digest in pairs:
+        h.update(doc_id.encode("utf-8") + b"\0" + digest)
     return h.hexdigest()
 
 
-def shard_starts(
-    keys: list[int], shard_docs: int, previous: ReleaseManifest | None = None
-) -> list[int]:
+def content_hash(digests: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> str:
+    """sha256 over (doc_id, sha256 of its canonical JSON line) in doc_id order: the same for
+    the same records whatever their order, the shard layout or the version."""
+    pairs = digests.items() if isinstance(digests, Mapping) else digests
+    return _sorted_content_hash(sorted(pairs))
+
+
+def _keys_between(keys: Any, start: int, end: int) -> int:
+    """How many of the sorted keys are in [start, end) (end may be KEY_SPACE, past uint64)."""
+    import numpy as np
+
+    lo = int(np.searchsorted(keys, np.uint64(start), side="left"))
+    hi = len(keys) if end >= KEY_SPACE else int(np.searchsorted(keys, np.uint64(end), "left"))
+    return hi - lo
+
+
+def shard_starts(keys: Any, shard_docs: int, previous: ReleaseManifest | None = None) -> list[int]:
     """The first key of each shard: the previous version's ranges when it has them (even
     split into `ceil(n / shard_docs)` ranges for a first version), each range holding more
-    than twice `shard_docs` documents split into equal parts."""
+    than twice `shard_docs` documents split into equal parts. `keys`: sorted shard keys (a
+    list or a uint64 array)."""
+    import numpy as np
+
+    keys = np.asarray(keys, dtype=np.uint64)
     if previous is not None and previous.shards:
         starts = [int(s.start, 16) for s in previous.shards]
     else:
@@ -846,7 +995,7 @@ def shard_starts(
     out: list[int] = []
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else KEY_SPACE
-        n = bisect.bisect_left(keys, end) - bisect.bisect_left(keys, start)
+        n = _keys_between(keys, start, end)
         parts = math.ceil(n / shard_docs) if n > 2 * shard_docs else 1
         out += [start + j * (end - start) // parts for j in range(parts)]
     return out
@@ -935,23 +1084,57 @@ def _index_schema() -> Any:
     )
 
 
-def write_index(parts: Iterable[tuple[str, list[_Row]]]) -> bytes:
-    """The live index of a version: its live rows part by part, in release order."""
+def _rows_schema() -> Any:
+    """A part's live rows as the publish holds them (a record batch, ~100 bytes a row)."""
     import pyarrow as pa
+
+    return pa.schema([f for f in _index_schema() if f.name not in ("row_id", "part")])
+
+
+def rows_batch(rows: Iterable[_Row]) -> Any:
+    """Rows as a record batch of `_rows_schema`."""
+    import pyarrow as pa
+
+    schema = _rows_schema()
+    columns = list(zip(*rows, strict=True)) or [() for _ in schema]
+    return pa.record_batch(
+        [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
+def write_index(parts: Iterable[tuple[str, Any]]) -> bytes:
+    """The live index of a version: its live rows part by part, in release order (each part's
+    rows a record batch of `_rows_schema`, or a list of `_Row`s). Built column by column, each
+    one array: the same bytes as from one `pa.table` of Python lists."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    columns: dict[str, list[Any]] = {name: [] for name in _index_schema().names}
+    names: list[str] = []
+    batches = []
     for part, rows in parts:
-        for doc_id, position, record_sha, conll_sha, dropped in rows:
-            columns["row_id"].append(row_id(part, doc_id))
-            columns["doc_id"].append(doc_id)
-            columns["part"].append(part)
-            columns["position"].append(position)
-            columns["record_sha256"].append(record_sha)
-            columns["conll_sha256"].append(conll_sha)
-            columns["dropped_overlaps"].append(dropped)
+        names.append(part)
+        batches.append(rows if isinstance(rows, pa.RecordBatch) else rows_batch(rows))
+    counts = [b.num_rows for b in batches]
+    schema = _index_schema()
+    if sum(counts) == 0:
+        table = pa.table({name: [] for name in schema.names}, schema=schema)
+    else:
+        rows = pa.Table.from_batches(batches, schema=_rows_schema()).combine_chunks()
+        codes = np.repeat(np.arange(len(names), dtype=np.int32), counts)
+        part = pa.DictionaryArray.from_arrays(
+            pa.array(codes), pa.array(names, pa.string())
+        ).dictionary_decode()
+        doc_ids = rows.column("doc_id").chunk(0)
+        columns = {
+            "row_id": pc.binary_join_element_wise(part, doc_ids, "/"),
+            "part": part,
+            **{name: rows.column(name).chunk(0) for name in _rows_schema().names},
+        }
+        table = pa.table([columns[name] for name in schema.names], schema=schema)
     buf = io.BytesIO()
-    pq.write_table(pa.table(columns, schema=_index_schema()), buf, compression="zstd")
+    pq.write_table(table, buf, compression="zstd")
     return buf.getvalue()
 
 
@@ -965,6 +1148,7 @@ class LiveIndex:
 
         self.table = pq.read_table(io.BytesIO(data))
         self._slices: dict[str, tuple[int, int]] = {}
+        self._by_record: tuple[Any, Any, Any] | None = None
         if not self.table.num_rows:
             return
         encoded = self.table.column("part").combine_chunks().dictionary_encode()
@@ -994,21 +1178,72 @@ class LiveIndex:
             )
         )
 
-    def by_doc(self) -> dict[str, tuple[str, int, bytes, bytes, int]]:
-        """doc_id -> (part, position, record sha256, CoNLL sha256, dropped overlaps)."""
-        t = self.table
-        return {
-            doc: (part, pos, rsha, csha, dropped)
-            for doc, part, pos, rsha, csha, dropped in zip(
-                t.column("doc_id").to_pylist(),
-                t.column("part").to_pylist(),
-                t.column("position").to_pylist(),
-                t.column("record_sha256").to_pylist(),
-                t.column("conll_sha256").to_pylist(),
-                t.column("dropped_overlaps").to_pylist(),
+    def batch(self, part: str, keep: Any = None) -> Any:
+        """The live rows of one part as a record batch of `_rows_schema`, by position; only
+        those whose `keep` (a bool per index row) is set, when given."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        a, b = self._slices.get(part, (0, 0))
+        t = self.table.slice(a, b - a).select(_rows_schema().names)
+        if keep is not None:
+            t = t.filter(pa.array(keep[a:b]))
+        t = t.take(pc.sort_indices(t, [("position", "ascending")])).combine_chunks()
+        return pa.RecordBatch.from_arrays(
+            [
+                t.column(n).chunk(0) if t.num_rows else pa.array([], f.type)
+                for n, f in zip(t.column_names, _rows_schema(), strict=True)
+            ],
+            schema=_rows_schema(),
+        )
+
+    def parts_with(self, keep: Any) -> set[str]:
+        """The parts with a row whose `keep` is set."""
+        return {name for name, (a, b) in self._slices.items() if keep[a:b].any()}
+
+    def by_id(self, chunk: int = 16384) -> Iterator[tuple[str, bytes, int]]:
+        """(doc_id, record sha256, index row) of every row, in doc_id order (UTF-8 byte
+        order, as `_IdRuns`), a chunk at a time."""
+        import pyarrow.compute as pc
+
+        order = pc.sort_indices(self.table.column("doc_id"))
+        for at in range(0, len(order), chunk):
+            rows = order.slice(at, chunk)
+            yield from zip(
+                self.table.column("doc_id").take(rows).to_pylist(),
+                self.table.column("record_sha256").take(rows).to_pylist(),
+                rows.to_pylist(),
                 strict=True,
             )
-        }
+
+    def find_records(self, digests: list[bytes]) -> list[int]:
+        """The index row holding each record sha256, or -1: a sorted array of their first 8
+        bytes (16 bytes a row with its order) instead of a dictionary of every digest."""
+        import numpy as np
+
+        if self._by_record is None:
+            col = self.table.column("record_sha256").combine_chunks()
+            raw = np.frombuffer(col.buffers()[1], dtype=np.uint8)
+            raw = raw[col.offset * 32 : (col.offset + len(col)) * 32].reshape(-1, 32)
+            prefix = raw[:, :8].copy().view(">u8").ravel().astype(np.uint64)
+            order = np.argsort(prefix, kind="stable")
+            self._by_record = (prefix[order], order, raw)
+        prefixes, order, raw = self._by_record
+        if not digests:
+            return []
+        query = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, 32)
+        wanted = query[:, :8].copy().view(">u8").ravel().astype(np.uint64)
+        starts: list[int] = np.searchsorted(prefixes, wanted).tolist()
+        out = []
+        for digest, head, at in zip(digests, wanted.tolist(), starts, strict=True):
+            found = -1
+            while at < len(prefixes) and int(prefixes[at]) == head:
+                if raw[order[at]].tobytes() == digest:
+                    found = int(order[at])
+                    break
+                at += 1
+            out.append(found)
+        return out
 
 
 def release_parts(manifest: ReleaseManifest) -> list[tuple[str, dict[str, str]]]:
@@ -1029,7 +1264,7 @@ class _Built:
     name: str
     shard: ReleaseShard | ReleaseUpdate
     files: dict[str, ReleaseFile]
-    rows: list[_Row]
+    rows: Any  # a record batch of `_rows_schema`
 
 
 @dataclass
@@ -1037,7 +1272,9 @@ class _Shards:
     shards: list[ReleaseShard]  # every base range, the empty ones too
     updates: list[ReleaseUpdate]
     parts: list[_Built]  # the stored parts in release order
-    touched_ids: set[str]  # doc_ids in shards the previous version does not have
+    # doc_ids in shards the previous version does not have (kept only where the notes need
+    # them: on top of a version without a live index of today's writers)
+    touched_ids: set[str]
     dead_rows: int = 0
 
     def files(self, fmt: str) -> list[ReleaseFile]:
@@ -1045,7 +1282,47 @@ class _Shards:
 
     @property
     def dropped(self) -> int:
-        return sum(r[4] for p in self.parts for r in p.rows)
+        import pyarrow.compute as pc
+
+        return sum(pc.sum(p.rows.column("dropped_overlaps")).as_py() or 0 for p in self.parts)
+
+
+@dataclass
+class _Diff:
+    """The input against the previous live index, from one sorted merge of the two: which
+    index rows stay live, the line digests of the documents added or changed, and their ids
+    (and those removed) for the notes. Holds a bit a previous row and ~100 bytes a change."""
+
+    keep: Any  # numpy bool per previous index row: live now with the same line
+    new_lines: set[bytes] = field(default_factory=set)
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def _diff(inp: _Input, index: LiveIndex) -> _Diff:
+    import numpy as np
+
+    out = _Diff(np.zeros(len(index), dtype=bool))
+    ours, theirs = inp.by_id(), index.by_id()
+    a, b = next(ours, None), next(theirs, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            out.added.append(a[0])
+            out.new_lines.add(a[1])
+            a = next(ours, None)
+        elif a is None or b[0] < a[0]:
+            out.removed.append(b[0])
+            b = next(theirs, None)
+        else:
+            if a[1] == b[1]:
+                out.keep[b[2]] = True
+            else:
+                out.changed.append(a[0])
+                out.new_lines.add(a[1])
+            a, b = next(ours, None), next(theirs, None)
+    return out
 
 
 def _build_part(name: str, lines: list[str], writer: _Writer) -> _Built:
@@ -1071,10 +1348,10 @@ def _build_part(name: str, lines: list[str], writer: _Writer) -> _Built:
         shard = ReleaseShard(
             start=name, documents=len(records), dropped_overlaps=sum(dropped), formats=formats
         )
-    rows = [
+    rows = rows_batch(
         (r["doc_id"], i, hashlib.sha256(line.encode("utf-8")).digest(), sha256_digest(b), n)
         for i, (r, line, b, n) in enumerate(zip(records, lines, blocks, dropped, strict=True))
-    ]
+    )
     return _Built(name, shard, files, rows)
 
 
@@ -1087,24 +1364,40 @@ def _reused_rows(
     previous: ReleaseManifest,
     lines: list[str],
     files: dict[str, ReleaseFile],
-    by_record: dict[bytes, tuple[str, bytes, int]],
-) -> list[_Row]:
+    index: LiveIndex,
+) -> Any:
     """The rows of a base shard kept from the previous version: what the previous index
     says of each line (a line's sha256 names its content, whatever part held it), or, for a
     document that was changed and changed back, read from the shard's CoNLL object."""
+    digests = [hashlib.sha256(line.encode("utf-8")).digest() for line in lines]
+    found = index.find_records(digests)
+    hits = [j for j in found if j >= 0]
+    t = index.table
+    known = dict(
+        zip(
+            hits,
+            zip(
+                t.column("doc_id").take(hits).to_pylist(),
+                t.column("conll_sha256").take(hits).to_pylist(),
+                t.column("dropped_overlaps").take(hits).to_pylist(),
+                strict=True,
+            ),
+            strict=True,
+        )
+    )
     rows: list[_Row] = []
     blocks: list[bytes] | None = None
-    for i, line in enumerate(lines):
-        rsha = hashlib.sha256(line.encode("utf-8")).digest()
-        known = by_record.get(rsha)
-        if known is None:
+    for i, (line, rsha, j) in enumerate(zip(lines, digests, found, strict=True)):
+        if j >= 0:
+            doc_id, conll_sha, n = known[j]
+        else:
             if blocks is None:
                 blocks = conll_blocks(_verified_object(store, previous.version, files["conll"]))
             record = json.loads(line)
             _, n = _spacy_doc(record)
-            known = (record["doc_id"], sha256_digest(blocks[i]), n)
-        rows.append((known[0], i, rsha, known[1], known[2]))
-    return rows
+            doc_id, conll_sha = record["doc_id"], sha256_digest(blocks[i])
+        rows.append((doc_id, i, rsha, conll_sha, n))
+    return rows_batch(rows)
 
 
 def _write_shards(
@@ -1120,16 +1413,20 @@ def _write_shards(
     top of an older layout, or a compaction): reused from the previous version (or from an
     earlier attempt of this publish) when its JSONL is the same, built and written otherwise."""
     reusable: dict[str, tuple[ReleaseShard, dict[str, ReleaseFile]]] = {}
-    by_record: dict[bytes, tuple[str, bytes, int]] = {}
     if previous is not None and index is not None:  # an index: the same writers made it
         by_sha = {f.sha256: f for f in previous.files}
         for s in previous.shards:
             if s.documents and all(sha in by_sha for sha in s.formats.values()):
                 reusable[s.formats["jsonl"]] = (s, {f: by_sha[h] for f, h in s.formats.items()})
-        by_record = {v[2]: (doc, v[3], v[4]) for doc, v in index.by_doc().items()}
     # JSONL bytes the previous version has (as a shard or, in layout 1, as its one file):
-    # documents elsewhere are new or changed, for the notes
-    known = {f.sha256 for f in previous.files if f.path == "corpus.jsonl"} if previous else set()
+    # documents elsewhere are new or changed, for the notes (which need them only when there
+    # is a previous version and no live index to compare with)
+    track = previous is not None and index is None
+    known = (
+        {f.sha256 for f in previous.files if f.path == "corpus.jsonl"}
+        if previous is not None and track
+        else set()
+    )
     out = _Shards([], [], [], set())
 
     def flush(i: int, lines: list[str]) -> None:
@@ -1141,14 +1438,19 @@ def _write_shards(
         part = built.get((start, sha))
         if part is None:
             old = reusable.get(sha)
-            if previous is not None and old is not None and old[0].start == start:
-                rows = _reused_rows(store, previous, lines, old[1], by_record)
+            if (
+                previous is not None
+                and index is not None
+                and old is not None
+                and (old[0].start == start)
+            ):
+                rows = _reused_rows(store, previous, lines, old[1], index)
                 part = _Built(start, old[0], old[1], rows)
             else:
                 part = _build_part(start, lines, writer)
             built[(start, sha)] = part
-        if sha not in known:
-            out.touched_ids.update(r[0] for r in part.rows)
+        if track and sha not in known:
+            out.touched_ids.update(part.rows.column("doc_id").to_pylist())
         assert isinstance(part.shard, ReleaseShard)
         out.shards.append(part.shard)
         out.parts.append(part)
@@ -1170,6 +1472,7 @@ def _write_updates(
     inp: _Input,
     previous: ReleaseManifest,
     index: LiveIndex,
+    diff: _Diff,
     writer: _Writer,
     built: dict[tuple[str, str], _Built],
     shard_docs: int,
@@ -1177,18 +1480,11 @@ def _write_updates(
     """The previous version's base shards and updates as they are, and the added and changed
     documents in new update parts (in key order, `shard_docs` a part); None when that would
     pass the compaction thresholds, so the caller rewrites the ranges instead."""
-    by_doc = index.by_doc()
-    kept: dict[str, list[_Row]] = {}
-    changed: set[bytes] = set()
-    for doc_id, digest in inp.digests.items():
-        old = by_doc.get(doc_id)
-        if old is not None and old[2] == digest:
-            kept.setdefault(old[0], []).append((doc_id, old[1], old[2], old[3], old[4]))
-        else:
-            changed.add(digest)
+    changed = diff.new_lines
+    kept = index.parts_with(diff.keep)
     base = [s for s in previous.shards if s.documents]
     updates = [u for u in previous.updates if u.name in kept]  # all-dead updates go
-    live = len(inp.digests)
+    live = len(inp)
     stored = sum(s.documents for s in base) + sum(u.documents for u in updates) + len(changed)
     new_parts = math.ceil(len(changed) / shard_docs)
     if stored - live > COMPACT_DEAD_SHARE * live or len(updates) + new_parts > MAX_UPDATES:
@@ -1198,7 +1494,7 @@ def _write_updates(
 
     def old_part(name: str, shard: ReleaseShard | ReleaseUpdate) -> _Built:
         files = {fmt: by_sha[sha] for fmt, sha in shard.formats.items()}
-        return _Built(name, shard, files, sorted(kept.get(name, []), key=lambda r: r[1]))
+        return _Built(name, shard, files, index.batch(name, diff.keep))
 
     by_name = {u.name: old_part(u.name, u) for u in updates}
     lines: list[str] = []
@@ -1310,28 +1606,35 @@ def _notes(
     store: Store,
     version: str,
     base: ReleaseManifest | None,
-    index: LiveIndex | None,
+    diff: _Diff | None,
     inp: _Input,
     shards: _Shards,
 ) -> bytes:
-    """The release notes: from the previous live index when there is one (nothing else is
-    read), else from the previous version's JSONL shards this version does not share."""
-    current = inp.digests
-    # the documents that may have been added or changed: all of them against an index, else
-    # those of the shards this version wrote (the shards it shares are unchanged)
-    if index is not None:
-        before = {doc: v[2] for doc, v in index.by_doc().items()}
-        candidates: Iterable[str] = current
+    """The release notes: from the comparison with the previous live index when there is one
+    (nothing else is read), else from the previous version's JSONL shards this version does
+    not share (the documents of the shards it shares are unchanged)."""
+    previous = base.version if base else None
+    if diff is not None:
+        added, changed, removed = diff.added, diff.changed, diff.removed
+    elif base is None:  # a first version: every document is new
+        return write_notes(
+            version, None, documents=len(inp), added=_Ids(inp.ids), changed=(), removed=()
+        )
     else:
         before = _previous_digests(store, base, shards)
-        candidates = shards.touched_ids
+        added, changed, still = [], [], set()
+        for doc_id, digest in inp.by_id():
+            old = before.get(doc_id)
+            if old is not None:
+                still.add(doc_id)
+            if doc_id in shards.touched_ids:
+                if old is None:
+                    added.append(doc_id)
+                elif old != digest:
+                    changed.append(doc_id)
+        removed = sorted(d for d in before if d not in still)
     return write_notes(
-        version,
-        base.version if base else None,
-        documents=len(current),
-        added=sorted(d for d in candidates if d not in before),
-        changed=sorted(d for d in candidates if d in before and before[d] != current[d]),
-        removed=sorted(d for d in before if d not in current),
+        version, previous, documents=len(inp), added=added, changed=changed, removed=removed
     )
 
 
@@ -1408,12 +1711,14 @@ def _publish(
         # Updates over the base's shards when it has a live index and the overlay stays
         # small; else (first version, older layout, compaction due) base shards throughout.
         index = _read_index(store, base)
+        diff = _diff(inp, index) if index is not None else None
         shards = None
-        if base is not None and index is not None:
-            shards = _write_updates(inp, base, index, writer, built, shard_docs)
+        if base is not None and index is not None and diff is not None:
+            shards = _write_updates(inp, base, index, diff, writer, built, shard_docs)
         if shards is None:
             starts = shard_starts(inp.keys, shard_docs, base)
             shards = _write_shards(store, inp, starts, base, index, writer, built)
+        index = None  # the parts hold copies of their rows: free the previous index first
         live_index = writer.put(
             write_index((p.name, p.rows) for p in shards.parts), "parquet", INDEX_PATH
         )
@@ -1431,7 +1736,7 @@ def _publish(
             store_url=store.url,
             parquet_shards=len(shards.parts),
         )
-        notes = _notes(store, version, base, index, inp, shards)
+        notes = _notes(store, version, base, diff, inp, shards)
         if notes_extra:
             notes += b"## Details\n\n```json\n" + encode_json(notes_extra) + b"```\n"
         small = {

@@ -272,6 +272,50 @@ class StageStore:
                     )
                 yield doc
 
+    def read_all(self, index: StageIndex) -> Iterator[dict[str, Any]]:
+        """Every document of `index`, in the order `read(index, index.docs)` gives (shard by
+        shard, by line), holding a bit a document to know the live lines instead of a list
+        of (line, doc_id) for all of them: a publish reads every document this way."""
+        live: dict[str, bytearray] = {}
+        legacy: list[tuple[str, str]] = []
+        for doc_id, entry in index.docs.items():
+            if entry.legacy:
+                legacy.append((entry.shard, doc_id))
+                continue
+            flags = live.setdefault(entry.shard, bytearray())
+            if len(flags) <= entry.line:
+                flags.extend(bytes(entry.line + 1 - len(flags)))
+            if flags[entry.line]:  # each line holds one document: else one is missed
+                raise StoreError(
+                    f"the index of {self.stage} places {doc_id!r} and another document on "
+                    f"line {entry.line} of {self.store.url}/{entry.shard}"
+                )
+            flags[entry.line] = 1
+        legacy.sort()
+        at = 0
+        for shard in sorted(live):
+            while at < len(legacy) and legacy[at][0] < shard:  # the old layout: one file each
+                yield self.store.get_json(legacy[at][0])
+                at += 1
+            wanted = live.pop(shard)
+            lines = self._shard_lines(shard)
+            for line_no in (i for i, flag in enumerate(wanted) if flag):
+                if line_no >= len(lines):
+                    raise StoreError(
+                        f"{self.store.url}/{shard} has {len(lines)} lines, the index of "
+                        f"{self.stage} names line {line_no}"
+                    )
+                doc = json.loads(lines[line_no])
+                placed = index.docs.get(doc.get("doc_id"))
+                if placed is None or (placed.shard, placed.line) != (shard, line_no):
+                    raise StoreError(
+                        f"{self.store.url}/{shard} line {line_no} holds {doc.get('doc_id')!r}, "
+                        f"which the index of {self.stage} does not place there"
+                    )
+                yield doc
+        for key, _doc_id in legacy[at:]:
+            yield self.store.get_json(key)
+
 
 # ---------------------------------------------------------------- what the stages decide
 

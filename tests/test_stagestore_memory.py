@@ -1,0 +1,54 @@
+"""Reading a whole stage for a publish (StageStore.read_all): the same documents in the same
+order as `read` over every doc_id, with a bit a document instead of a list of all of them;
+superseded lines, documents of the old one-file layout and a damaged index are handled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from corpus.keys import keys
+from corpus.stagestore import machine_store
+from corpus.store import LocalStore, StoreError
+from tests.test_stage_store import fill, machine_doc
+
+
+def test_stagestore_read_all_equals_read_of_every_doc(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    machine = fill(store, 47, batch=10)
+    index = machine.load()
+    # some documents written again into a newer shard: their old lines are dead
+    again = [machine_doc(i, model="m2") for i in (3, 4, 25, 46)]
+    machine.commit(index, machine.write_shard(again))
+    # and two of the old layout, one file each, that no shard holds
+    for i in (60, 61):
+        store.put_json(keys.machine(f"d{i:04d}"), machine_doc(i))
+    index = machine.load()
+    assert index.legacy_ids() == ["d0060", "d0061"]
+    want = list(machine.read(index, index.docs))
+    got = list(machine.read_all(index))
+    assert got == want and len(got) == 49
+    assert {d["doc_id"]: d["model_version"] for d in got}["d0025"] == "m2"
+
+
+def test_stagestore_read_all_catches_an_index_that_misplaces_a_document(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    machine = fill(store, 12, batch=6)
+    index = machine.load()
+    entry = index.docs["d0002"]
+    index.docs["d0002"] = type(entry)(entry.shard, entry.line + 1, "", "")  # d0003's line
+    with pytest.raises(StoreError, match="another document on line 3"):
+        list(machine.read_all(index))
+    other = index.docs["d0008"]  # d0002 placed on d0008's line, and d0008 on d0002's
+    index.docs["d0002"], index.docs["d0008"] = other, entry
+    with pytest.raises(StoreError, match="does not place there"):
+        list(machine.read_all(index))
+    index.docs["d0002"], index.docs["d0008"] = type(entry)(entry.shard, 99, "", ""), other
+    with pytest.raises(StoreError, match="names line 99"):
+        list(machine.read_all(index))
+
+
+def test_stagestore_read_all_of_an_empty_stage(tmp_path: Path) -> None:
+    machine = machine_store(LocalStore(tmp_path))
+    assert list(machine.read_all(machine.load())) == []
