@@ -4,6 +4,9 @@ repeated, unique ids), run by the flow's task runners (flows/pipeline.py task_ru
 
 - `bare`: spaCy's `nlp.pipe` of the same model over the same texts, in this process;
 - `1 worker`: the in-process runner (ThreadPoolTaskRunner(max_workers=1), CORPUSFLOW_WORKERS=1);
+- `bare, 1 process` / `bare, 2 processes`: the bare pipe in one child pinned to one CPU, then in
+  two pinned children at once over half the texts each: how much two cores give on this work
+  at best (they share caches and memory bandwidth), the ceiling for "2 workers";
 - `1 worker, 1 core`: the same, in a child process pinned to one CPU (`taskset -c 0`, one
   BLAS and onnxruntime thread): the in-process runner uses more than one core by itself, so
   this is the row "2 workers on 2 cores" is measured against;
@@ -73,16 +76,19 @@ def _annotate_pass(runner: Any, settings: Any, batches: list[list[str]]) -> floa
 
 
 def _cpu_seconds(cluster: Any = None) -> float:
-    """User + system CPU seconds of this process, or of the cluster's worker processes."""
+    """User + system CPU seconds of this process, or of the live child processes (a local
+    cluster's workers)."""
     import psutil
 
     if cluster is None:
         t = psutil.Process().cpu_times()
         return float(t.user + t.system)
-    pids = cluster.scheduler_info["workers"].values()
     total = 0.0
-    for info in pids:
-        t = psutil.Process(info["pid"]).cpu_times()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
         total += t.user + t.system
     return total
 
@@ -104,6 +110,60 @@ def _pinned_pass(work: Path, texts: list[str], batch_size: int) -> float:
         cwd=Path(__file__).resolve().parents[1],
     )
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def _bare_processes(texts: list[str], n: int) -> float:
+    """Seconds for `n` pinned child processes to run the bare `nlp.pipe` over `texts` split
+    in `n`, started together once every child has its model loaded."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    children = [
+        subprocess.Popen(
+            ["taskset", "-c", str(i), sys.executable, "-m", "bench.parallel", "--bare-child"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        for i in range(n)
+    ]
+    for i, child in enumerate(children):
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(texts[i::n]) + "\n")
+        child.stdin.flush()
+    for child in children:  # each says "ready" once its model is loaded
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.close()
+    for child in children:
+        assert child.stdout is not None
+        child.stdout.read()
+        if child.wait():
+            raise RuntimeError(f"bare child failed (exit {child.returncode})")
+    return time.perf_counter() - started
+
+
+def _bare_child() -> None:
+    import json
+    import sys
+
+    import spacy
+
+    from schemas.settings import Settings
+
+    texts = json.loads(sys.stdin.readline())
+    nlp = spacy.load(Settings().spacy_model)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for _ in nlp.pipe(texts, batch_size=64):
+        pass
 
 
 def _pinned_child() -> None:
@@ -134,9 +194,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=192, help="number of documents")
     parser.add_argument("--batch-size", type=int, default=16, help="documents per task")
     parser.add_argument("--pinned-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.pinned_child:
         _pinned_child()
+        return
+    if args.bare_child:
+        _bare_child()
         return
 
     import spacy
@@ -165,6 +229,10 @@ def main(argv: list[str] | None = None) -> None:
             pass
         results["bare nlp.pipe"] = time.perf_counter() - started
         del nlp
+        # what two cores give at best on this work: the bare pipe in 1 process, then in 2
+        # processes at once over half the texts each (pinned to CPU 0, and to CPU 0 and 1)
+        results["bare, 1 process"] = _bare_processes(texts, 1)
+        results["bare, 2 processes"] = _bare_processes(texts, 2)
 
         load_nlp(settings.spacy_model)  # loaded once, as a run's first batch would
         one = ThreadPoolTaskRunner(max_workers=1)
@@ -203,6 +271,12 @@ def main(argv: list[str] | None = None) -> None:
             f"| {busy} | {results['1 worker'] / seconds:10.2f}x "
             f"| {results['1 worker, 1 core'] / seconds:18.2f}x |"
         )
+    ceiling = results["bare, 1 process"] / results["bare, 2 processes"]
+    print(
+        f"\ntwo cores at best on this work (bare nlp.pipe, 2 pinned processes vs 1): "
+        f"{ceiling:.2f}x; 2 workers reach {results['1 worker, 1 core'] / results['2 workers']:.2f}x"
+        " of one worker on one core"
+    )
     print(
         "\ncores busy: CPU seconds of the processes doing the work (this one; the Dask workers "
         "for `2 workers`) over the pass's wall time"
