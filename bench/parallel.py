@@ -75,12 +75,12 @@ def _annotate_pass(runner: Any, settings: Any, batches: list[list[str]]) -> floa
     return float(stage())
 
 
-def _cpu_seconds(cluster: Any = None) -> float:
-    """User + system CPU seconds of this process, or of the live child processes (a local
+def _cpu_seconds(children: bool = False) -> float:
+    """User + system CPU seconds of this process, or of its live child processes (a local
     cluster's workers)."""
     import psutil
 
-    if cluster is None:
+    if not children:
         t = psutil.Process().cpu_times()
         return float(t.user + t.system)
     total = 0.0
@@ -93,21 +93,44 @@ def _cpu_seconds(cluster: Any = None) -> float:
     return total
 
 
+def _one_worker_pass(settings: Any, batches: list[list[str]]) -> tuple[float, float]:
+    """The in-process runner's pass, after a warm-up batch that loads the stance model:
+    (seconds, cores this process kept busy during it)."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from annotators.pipeline import load_nlp
+
+    load_nlp(settings.spacy_model)  # loaded once, as a run's first batch would
+    one = ThreadPoolTaskRunner(max_workers=1)
+    _annotate_pass(one, settings, batches[:1])
+    cpu0 = _cpu_seconds()
+    seconds = _annotate_pass(one, settings, batches)
+    return seconds, (_cpu_seconds() - cpu0) / seconds
+
+
+def _pinned(cpu: int, role: str) -> dict[str, Any]:
+    """Popen/run arguments for this module as a child `role` that may use `cpu` only, with one
+    BLAS and onnxruntime thread."""
+    import sys
+
+    return {
+        "args": ["taskset", "-c", str(cpu), sys.executable, "-m", "bench.parallel", role],
+        "text": True,
+        "env": {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        "cwd": Path(__file__).resolve().parents[1],
+    }
+
+
 def _pinned_pass(work: Path, texts: list[str], batch_size: int) -> float:
     """The `1 worker` pass again, in a child process that may use CPU 0 only."""
     import json
     import subprocess
-    import sys
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     out = subprocess.run(
-        ["taskset", "-c", "0", sys.executable, "-m", "bench.parallel", "--pinned-child"],
         input=json.dumps({"texts": texts, "batch_size": batch_size, "work": str(work)}),
         capture_output=True,
-        text=True,
         check=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
+        **_pinned(0, "--pinned-child"),
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -117,17 +140,10 @@ def _bare_processes(texts: list[str], n: int) -> float:
     in `n`, started together once every child has its model loaded."""
     import json
     import subprocess
-    import sys
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     children = [
         subprocess.Popen(
-            ["taskset", "-c", str(i), sys.executable, "-m", "bench.parallel", "--bare-child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=Path(__file__).resolve().parents[1],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, **_pinned(i, "--bare-child")
         )
         for i in range(n)
     ]
@@ -170,9 +186,6 @@ def _pinned_child() -> None:
     import json
     import sys
 
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    from annotators.pipeline import load_nlp
     from flows.tasks import batched
     from schemas.settings import Settings
 
@@ -182,11 +195,7 @@ def _pinned_child() -> None:
     os.chdir(work)
     ids = _prepare(work / "store", job["texts"])
     settings = Settings(store=f"file://{work / 'store'}", batch_size=job["batch_size"])
-    batches = batched(ids, job["batch_size"])
-    load_nlp(settings.spacy_model)
-    one = ThreadPoolTaskRunner(max_workers=1)
-    _annotate_pass(one, settings, batches[:1])
-    print(_annotate_pass(one, settings, batches))
+    print(_one_worker_pass(settings, batched(ids, job["batch_size"]))[0])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -204,10 +213,8 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     import spacy
-    from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    from annotators.pipeline import load_nlp
     from flows.pipeline import local_cluster
     from flows.tasks import batched
     from schemas.settings import Settings
@@ -234,12 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         results["bare, 1 process"] = _bare_processes(texts, 1)
         results["bare, 2 processes"] = _bare_processes(texts, 2)
 
-        load_nlp(settings.spacy_model)  # loaded once, as a run's first batch would
-        one = ThreadPoolTaskRunner(max_workers=1)
-        _annotate_pass(one, settings, batches[:1])  # warm-up: the stance model
-        cpu0 = _cpu_seconds()
-        results["1 worker"] = _annotate_pass(one, settings, batches)
-        cores["1 worker"] = (_cpu_seconds() - cpu0) / results["1 worker"]
+        results["1 worker"], cores["1 worker"] = _one_worker_pass(settings, batches)
 
         # one worker on one core: the in-process runner uses more than one core (BLAS and
         # onnxruntime threads), so "2 workers vs 1" above is not two cores against one. A fresh
@@ -250,9 +252,9 @@ def main(argv: list[str] | None = None) -> None:
         with local_cluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
             two = DaskTaskRunner(address=cluster.scheduler_address)
             _annotate_pass(two, settings, batched(ids[: 2 * args.batch_size], args.batch_size))
-            cpu0 = _cpu_seconds(cluster)
+            cpu0 = _cpu_seconds(children=True)
             results["2 workers"] = _annotate_pass(two, settings, batches)
-            cores["2 workers"] = (_cpu_seconds(cluster) - cpu0) / results["2 workers"]
+            cores["2 workers"] = (_cpu_seconds(children=True) - cpu0) / results["2 workers"]
     finally:
         os.chdir("/")
         shutil.rmtree(work, ignore_errors=True)
