@@ -48,6 +48,38 @@ def test_stance_model_is_shipped_with_its_card_and_version():
     assert (DEFAULT_MODEL_DIR / MODEL_FILE).stat().st_size < 40_000_000  # int8, not fp32
 
 
+def test_stance_model_keeps_the_ffn_down_projections_fp32_and_the_other_weights_int8():
+    """How `annotators.finetune.quantize` left the shipped graph (read with the training
+    environment's `onnx`: the run time has none): the six `layer.N/output/dense` MatMuls
+    multiply fp32 weights, every other weight MatMul is an int8 MatMulInteger."""
+    import subprocess
+
+    from annotators.train import TRAIN_PYTHON
+
+    if not TRAIN_PYTHON.is_file():
+        pytest.skip(f"{TRAIN_PYTHON} missing: `make train-env` installs onnx")
+    script = (
+        "import json, sys, onnx\n"
+        "g = onnx.load(sys.argv[1]).graph\n"
+        "inits = {i.name: i.data_type for i in g.initializer}\n"
+        "weighted = [n for n in g.node if n.op_type == 'MatMul' and n.input[1] in inits]\n"
+        "fp32 = [n.name for n in weighted]\n"
+        "kinds = {inits[n.input[1]] for n in weighted}\n"
+        "int8 = [n.name for n in g.node if n.op_type == 'MatMulInteger']\n"
+        "print(json.dumps([fp32, sorted(kinds), int8]))\n"
+    )
+    out = subprocess.run(
+        [str(TRAIN_PYTHON), "-c", script, str(DEFAULT_MODEL_DIR / MODEL_FILE)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    fp32, kinds, int8 = json.loads(out.stdout)
+    assert fp32 == [f"/encoder/encoder/layer.{i}/output/dense/MatMul" for i in range(6)]
+    assert kinds == [1]  # onnx.TensorProto.FLOAT
+    # q, k, v, attention output, intermediate in each of the 6 layers, and the head
+    assert len(int8) == 6 * 5 + 1
+    assert not any("/output/dense/MatMul" in n and "attention" not in n for n in int8)
+
+
 @pytest.mark.parametrize(("text", "target", "expected"), CLEAR)
 def test_stance_model_labels_unambiguous_sentences(model, text, target, expected):
     (probs,) = model.predict_proba([(text, find_spans(text, target), target)])
