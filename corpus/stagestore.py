@@ -249,37 +249,31 @@ class StageStore:
         return lines
 
     def read(self, index: StageIndex, doc_ids: Iterable[str]) -> Iterator[dict[str, Any]]:
-        """The documents named, shard by shard (each shard read once, in the order of the
-        index), not in the order given; a missing doc_id raises NotFound."""
-        wanted: dict[str, list[tuple[int, str]]] = {}
+        """The documents named (each once), shard by shard (each shard read once, in key
+        order, by line), not in the order given; a missing doc_id raises NotFound."""
+        wanted: set[str] = set()
         for doc_id in doc_ids:
-            entry = index.docs.get(doc_id)
-            if entry is None:
+            if doc_id not in index.docs:
                 raise NotFound(f"{self.stage}/{doc_id}", self.store.url)
-            wanted.setdefault(entry.shard, []).append((entry.line, doc_id))
-        for shard in sorted(wanted):
-            rows = wanted[shard]
-            if rows[0][0] < 0:  # the old layout: the key is the document's own file
-                yield self.store.get_json(shard)
-                continue
-            lines = self._shard_lines(shard)
-            for line_no, doc_id in sorted(rows):
-                doc = json.loads(lines[line_no])
-                if doc.get("doc_id") != doc_id:
-                    raise StoreError(
-                        f"{self.store.url}/{shard} line {line_no} holds {doc.get('doc_id')!r}, "
-                        f"the index of {self.stage} says {doc_id!r}"
-                    )
-                yield doc
+            wanted.add(doc_id)
+        yield from self._read_lines(index, wanted, wanted)
 
     def read_all(self, index: StageIndex) -> Iterator[dict[str, Any]]:
-        """Every document of `index`, in the order `read(index, index.docs)` gives (shard by
-        shard, by line), holding a bit a document to know the live lines instead of a list
-        of (line, doc_id) for all of them: a publish reads every document this way."""
+        """Every document of `index`, as `read(index, index.docs)` gives them, without a set
+        of every doc_id: a publish reads every document this way."""
+        return self._read_lines(index, index.docs, None)
+
+    def _read_lines(
+        self, index: StageIndex, doc_ids: Iterable[str], wanted: set[str] | None
+    ) -> Iterator[dict[str, Any]]:
+        """`doc_ids` (all placed by `index`; none twice) shard by shard, holding a bit a line
+        to know which lines to read rather than a (line, doc_id) pair a document. A line
+        must hold a document the index places there (and, with `wanted`, one of those)."""
         live: dict[str, bytearray] = {}
         legacy: list[tuple[str, str]] = []
-        for doc_id, entry in index.docs.items():
-            if entry.legacy:
+        for doc_id in doc_ids:
+            entry = index.docs[doc_id]
+            if entry.legacy:  # the old layout: the key is the document's own file
                 legacy.append((entry.shard, doc_id))
                 continue
             flags = live.setdefault(entry.shard, bytearray())
@@ -294,22 +288,27 @@ class StageStore:
         legacy.sort()
         at = 0
         for shard in sorted(live):
-            while at < len(legacy) and legacy[at][0] < shard:  # the old layout: one file each
+            while at < len(legacy) and legacy[at][0] < shard:
                 yield self.store.get_json(legacy[at][0])
                 at += 1
-            wanted = live.pop(shard)
+            flags = live.pop(shard)
             lines = self._shard_lines(shard)
-            for line_no in (i for i, flag in enumerate(wanted) if flag):
+            for line_no in (i for i, flag in enumerate(flags) if flag):
                 if line_no >= len(lines):
                     raise StoreError(
                         f"{self.store.url}/{shard} has {len(lines)} lines, the index of "
                         f"{self.stage} names line {line_no}"
                     )
                 doc = json.loads(lines[line_no])
-                placed = index.docs.get(doc.get("doc_id"))
-                if placed is None or (placed.shard, placed.line) != (shard, line_no):
+                doc_id = doc.get("doc_id")
+                placed = index.docs.get(doc_id)
+                if (
+                    placed is None
+                    or (placed.shard, placed.line) != (shard, line_no)
+                    or (wanted is not None and doc_id not in wanted)
+                ):
                     raise StoreError(
-                        f"{self.store.url}/{shard} line {line_no} holds {doc.get('doc_id')!r}, "
+                        f"{self.store.url}/{shard} line {line_no} holds {doc_id!r}, "
                         f"which the index of {self.stage} does not place there"
                     )
                 yield doc

@@ -10,7 +10,7 @@ import pytest
 
 from corpus.keys import keys
 from corpus.stagestore import machine_store
-from corpus.store import LocalStore, StoreError
+from corpus.store import LocalStore, NotFound, StoreError
 from tests.test_stage_store import fill, machine_doc
 
 
@@ -52,3 +52,24 @@ def test_stagestore_read_all_catches_an_index_that_misplaces_a_document(tmp_path
 def test_stagestore_read_all_of_an_empty_stage(tmp_path: Path) -> None:
     machine = machine_store(LocalStore(tmp_path))
     assert list(machine.read_all(machine.load())) == []
+
+
+def test_stagestore_read_of_some_checks_each_line_holds_one_of_them(tmp_path: Path) -> None:
+    """`read` walks the same lines as `read_all`: a doc_id named twice comes once; a requested
+    line that holds a document nobody asked for, or past the shard's end, is refused."""
+    store = LocalStore(tmp_path)
+    machine = fill(store, 12, batch=6)
+    index = machine.load()
+    assert [d["doc_id"] for d in machine.read(index, ["d0004", "d0001", "d0004"])] == [
+        "d0001",
+        "d0004",
+    ]
+    with pytest.raises(NotFound):
+        list(machine.read(index, ["d0001", "nope"]))
+    entry = index.docs["d0002"]
+    index.docs["d0002"] = index.docs["d0003"]  # both placed on d0003's line; d0002 asked for
+    with pytest.raises(StoreError, match="holds 'd0003', which the index of machine does not"):
+        list(machine.read(index, ["d0002"]))
+    index.docs["d0002"] = type(entry)(entry.shard, 99, "", "")
+    with pytest.raises(StoreError, match="names line 99"):
+        list(machine.read(index, ["d0002"]))
