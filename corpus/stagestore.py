@@ -172,27 +172,9 @@ class StageStore:
         shard_no = {s: i for i, s in enumerate(shards)}
         versions = sorted({e.version for e in index.docs.values() if not e.legacy})
         version_no = {v: i for i, v in enumerate(versions)}
-        raw = {
-            "format": INDEX_FORMAT,
-            "stage": self.stage,
-            "shards": shards,
-            "versions": versions,
-            "docs": [
-                [
-                    d,
-                    shard_no[e.shard],
-                    e.line,
-                    e.content_hash,
-                    version_no[e.version],
-                    e.source_sha256,
-                    e.source_sig,
-                ]
-                for d, e in sorted(index.docs.items())
-                if not e.legacy  # files of the old layout are found by listing
-            ],
-        }
-        data = gzip.compress(
-            json.dumps(raw, separators=(",", ":")).encode("utf-8"), compresslevel=6, mtime=0
+        data = _index_bytes(
+            {"format": INDEX_FORMAT, "stage": self.stage, "shards": shards, "versions": versions},
+            _index_rows(index.docs, shard_no, version_no),
         )
         index.etag = self.store.put_bytes(self.index_key, data, content_type="application/gzip")
         index.dirty = False
@@ -314,6 +296,49 @@ class StageStore:
                 yield doc
         for key, _doc_id in legacy[at:]:
             yield self.store.get_json(key)
+
+
+def _index_rows(
+    docs: dict[str, Entry], shard_no: dict[str, int], version_no: dict[str, int]
+) -> Iterator[list[Any]]:
+    """The index's rows in doc_id order (sorting the ids only, not (id, entry) pairs); files of
+    the old layout are left out: they are found by listing."""
+    for d in sorted(docs):
+        e = docs[d]
+        if not e.legacy:
+            yield [
+                d,
+                shard_no[e.shard],
+                e.line,
+                e.content_hash,
+                version_no[e.version],
+                e.source_sha256,
+                e.source_sig,
+            ]
+
+
+def _index_bytes(head: dict[str, Any], rows: Iterable[list[Any]], chunk: int = 4096) -> bytes:
+    """`gzip.compress(json.dumps({**head, "docs": list(rows)}, separators=(",", ":")), 6,
+    mtime=0)`, byte for byte, without the list of rows or its JSON text in memory: the rows
+    are encoded and compressed `chunk` at a time (one gzip member, as gzip.compress writes
+    it with mtime=0: zlib's output does not depend on how its input is split)."""
+    import zlib
+
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+    out = [packer.compress(encode(head)[:-1].encode("utf-8") + b',"docs":[')]
+    pending: list[str] = []
+    first = True
+    for row in rows:
+        pending.append(encode(row))
+        if len(pending) >= chunk:
+            out.append(packer.compress((("" if first else ",") + ",".join(pending)).encode()))
+            pending, first = [], False
+    if pending:
+        out.append(packer.compress((("" if first else ",") + ",".join(pending)).encode()))
+    out.append(packer.compress(b"]}"))
+    out.append(packer.flush())
+    return b"".join(out)
 
 
 # ---------------------------------------------------------------- what the stages decide

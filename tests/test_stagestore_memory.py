@@ -73,3 +73,23 @@ def test_stagestore_read_of_some_checks_each_line_holds_one_of_them(tmp_path: Pa
     index.docs["d0002"] = type(entry)(entry.shard, 99, "", "")
     with pytest.raises(StoreError, match="names line 99"):
         list(machine.read(index, ["d0002"]))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 4096, 9001])
+def test_stagestore_index_is_streamed_to_the_bytes_of_one_json_dumps(n: int) -> None:
+    """The stored index is written row by row, compressed a chunk at a time, and is byte for
+    byte what gzip.compress of one json.dumps wrote (so its etag and readers stay the same)."""
+    import gzip
+    import json
+
+    from corpus.stagestore import _index_bytes
+
+    head = {"format": "f/1", "stage": "machine", "shards": ["a", "b"], "versions": ["é", "m2"]}
+    rows = [[f"d{i:05d}\u00e9", i % 2, i, f"{i:064x}", i % 2, "", "s"] for i in range(n)]
+    want = gzip.compress(
+        json.dumps({**head, "docs": rows}, separators=(",", ":")).encode("utf-8"),
+        compresslevel=6,
+        mtime=0,
+    )
+    assert _index_bytes(head, iter(rows), chunk=1000) == want
+    assert json.loads(gzip.decompress(want)) == {**head, "docs": rows}
