@@ -391,6 +391,11 @@ def quantize(fp32: Path, int8: Path) -> None:
 
     graph = onnx.load(str(fp32), load_external_data=False).graph
     keep = [node.name for node in graph.node if FP32_NODES.search(node.name)]
+    if not keep:  # another encoder's graph, named otherwise: say so rather than go on silently
+        print(
+            f"{fp32}: no FFN down-projection named like {FP32_NODES.pattern}: every MatMul int8",
+            file=sys.stderr,
+        )
     quantize_dynamic(
         str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep
     )

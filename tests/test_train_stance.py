@@ -367,3 +367,36 @@ def test_train_stance_without_encoder_picks_transformer_or_says_why_not(
     assert encoder == expected
     assert message in why and bool(why) == (expected is None)
     assert train.transformer_or_classifier(source, "x")[0] == "x"  # --encoder: as asked
+
+
+def test_train_quantize_says_when_no_layer_stays_fp32(tmp_path):
+    """`quantize` keeps MiniLM's FFN down-projections fp32 by their node names; a graph named
+    otherwise (another encoder) is quantized whole, and the command says so on stderr."""
+    import subprocess
+
+    from annotators.train import TRAIN_PYTHON
+
+    _needs_train_env()
+    script = (
+        "import sys\n"
+        "import numpy as np, onnx\n"
+        "from onnx import TensorProto, helper, numpy_helper\n"
+        "from annotators.finetune import quantize\n"
+        "w = numpy_helper.from_array(np.ones((4, 4), np.float32), 'w')\n"
+        "node = helper.make_node('MatMul', ['x', 'w'], ['y'], name='/dense/MatMul')\n"
+        "x = helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 4])\n"
+        "y = helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 4])\n"
+        "graph = helper.make_graph([node], 'g', [x], [y], [w])\n"
+        "onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]),"
+        " sys.argv[1] + '/f.onnx')\n"
+        "quantize(__import__('pathlib').Path(sys.argv[1] + '/f.onnx'),"
+        " __import__('pathlib').Path(sys.argv[1] + '/q.onnx'))\n"
+        "print(sorted(n.op_type for n in onnx.load(sys.argv[1] + '/q.onnx').graph.node))\n"
+    )
+    out = subprocess.run(
+        [str(TRAIN_PYTHON), "-c", script, str(tmp_path)],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert "no FFN down-projection named like" in out.stderr
+    assert "every MatMul int8" in out.stderr
+    assert "MatMulInteger" in out.stdout
