@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from corpus.store import NotFound, Store, StoreError
@@ -327,15 +328,10 @@ def _index_bytes(head: dict[str, Any], rows: Iterable[list[Any]], chunk: int = 4
     encode = json.JSONEncoder(separators=(",", ":")).encode
     packer = zlib.compressobj(6, zlib.DEFLATED, 31)
     out = [packer.compress(encode(head)[:-1].encode("utf-8") + b',"docs":[')]
-    pending: list[str] = []
-    first = True
-    for row in rows:
-        pending.append(encode(row))
-        if len(pending) >= chunk:
-            out.append(packer.compress((("" if first else ",") + ",".join(pending)).encode()))
-            pending, first = [], False
-    if pending:
-        out.append(packer.compress((("" if first else ",") + ",".join(pending)).encode()))
+    rows, sep = iter(rows), ""
+    while part := list(islice(rows, chunk)):
+        out.append(packer.compress((sep + ",".join(map(encode, part))).encode()))
+        sep = ","
     out.append(packer.compress(b"]}"))
     out.append(packer.flush())
     return b"".join(out)
