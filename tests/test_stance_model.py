@@ -55,9 +55,9 @@ def test_stance_model_keeps_the_ffn_down_projections_fp32_and_the_other_weights_
     import subprocess
 
     from annotators.train import TRAIN_PYTHON
+    from tests.test_train_stance import _needs_train_env
 
-    if not TRAIN_PYTHON.is_file():
-        pytest.skip(f"{TRAIN_PYTHON} missing: `make train-env` installs onnx")
+    _needs_train_env()
     script = (
         "import json, sys, onnx\n"
         "g = onnx.load(sys.argv[1]).graph\n"

@@ -379,6 +379,7 @@ def test_train_quantize_says_when_no_layer_stays_fp32(tmp_path):
     _needs_train_env()
     script = (
         "import sys\n"
+        "from pathlib import Path\n"
         "import numpy as np, onnx\n"
         "from onnx import TensorProto, helper, numpy_helper\n"
         "from annotators.finetune import quantize\n"
@@ -389,8 +390,7 @@ def test_train_quantize_says_when_no_layer_stays_fp32(tmp_path):
         "graph = helper.make_graph([node], 'g', [x], [y], [w])\n"
         "onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]),"
         " sys.argv[1] + '/f.onnx')\n"
-        "quantize(__import__('pathlib').Path(sys.argv[1] + '/f.onnx'),"
-        " __import__('pathlib').Path(sys.argv[1] + '/q.onnx'))\n"
+        "quantize(Path(sys.argv[1], 'f.onnx'), Path(sys.argv[1], 'q.onnx'))\n"
         "print(sorted(n.op_type for n in onnx.load(sys.argv[1] + '/q.onnx').graph.node))\n"
     )
     out = subprocess.run(
