@@ -372,28 +372,42 @@ def export_onnx(net, path: Path, opset: int = 17) -> None:
 # scale per output column of each weight, except each layer's FFN down-projection
 # (`layer.N/output/dense`, 1536 -> 384), which stays fp32: its inputs (GELU outputs) have the
 # widest range of any MatMul's, and the int8 activation error there is most of the model's.
+# `--fp32 ffn` keeps the FFN up-projection (`layer.N/intermediate/dense`) fp32 too: closer to
+# fp32 again, and slower (the FFN is two thirds of the model's multiplications).
 # Variants tried from the same fp32 model and judged by their fidelity to it (mean KL of the
 # scaled probabilities and argmax agreement, over rw dev and 800 train pairs, not by a score):
 #   stance-minilm, first model: per-tensor 0.764 rw dev macro-F1, per-tensor with reduce_range
 #   0.706, per-channel 0.801 (fp32: 0.793); keeping the head's Gemm in fp32 changed nothing.
-#   stance-minilm-1518b77b's weights (fp32 dev 0.8388): all MatMuls int8 KL 0.0027, agreement
-#   98.4%, dev 0.8356, 23 MB, 182 pairs/s; FFN down-projections fp32 KL 0.0013, 99.1%, dev
-#   0.8388, 34 MB, 156 pairs/s; the last layer fp32 KL 0.0027; static QDQ (MinMax calibration
-#   on 256 train pairs) KL 0.036, dev 0.7945.
+#   stance-minilm-1518b77b's weights (fp32 dev 0.8388; KL, agreement, dev, size, pairs/s in the
+#   same run): all MatMuls int8 0.0027, 98.4%, 0.8356, 23 MB, 182; FFN down-projections fp32
+#   0.0013, 99.1%, 0.8388, 34 MB, 156; the last layer fp32 0.0027; `MatMulConstBOnly` as all
+#   int8; static QDQ (MinMax calibration on 256 train pairs) 0.036, 0.7945. Later, on a noisier
+#   machine (best of 3 passes over the same pairs): all int8 155 pairs/s, down-projections fp32
+#   143, `--fp32 ffn` (KL 0.00034, 99.4%, dev 0.8388, 44 MB) 125, fp32 105; down-projection and
+#   attention output fp32 KL 0.0012; down-projections fp32 with reduce_range 0.0013.
 # The word embeddings must stay quantized: in fp32 they alone are 47 MB.
-QUANTIZATION = "dynamic int8, per-channel weights; FFN down-projections fp32"
-FP32_NODES = re.compile(r"/layer\.\d+/output/dense/MatMul$")
+FP32_PARTS = {
+    "ffn-down": re.compile(r"/layer\.\d+/output/dense/MatMul$"),
+    "ffn": re.compile(r"/layer\.\d+/(intermediate|output)/dense/MatMul$"),
+}
+QUANTIZATION = {
+    "ffn-down": "dynamic int8, per-channel weights; FFN down-projections fp32",
+    "ffn": "dynamic int8, per-channel weights; FFN up- and down-projections fp32",
+}
 
 
-def quantize(fp32: Path, int8: Path) -> None:
+def quantize(fp32: Path, int8: Path, keep_fp32: str = "ffn-down") -> None:
+    """model.onnx from model-fp32.onnx: every weight MatMul int8 except the FFN MatMuls that
+    `keep_fp32` names (FP32_PARTS), found by their node names."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    pattern = FP32_PARTS[keep_fp32]
     graph = onnx.load(str(fp32), load_external_data=False).graph
-    keep = [node.name for node in graph.node if FP32_NODES.search(node.name)]
+    keep = [node.name for node in graph.node if pattern.search(node.name)]
     if not keep:  # another encoder's graph, named otherwise: say so rather than go on silently
         print(
-            f"{fp32}: no FFN down-projection named like {FP32_NODES.pattern}: every MatMul int8",
+            f"{fp32}: no FFN projection named like {pattern.pattern}: every MatMul int8",
             file=sys.stderr,
         )
     quantize_dynamic(
@@ -434,13 +448,15 @@ def train(
     threads: int = 2,
     name: str = "stance-minilm",
     checkpoint: Path | None = None,
+    keep_fp32: str = "ffn-down",
     log=lambda m: print(m, flush=True),
 ) -> dict:
     """Fine-tune, keep the best epoch on `dev_pairs`, fit the temperature, export to `out`
     (model.onnx int8, model-fp32.onnx, weights.safetensors, tokenizer.json, config.json).
     `init`: a model folder written by an earlier run whose weights.safetensors to start from
     (several: their mean). `order_seed` (default `seed`): the training order and dropout only,
-    so runs that differ in it start from the same classification head."""
+    so runs that differ in it start from the same classification head. `keep_fp32`: which FFN
+    MatMuls model.onnx keeps fp32 (FP32_PARTS, `quantize`)."""
     import torch
     from safetensors.torch import save_file
 
@@ -526,7 +542,7 @@ def train(
     save_file({k: v.contiguous() for k, v in best[2].items()}, str(out / WEIGHTS_FILE))
     tok.save(str(out / TOKENIZER_FILE))
     export_onnx(net, out / FP32_FILE)
-    quantize(out / FP32_FILE, out / MODEL_FILE)
+    quantize(out / FP32_FILE, out / MODEL_FILE, keep_fp32)
     # the temperature of what runs: fitted on the int8 model's dev logits
     int8_logits = onnx_logits(out / MODEL_FILE, dev_pairs, max_len)
     temperature = fit_temperature(int8_logits, gold_idx)
@@ -546,7 +562,7 @@ def train(
         "markers": [MARK_OPEN, MARK_CLOSE],
         "max_len": max_len,
         "temperature": temperature,
-        "quantization": QUANTIZATION,
+        "quantization": QUANTIZATION[keep_fp32],
         "encoder": encoder,
         "encoder_licence": licence,
         "init": _init_names(init),
@@ -603,6 +619,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint", type=Path, help="keep the best epoch's weights here")
+    parser.add_argument(
+        "--fp32",
+        choices=sorted(FP32_PARTS),
+        default="ffn-down",
+        help="which FFN MatMuls model.onnx keeps fp32 (ffn: up- and down-projections; closer to"
+        " the fp32 model, 15-20%% slower)",
+    )
     args = parser.parse_args(argv)
 
     pairs: list[Pair] = []
@@ -638,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         name=args.out.name,
         checkpoint=args.checkpoint,
+        keep_fp32=args.fp32,
     )
     # the finished folder replaces the output whole: a reader never sees half a model
     if args.out.exists():

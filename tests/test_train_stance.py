@@ -369,6 +369,54 @@ def test_train_stance_without_encoder_picks_transformer_or_says_why_not(
     assert train.transformer_or_classifier(source, "x")[0] == "x"  # --encoder: as asked
 
 
+@pytest.mark.parametrize(
+    ("keep_fp32", "fp32_names"),
+    [("ffn-down", ["/encoder/encoder/layer.0/output/dense/MatMul"]),
+     ("ffn", ["/encoder/encoder/layer.0/intermediate/dense/MatMul",
+              "/encoder/encoder/layer.0/output/dense/MatMul"])],
+)  # fmt: skip
+def test_train_quantize_keeps_the_ffn_matmuls_it_is_told_fp32(tmp_path, keep_fp32, fp32_names):
+    """`finetune --fp32 ffn-down` (the default) keeps a layer's FFN down-projection fp32,
+    `--fp32 ffn` its up-projection too; the attention's MatMuls are int8 either way. On a
+    graph of three MatMuls named as MiniLM's export names them."""
+    import subprocess
+
+    from annotators.train import TRAIN_PYTHON
+
+    _needs_train_env()
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "import numpy as np, onnx\n"
+        "from onnx import TensorProto, helper, numpy_helper\n"
+        "from annotators.finetune import quantize\n"
+        "names = ['/encoder/encoder/layer.0/attention/output/dense/MatMul',\n"
+        "         '/encoder/encoder/layer.0/intermediate/dense/MatMul',\n"
+        "         '/encoder/encoder/layer.0/output/dense/MatMul']\n"
+        "rng = np.random.default_rng(0)\n"
+        "inits = [numpy_helper.from_array(rng.normal(size=(4, 4)).astype(np.float32), f'w{i}')\n"
+        "         for i in range(3)]\n"
+        "nodes = [helper.make_node('MatMul', [f'x{i}', f'w{i}'], [f'x{i + 1}'], name=n)\n"
+        "         for i, n in enumerate(names)]\n"
+        "x = helper.make_tensor_value_info('x0', TensorProto.FLOAT, [1, 4])\n"
+        "y = helper.make_tensor_value_info('x3', TensorProto.FLOAT, [1, 4])\n"
+        "graph = helper.make_graph(nodes, 'g', [x], [y], inits)\n"
+        "onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]),"
+        " sys.argv[1] + '/f.onnx')\n"
+        "quantize(Path(sys.argv[1], 'f.onnx'), Path(sys.argv[1], 'q.onnx'), sys.argv[2])\n"
+        "g = onnx.load(sys.argv[1] + '/q.onnx').graph\n"
+        "print(json.dumps([[n.name for n in g.node if n.op_type == 'MatMul'],\n"
+        "                  sum(n.op_type == 'MatMulInteger' for n in g.node)]))\n"
+    )
+    out = subprocess.run(
+        [str(TRAIN_PYTHON), "-c", script, str(tmp_path), keep_fp32],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    fp32, int8 = json.loads(out.stdout)
+    assert fp32 == fp32_names
+    assert int8 == 3 - len(fp32_names)
+
+
 def test_train_quantize_says_when_no_layer_stays_fp32(tmp_path):
     """`quantize` keeps MiniLM's FFN down-projections fp32 by their node names; a graph named
     otherwise (another encoder) is quantized whole, and the command says so on stderr."""
@@ -397,6 +445,6 @@ def test_train_quantize_says_when_no_layer_stays_fp32(tmp_path):
         [str(TRAIN_PYTHON), "-c", script, str(tmp_path)],
         capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1],
     )  # fmt: skip
-    assert "no FFN down-projection named like" in out.stderr
+    assert "no FFN projection named like" in out.stderr
     assert "every MatMul int8" in out.stderr
     assert "MatMulInteger" in out.stdout
