@@ -283,11 +283,11 @@ class Outcome:
 def inspect(stack: Stack, name: str, dest: Path) -> Outcome:
     """What a scenario left: its Label Studio project's tasks, its store's ledger, and `latest`
     pulled by the reader identity (every checksum verified by corpus.pull)."""
+    from corpus.ledger import read_ledger
     from corpus.pull import pull
     from corpus.release import read_latest
     from corpus.store import StoreError
     from review.client import LabelStudioClient
-    from schemas import LedgerEntry
 
     client = LabelStudioClient(stack.ls.url, stack.ls.token)
     found = client.projects(title=name)
@@ -296,9 +296,7 @@ def inspect(stack: Stack, name: str, dest: Path) -> Outcome:
         for t in client.tasks(int(found[0]["id"]), fields=["id", "data"]):
             tasks[str(t["data"]["doc_id"])] += 1
     store = stack.store(name)
-    fates: Counter[str] = Counter(
-        LedgerEntry.model_validate(store.get_json(k)).status for k in store.list("ledger/inputs/")
-    )
+    fates: Counter[str] = Counter(e.status for e in read_ledger(store).values())
     latest, _ = read_latest(store)
     released: list[str] = []
     files: dict[str, str] = {}

@@ -1,18 +1,26 @@
 """The ledger: the fate of every input (processed, skipped with why, quarantined with the
 reason), kept in the store so that a re-run knows what it already did, and quarantine copies
-of the inputs that could not be processed."""
+of the inputs that could not be processed.
+
+Layout: `ledger/entries/<time>-<token>.json`, one object per ingest batch that decided
+anything (a JSON list of entries; an unchanged input gets no new entry, its last one stands).
+An input's fate is its latest entry: the objects are read in key order, which is the order
+they were written in, later entries overriding earlier ones. Stores written before this
+layout hold one object per input, `ledger/inputs/<id>.json`; `read_ledger` reads those first,
+so an old store needs no migration (its next entries for an input override the old one)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from corpus.store import Store
 from schemas import LedgerEntry
 
-LEDGER_WRITERS = 8  # concurrent writes of one batch's entries
+ENTRIES = "ledger/entries/"
+OLD_INPUTS = "ledger/inputs/"  # one object per input: stores written before ENTRIES
 
 
 def now_iso() -> str:
@@ -24,21 +32,18 @@ def source_key_id(source: str) -> str:
 
 
 class Ledger:
-    """`ledger/inputs/<id>.json` holds the latest entry per input;
-    `quarantine/<id>/` the input's bytes and the reason."""
+    """The entries of one task (an ingest batch), kept until `flush` writes them as one object
+    `ledger/entries/<time>-<token>.json`; `quarantine/<id>/` the input's bytes and the reason,
+    written at once."""
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
-
-    def _key(self, source: str) -> str:
-        return f"ledger/inputs/{source_key_id(source)}.json"
+        self.pending: list[LedgerEntry] = []
 
     def last(self, source: str) -> LedgerEntry | None:
-        key = self._key(source)
-        if self.store.head(key) is None:
-            return None
-        return LedgerEntry.model_validate(self.store.get_json(key))
+        """The input's latest stored entry (reads the whole ledger: for tests and one-offs)."""
+        return read_ledger(self.store).get(source)
 
     def entry(
         self,
@@ -68,26 +73,25 @@ class Ledger:
         )
 
     def record(self, source: str, status: str, stage: str, **fields: str | None) -> LedgerEntry:
+        """An entry for `source`, stored at the next `flush`."""
         entry = self.entry(source, status, stage, **fields)
-        self.store.put_json(self._key(source), entry.model_dump())
+        self.pending.append(entry)
         return entry
 
     def record_many(self, entries: Sequence[LedgerEntry]) -> None:
-        """Store entries (made by `entry`) a few at a time: each is its own object
-        (`ledger/inputs/<id>.json`, what readers of the ledger list), so a batch is as many
-        PUTs, and on S3 (or with a local store's fsync) their latency, not their bytes, is
-        what costs: they overlap."""
-        if len(entries) <= 1:
-            for e in entries:
-                self.store.put_json(self._key(e.source), e.model_dump())
-            return
-        with ThreadPoolExecutor(max_workers=LEDGER_WRITERS) as pool:
-            # list(): an error in any write is raised here
-            list(
-                pool.map(
-                    lambda e: self.store.put_json(self._key(e.source), e.model_dump()), entries
-                )
-            )
+        """Entries (made by `entry`), stored at the next `flush`."""
+        self.pending.extend(entries)
+
+    def flush(self) -> str | None:
+        """Store the pending entries as one object (one PUT however many inputs the batch had);
+        its key, or None when there was nothing to store."""
+        if not self.pending:
+            return None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        key = f"{ENTRIES}{stamp}-{secrets.token_hex(4)}.json"
+        self.store.put_json(key, [e.model_dump() for e in self.pending])
+        self.pending = []
+        return key
 
     def quarantine(
         self, source: str, data: bytes, *, stage: str, kind: str, message: str
@@ -138,3 +142,18 @@ class Ledger:
             reason=message,
             error_kind=kind,
         )
+
+
+def stored_entries(store: Store) -> Iterator[LedgerEntry]:
+    """Every stored entry, oldest first: the old layout's one object per input, then the
+    entry objects in key (= write) order."""
+    for key in sorted(store.list(OLD_INPUTS)):
+        yield LedgerEntry.model_validate(store.get_json(key))
+    for key in sorted(store.list(ENTRIES)):
+        for raw in store.get_json(key):
+            yield LedgerEntry.model_validate(raw)
+
+
+def read_ledger(store: Store) -> dict[str, LedgerEntry]:
+    """The fate of every input: its latest entry, by source key."""
+    return {entry.source: entry for entry in stored_entries(store)}

@@ -354,17 +354,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     review status of the adjudicated ones, and the latest release."""
     from collections import Counter
 
+    from corpus.ledger import stored_entries
     from corpus.release import read_latest
     from flows.tasks import store_for
-    from schemas import LedgerEntry
     from schemas.settings import Settings
 
     settings = Settings() if args.store is None else Settings(store=args.store)
     store = store_for(settings)
-    fates: Counter[str] = Counter()
-    for key in store.list("ledger/inputs/"):
-        entry = LedgerEntry.model_validate(store.get_json(key))
-        fates[f"{entry.status} ({entry.stage})"] += 1
+    fate = {e.source: f"{e.status} ({e.stage})" for e in stored_entries(store)}  # the latest
+    fates: Counter[str] = Counter(fate.values())
+    del fate
     print(f"corpusflow status of {settings.store}")
     total = sum(fates.values())
     print(f"  {'inputs':<12} {total}" + (": " + _join(fates) if fates else ""))

@@ -279,6 +279,7 @@ def ingest_batch(
             for key, doc_id, sha in sources
         ]
     )
+    ledger.flush()  # the batch's fates, one object: skipped, quarantined and processed
     logger.info(
         "ingest batch %d/%d: %d cleaned, %d unchanged, %d skipped, %d quarantined",
         index + 1,

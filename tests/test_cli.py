@@ -260,6 +260,7 @@ def test_cli_status_counts_a_run(tmp_path: Path) -> None:
     ledger.record("a.txt", "processed", "ingest", doc_id="a")
     ledger.record("b.bin", "skipped", "ingest", reason="unsupported")
     ledger.quarantine("c.txt", b"", stage="ingest", kind="empty", message="c.txt: empty")
+    ledger.flush()
     store.put_json(keys.clean("a"), {})
     store.put_json(keys.machine("a"), {})
     store.put_json(keys.adjudicated("a"), {"status": "machine"})

@@ -18,10 +18,10 @@ import psutil
 import pytest
 
 from bench.hostile import SAMPLES, build_corpus
+from corpus.ledger import read_ledger
 from corpus.store import open_store
 from ingest.limits import Limits
 from ingest.sources import open_regular, printable, read_local, walk
-from schemas import LedgerEntry
 
 OVERSIZE = 64 << 20  # sparse; over the default 20 MB limit
 BOMB = 1 << 30  # document.xml inflates to 1 GB, as in the issue
@@ -234,10 +234,7 @@ def test_hostile_inputs_run_embedded_every_entry_has_a_fate(corpus: Path, tmp_pa
     ing = report["ingest"]
     assert ing["cleaned"] + len(ing["skipped"]) + len(ing["quarantined"]) == len(EXPECTED)
 
-    ledger = {}
-    for key in store.list("ledger/inputs/"):
-        entry = LedgerEntry.model_validate(store.get_json(key))
-        ledger[entry.source] = entry
+    ledger = read_ledger(store)
     assert sorted(ledger) == sorted(EXPECTED)  # nothing vanished from the count
     for source, expected in EXPECTED.items():
         entry = ledger[source]
