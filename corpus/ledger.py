@@ -157,3 +157,27 @@ def stored_entries(store: Store) -> Iterator[LedgerEntry]:
 def read_ledger(store: Store) -> dict[str, LedgerEntry]:
     """The fate of every input: its latest entry, by source key."""
     return {entry.source: entry for entry in stored_entries(store)}
+
+
+def compact_ledger(store: Store, *, dry_run: bool = False) -> tuple[int, int]:
+    """Rewrite the ledger as one object holding each input's latest entry, then delete the
+    objects it replaces (the old layout's per-input ones too): what keeps `ledger/entries/`
+    from growing by an object per batch and run that re-records skipped or quarantined inputs.
+    The caller holds the store's run lease, so no ingest batch writes meanwhile; the new object
+    is named by the time now, after every object it replaces and before any later run's. A
+    crash between its write and the deletes leaves entries twice, which read the same.
+    Returns (objects replaced, inputs in the compacted object); nothing to do with one object
+    or none."""
+    keys = sorted(store.list(OLD_INPUTS)) + sorted(store.list(ENTRIES))
+    if len(keys) <= 1:
+        return 0, 0
+    latest = read_ledger(store)
+    if dry_run:
+        return len(keys), len(latest)
+    compacted = Ledger(store, run_id="compact")
+    compacted.pending = list(latest.values())
+    written = compacted.flush()
+    for key in keys:
+        if key != written:
+            store.delete(key)
+    return len(keys), len(latest)

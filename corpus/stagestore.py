@@ -471,7 +471,8 @@ def collect_garbage(
     period, in the clean and machine stages. The caller holds the store's run lease (no run
     can commit meanwhile); an index the load completed (shards a crashed run left) is stored
     first, so that what is deleted is unreferenced in the stored index too. Nothing outside
-    `<stage>/shards/` is touched: releases, human work and the ledger are never garbage."""
+    `<stage>/shards/` is touched: releases, human work and the ledger are never garbage (the
+    ledger is compacted, not collected: corpus.ledger.compact_ledger)."""
     found: list[Garbage] = []
     for stage in (clean_store(store), machine_store(store)):
         index = stage.load()

@@ -417,11 +417,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    """Delete the stage shards no index entry points to any more, older than --grace hours,
-    holding the store's run lease (refused while a run holds it); --dry-run only lists them."""
+    """Delete the stage shards no index entry points to any more, older than --grace hours, and
+    compact the ledger into one object, holding the store's run lease (refused while a run holds
+    it); --dry-run only lists them."""
     import uuid
 
     from corpus.lease import Lease, LeaseHeld
+    from corpus.ledger import compact_ledger
     from corpus.stagestore import collect_garbage
     from flows.tasks import store_for
     from schemas.settings import Settings
@@ -438,6 +440,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         return 1
     try:
         garbage = collect_garbage(store, grace_seconds=grace, dry_run=args.dry_run)
+        replaced, inputs = compact_ledger(store, dry_run=args.dry_run)
     finally:
         if not args.dry_run:
             lease.release()
@@ -446,6 +449,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print(f"{verb} {g.key} ({g.size} bytes, {g.age_seconds / 3600:.1f} h old)")
     total = sum(g.size for g in garbage)
     print(f"{verb} {len(garbage)} unreferenced shards, {total} bytes ({total / 1e6:.1f} MB)")
+    if replaced:
+        verb = "would compact" if args.dry_run else "compacted"
+        print(
+            f"{verb} the ledger: {replaced} objects into 1 ({inputs} inputs, each its latest fate)"
+        )
     return 0
 
 
@@ -657,7 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "gc", help="delete stage shards no index points to any more (holds the run lease)"
+        "gc",
+        help="delete stage shards no index points to any more, compact the ledger (holds the run "
+        "lease)",
     )
     p.add_argument("--store", default=None, help="override CORPUSFLOW_STORE")
     p.add_argument(

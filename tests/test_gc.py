@@ -127,3 +127,42 @@ def test_gc_cli_refuses_while_a_run_holds_the_lease_and_dry_runs(
     assert first not in set(store.list("machine/shards/"))
     assert not store.exists("locks/run.json")  # gc released its lease
     assert store.exists(keys.human("d0001"))
+
+
+def test_gc_compacts_the_ledger_to_each_inputs_latest_entry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs that re-record a skipped input add a ledger object each; gc (holding the lease)
+    rewrites them, the old one-per-input layout included, as one object of latest entries:
+    every input keeps the fate it had, and a later run's entries still win."""
+    from corpus.ledger import ENTRIES, Ledger, read_ledger, source_key_id
+
+    store = LocalStore(tmp_path / "store")
+    url = f"file://{tmp_path / 'store'}"
+    old = Ledger(store, "r0").entry("a.txt", "processed", "ingest", doc_id="a")
+    store.put_json(f"ledger/inputs/{source_key_id('a.txt')}.json", old.model_dump())
+    for run in ("r1", "r2", "r3"):
+        ledger = Ledger(store, run)
+        ledger.record("b.bin", "skipped", "ingest", reason="unsupported")
+        ledger.flush()
+    before = read_ledger(store)
+    assert len(list(store.list("ledger/"))) == 4
+
+    assert main(["gc", "--store", url, "--grace", "0", "--dry-run"]) == 0
+    assert "would compact the ledger: 4 objects into 1 (2 inputs," in capsys.readouterr().out
+    assert len(list(store.list("ledger/"))) == 4
+
+    assert main(["gc", "--store", url, "--grace", "0"]) == 0
+    assert "compacted the ledger: 4 objects into 1 (2 inputs," in capsys.readouterr().out
+    (only,) = store.list("ledger/")
+    assert only.startswith(ENTRIES)
+    assert read_ledger(store) == before
+    assert before["b.bin"].run_id == "r3" and before["a.txt"].run_id == "r0"
+
+    later = Ledger(store, "r4")
+    later.record("a.txt", "skipped", "ingest", reason="unsupported")
+    later.flush()
+    assert read_ledger(store)["a.txt"].run_id == "r4"  # written after the compaction: it wins
+    assert main(["gc", "--store", url, "--grace", "0"]) == 0
+    assert read_ledger(store)["a.txt"].run_id == "r4"
+    assert len(list(store.list("ledger/"))) == 1
