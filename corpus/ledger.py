@@ -5,9 +5,11 @@ of the inputs that could not be processed.
 Layout: `ledger/entries/<time>-<token>.json`, one object per ingest batch that decided
 anything (a JSON list of entries; an unchanged input gets no new entry, its last one stands).
 An input's fate is its latest entry: the objects are read in key order, which is the order
-they were written in, later entries overriding earlier ones. Stores written before this
-layout hold one object per input, `ledger/inputs/<id>.json`; `read_ledger` reads those first,
-so an old store needs no migration (its next entries for an input override the old one)."""
+of the writers' clocks, later entries overriding earlier ones (runs hold the store's lease one
+at a time, so only a clock skew longer than the gap between two runs could misorder them).
+Stores written before this layout hold one object per input, `ledger/inputs/<id>.json`;
+`read_ledger` reads those first, so an old store needs no migration (its next entries for an
+input override the old one)."""
 
 from __future__ import annotations
 
