@@ -146,19 +146,25 @@ class Ledger:
         )
 
 
-def stored_entries(store: Store) -> Iterator[LedgerEntry]:
-    """Every stored entry, oldest first: the old layout's one object per input, then the
-    entry objects in key (= write) order."""
-    for key in sorted(store.list(OLD_INPUTS)):
-        yield LedgerEntry.model_validate(store.get_json(key))
-    for key in sorted(store.list(ENTRIES)):
+def _ledger_keys(store: Store) -> list[str]:
+    """The ledger's objects, oldest first: the old layout's one per input, then the entry
+    objects in key (= write) order."""
+    return sorted(store.list(OLD_INPUTS)) + sorted(store.list(ENTRIES))
+
+
+def stored_entries(store: Store, keys: Sequence[str] | None = None) -> Iterator[LedgerEntry]:
+    """Every entry of the ledger's objects (`keys`, default all of them), oldest first."""
+    for key in _ledger_keys(store) if keys is None else keys:
+        if key.startswith(OLD_INPUTS):
+            yield LedgerEntry.model_validate(store.get_json(key))
+            continue
         for raw in store.get_json(key):
             yield LedgerEntry.model_validate(raw)
 
 
-def read_ledger(store: Store) -> dict[str, LedgerEntry]:
+def read_ledger(store: Store, keys: Sequence[str] | None = None) -> dict[str, LedgerEntry]:
     """The fate of every input: its latest entry, by source key."""
-    return {entry.source: entry for entry in stored_entries(store)}
+    return {entry.source: entry for entry in stored_entries(store, keys)}
 
 
 def compact_ledger(store: Store, *, dry_run: bool = False) -> tuple[int, int]:
@@ -170,14 +176,14 @@ def compact_ledger(store: Store, *, dry_run: bool = False) -> tuple[int, int]:
     crash between its write and the deletes leaves entries twice, which read the same.
     Returns (objects replaced, inputs in the compacted object); nothing to do with one object
     or none."""
-    keys = sorted(store.list(OLD_INPUTS)) + sorted(store.list(ENTRIES))
+    keys = _ledger_keys(store)
     if len(keys) <= 1:
         return 0, 0
-    latest = read_ledger(store)
+    latest = read_ledger(store, keys)  # what is read is what is deleted: one listing
     if dry_run:
         return len(keys), len(latest)
     compacted = Ledger(store, run_id="compact")
-    compacted.pending = list(latest.values())
+    compacted.record_many(list(latest.values()))
     written = compacted.flush()
     for key in keys:
         if key != written:
