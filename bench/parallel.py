@@ -277,8 +277,8 @@ def main(argv: list[str] | None = None) -> None:
             before, own0 = _children_cpu(worker_pids), _cpu_seconds()
             results["2 workers"] = _annotate_pass(two, settings, batches)
             after, own1 = _children_cpu(worker_pids), _cpu_seconds()
-            cores["2 workers"] = (after["workers"] - before["workers"]) / results["2 workers"]
             beside = {k: (after[k] - before[k]) / results["2 workers"] for k in after}
+            cores["2 workers"] = beside.pop("workers")
             beside["this process"] = (own1 - own0) / results["2 workers"]
             children = _child_names()
     finally:
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         "beside the 2 workers, cores busy: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in beside.items() if k != "workers")
+        + ", ".join(f"{k} {v:.2f}" for k, v in beside.items())
         + f" (this process's descendants: {'; '.join(children)})"
     )
 
