@@ -10,6 +10,9 @@ repeated, unique ids), run by the flow's task runners (flows/pipeline.py task_ru
 - `1 worker, 1 core`: the same, in a child process pinned to one CPU (`taskset -c 0`, one
   BLAS and onnxruntime thread): the in-process runner uses more than one core by itself, so
   this is the row "2 workers on 2 cores" is measured against;
+- `1 core x 2 processes`: that pinned pass in two children at once (CPU 0 and CPU 1), half the
+  documents each, every child with its own store, models and Prefect: the whole annotate stage
+  (stance model included) on two cores with no Dask in between, the ceiling for "2 workers";
 - `2 workers`: a local Dask cluster of 2 processes (what CORPUSFLOW_WORKERS=2 makes), reached
   through its address as `--dask-address` would, so that the models are loaded (once per
   worker, by a warm-up pass) before the clock starts.
@@ -140,18 +143,38 @@ def _pinned(cpu: int, role: str) -> dict[str, Any]:
     }
 
 
-def _pinned_pass(work: Path, texts: list[str], batch_size: int) -> float:
-    """The `1 worker` pass again, in a child process that may use CPU 0 only."""
+def _pinned_processes(work: Path, texts: list[str], batch_size: int, n: int) -> float:
+    """Seconds for `n` pinned child processes, each the `1 worker` pass (in-process runner, one
+    CPU) over its own store of `texts` split in `n`, started together once every child has its
+    models loaded and a warm-up batch done. n=1 is `1 worker, 1 core`; n=2 is the same work on
+    two cores with no Dask and no shared anything: the ceiling for `2 workers` on this work."""
     import json
     import subprocess
 
-    out = subprocess.run(
-        input=json.dumps({"texts": texts, "batch_size": batch_size, "work": str(work)}),
-        capture_output=True,
-        check=True,
-        **_pinned(0, "--pinned-child"),
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    children = [
+        subprocess.Popen(
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, **_pinned(i, "--pinned-child")
+        )
+        for i in range(n)
+    ]
+    for i, child in enumerate(children):
+        assert child.stdin is not None
+        job = {"texts": texts[i::n], "batch_size": batch_size, "work": str(work / f"pinned{n}-{i}")}
+        child.stdin.write(json.dumps(job) + "\n")
+        child.stdin.flush()
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.close()
+    for child in children:
+        assert child.stdout is not None
+        child.stdout.read()
+        if child.wait():
+            raise RuntimeError(f"pinned child failed (exit {child.returncode})")
+    return time.perf_counter() - started
 
 
 def _bare_processes(texts: list[str], n: int) -> float:
@@ -205,16 +228,25 @@ def _pinned_child() -> None:
     import json
     import sys
 
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from annotators.pipeline import load_nlp
     from flows.tasks import batched
     from schemas.settings import Settings
 
-    job = json.loads(sys.stdin.read())
-    work = Path(job["work"]) / "pinned"
+    job = json.loads(sys.stdin.readline())
+    work = Path(job["work"])
     work.mkdir()
     os.chdir(work)
     ids = _prepare(work / "store", job["texts"])
     settings = Settings(store=f"file://{work / 'store'}", batch_size=job["batch_size"])
-    print(_one_worker_pass(settings, batched(ids, job["batch_size"]))[0])
+    batches = batched(ids, job["batch_size"])
+    load_nlp(settings.spacy_model)
+    one = ThreadPoolTaskRunner(max_workers=1)
+    _annotate_pass(one, settings, batches[:1])  # the stance model loaded, Prefect warm
+    print("ready", flush=True)
+    sys.stdin.readline()
+    _annotate_pass(one, settings, batches)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -266,8 +298,12 @@ def main(argv: list[str] | None = None) -> None:
         # one worker on one core: the in-process runner uses more than one core (BLAS and
         # onnxruntime threads), so "2 workers vs 1" above is not two cores against one. A fresh
         # process pinned to CPU 0 (its stance session then sizes its threads to that one CPU)
-        results["1 worker, 1 core"] = _pinned_pass(work, texts, args.batch_size)
+        results["1 worker, 1 core"] = _pinned_processes(work, texts, args.batch_size, 1)
         cores["1 worker, 1 core"] = 1.0
+        # the same in two pinned processes at once, half the documents each: what two cores
+        # give this work (stance model included) with no Dask in between
+        results["1 core x 2 processes"] = _pinned_processes(work, texts, args.batch_size, 2)
+        cores["1 core x 2 processes"] = 2.0
 
         with local_cluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
             two = DaskTaskRunner(address=cluster.scheduler_address)
@@ -302,8 +338,9 @@ def main(argv: list[str] | None = None) -> None:
     ceiling = results["bare, 1 process"] / results["bare, 2 processes"]
     print(
         f"\ntwo cores at best on this work (bare nlp.pipe, 2 pinned processes vs 1): "
-        f"{ceiling:.2f}x; 2 workers reach {results['1 worker, 1 core'] / results['2 workers']:.2f}x"
-        " of one worker on one core"
+        f"{ceiling:.2f}x; on the annotate stage itself (2 pinned in-process runners vs 1): "
+        f"{results['1 worker, 1 core'] / results['1 core x 2 processes']:.2f}x; 2 workers reach "
+        f"{results['1 worker, 1 core'] / results['2 workers']:.2f}x of one worker on one core"
     )
     print(
         "\ncores busy: CPU seconds of the processes doing the work (this one; the Dask workers "

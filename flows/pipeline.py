@@ -136,9 +136,15 @@ def local_cluster(**kwargs: Any) -> Any:
 
     distributed logs at INFO by default, to stderr: at the cluster's shutdown after a failed
     run that was a "Batched Comm Closed" traceback under the one-line failure (flows/failure.py),
-    seen in CI. Its warnings and errors still show, in this process and in the workers."""
+    seen in CI. Its warnings and errors still show, in this process and in the workers.
+
+    The workers start without distributed's default `MALLOC_TRIM_THRESHOLD_=65536` (an
+    operator's own value in the environment stands): with it glibc hands freed memory back to
+    the system at every turn, and on the annotate stage the workers spent 3x the system time
+    (20 against 6 CPU-s over 128 documents) and ran 25-40% slower (bench/parallel.py)."""
     import logging
 
+    import dask
     from distributed import LocalCluster
     from prefect.settings import get_current_settings
 
@@ -153,7 +159,10 @@ def local_cluster(**kwargs: Any) -> Any:
         server = SubprocessASGIServer()  # the process's one temporary server (a singleton)
         server.start()
         api = server.api_url
-    return LocalCluster(**kwargs, env={"PREFECT_API_URL": str(api)})
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ")}
+    environ["MALLOC_TRIM_THRESHOLD_"] = None  # None: the nanny does not set it
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return LocalCluster(**kwargs, env={"PREFECT_API_URL": str(api)})
 
 
 # The flow's own runner is read from the environment when this module is imported (what a

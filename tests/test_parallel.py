@@ -96,13 +96,50 @@ def test_parallel_two_local_workers_same_release_hash(
     assert content_hash(tmp_path / "store") == one_worker_hash
 
 
+def _workers_malloc_trim(client) -> set[str | None]:  # type: ignore[no-untyped-def]
+    return set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values())
+
+
+def test_parallel_local_cluster_workers_start_without_dasks_malloc_trim(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers by default, which
+    cost the annotate stage 25-40% (flows/pipeline.py local_cluster); corpusflow's local
+    cluster leaves it out, and an operator's own value still reaches the workers."""
+    from distributed import Client
+
+    from flows.pipeline import local_cluster
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with local_cluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client:
+            assert _workers_malloc_trim(client) == {None}
+    # distributed's default, for contrast: a plain LocalCluster's worker has it
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client:
+            assert _workers_malloc_trim(client) == {"65536"}
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1048576")
+    with local_cluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client:
+            assert _workers_malloc_trim(client) == {"1048576"}
+
+
+# what the README tells operators to give their `dask worker`s
+WORKER_DASK_CONFIG = ROOT / "services" / "dask"
+
+
 @pytest.fixture
 def dask_cluster(tmp_path: Path) -> Iterator[str]:
     """A `dask scheduler` and two `dask worker` processes, reporting to the test's Prefect
-    server; yields the scheduler's address."""
+    server and configured as the README says (DASK_CONFIG=services/dask); yields the
+    scheduler's address."""
     from prefect.settings import get_current_settings
 
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    env["DASK_CONFIG"] = str(WORKER_DASK_CONFIG)
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path / "dask-logs"
@@ -134,7 +171,9 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
         with Client(address, timeout=120) as client:
             client.wait_for_workers(2, timeout=180)
             pids = client.run(os.getpid)
+            trim = _workers_malloc_trim(client)
         assert len(pids) == 2 and os.getpid() not in pids.values()
+        assert trim == {None}, f"the workers' MALLOC_TRIM_THRESHOLD_: {trim}"
         yield address
     finally:
         for p in reversed(procs):
