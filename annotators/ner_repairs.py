@@ -25,6 +25,10 @@ PARTIES: dict[str, str] = _LEX["parties"]
 TITLES: frozenset[str] = frozenset(_LEX["titles"])
 EMPIRE_HEADS: frozenset[str] = frozenset(_LEX["empire_heads"])
 HISTORICAL_PLACES: dict[str, str] = _LEX["historical_places"]
+# first word -> (words, label) of the historical places that start with it, in lexicon order
+_PLACES_BY_FIRST: dict[str, list[tuple[list[str], str]]] = {}
+for _name, _label in HISTORICAL_PLACES.items():
+    _PLACES_BY_FIRST.setdefault(_name.split(" ")[0], []).append((_name.split(" "), _label))
 NEWS_AGENCIES: frozenset[str] = frozenset(_LEX["news_agencies"])
 SPEECH_WORDS: frozenset[str] = frozenset(_LEX["speech_words"])
 SOURCE_NOUNS: frozenset[str] = frozenset(_LEX["source_nouns"])
@@ -178,18 +182,17 @@ def mark_historical_places(doc: Doc, spans: list[Span]) -> list[Span]:
         ):
             span = _relabel(span, label)
         out.append(span)
-    for token in doc:
-        for name, label in HISTORICAL_PLACES.items():
-            words = name.split(" ")
-            end = token.i + len(words)
+    texts = [token.text for token in doc]
+    for i, text in enumerate(texts):
+        for words, label in _PLACES_BY_FIRST.get(text, ()):
+            end = i + len(words)
             if (
-                token.text == words[0]
-                and end <= len(doc)
-                and [t.text for t in doc[token.i : end]] == words
-                and not _taken(out, token.i, end)
-                and not _inside_longer_name(doc, token.i, end)
+                end <= len(doc)
+                and texts[i:end] == words
+                and not _taken(out, i, end)
+                and not _inside_longer_name(doc, i, end)
             ):
-                out.append(Span(doc, token.i, end, label=label))
+                out.append(Span(doc, i, end, label=label))
     return sorted(out, key=lambda s: s.start)
 
 

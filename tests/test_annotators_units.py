@@ -8,6 +8,7 @@ from spacy.tokens import Doc
 
 from annotators.ner import (
     SOURCE_SCORES,
+    credit_ranges,
     entity_score,
     entity_source,
     fix_entities,
@@ -299,3 +300,27 @@ def test_ner_fix_entities_marks_split_names_fixed():
 def test_ner_fix_entities_drops_photo_credits(text, ents, kept):
     doc = fix_entities(_spaced_doc(text, ents))
     assert [e.text for e in doc.ents] == kept
+
+
+@pytest.mark.parametrize(
+    ("text", "credits"),
+    [
+        # a credit that names its source: from the sentence's start (just after the full stop)
+        # to the end of its line
+        ("Xi met Putin. Kremlin Pool Photo via AP/TASS\nXi spoke.",
+         [" Kremlin Pool Photo via AP/TASS"]),
+        ("Leaders met.\nJohn Smith via Reuters", ["John Smith via Reuters"]),
+        ("via AP", ["via AP"]),
+        # two on one line are one credit; a later line has its own
+        ("A. B Pool Photo via AP, C via EPA\nD via Getty.", [" B Pool Photo via AP, C via EPA",
+                                                            "D via Getty."]),
+        # not a source credit: a word run into the agency, or no agency after "via"
+        ("Sent via APx. Travelled via Rome.", []),
+        ("xvia AP", []),
+        # a labelled credit line, from its label on
+        ("Archive image. Photo: Li Tao/AP", ["Photo: Li Tao/AP"]),
+        ("Putin posed for a photo with Xi.", []),
+    ],
+)  # fmt: skip
+def test_ner_credit_ranges_cover_the_credit_and_nothing_else(text, credits):
+    assert [text[a:b] for a, b in credit_ranges(text)] == credits
