@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> None:
             [sys.executable, "-m", "bench.annotate", "--mode", mode, "--n", str(args.n),
              "--batch-size", str(args.batch_size), "--model", args.model,
              *(["--stance-model", str(args.stance_model)] if args.stance_model else [])],
-            check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
         )  # fmt: skip
+        if out.returncode:  # the child's own error, not a CalledProcessError naming its argv
+            sys.exit(f"bench.annotate: the {mode} run failed:\n{out.stderr[-3000:]}")
         runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
     # best run per mode: the least disturbed by whatever else the machine runs
     bare, full, lexicon = (
