@@ -143,23 +143,18 @@ def _pinned(cpu: int, role: str) -> dict[str, Any]:
     }
 
 
-def _pinned_processes(work: Path, texts: list[str], batch_size: int, n: int) -> float:
-    """Seconds for `n` pinned child processes, each the `1 worker` pass (in-process runner, one
-    CPU) over its own store of `texts` split in `n`, started together once every child has its
-    models loaded and a warm-up batch done. n=1 is `1 worker, 1 core`; n=2 is the same work on
-    two cores with no Dask and no shared anything: the ceiling for `2 workers` on this work."""
+def _together(role: str, jobs: list[Any]) -> float:
+    """Seconds for one pinned child `role` per job (child i on CPU i, its job as a JSON line),
+    started together once every child has said "ready" (models loaded, warm-up done)."""
     import json
     import subprocess
 
     children = [
-        subprocess.Popen(
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, **_pinned(i, "--pinned-child")
-        )
-        for i in range(n)
+        subprocess.Popen(stdin=subprocess.PIPE, stdout=subprocess.PIPE, **_pinned(i, role))
+        for i in range(len(jobs))
     ]
-    for i, child in enumerate(children):
+    for child, job in zip(children, jobs, strict=True):
         assert child.stdin is not None
-        job = {"texts": texts[i::n], "batch_size": batch_size, "work": str(work / f"pinned{n}-{i}")}
         child.stdin.write(json.dumps(job) + "\n")
         child.stdin.flush()
     for child in children:
@@ -173,39 +168,25 @@ def _pinned_processes(work: Path, texts: list[str], batch_size: int, n: int) -> 
         assert child.stdout is not None
         child.stdout.read()
         if child.wait():
-            raise RuntimeError(f"pinned child failed (exit {child.returncode})")
+            raise RuntimeError(f"{role} child failed (exit {child.returncode})")
     return time.perf_counter() - started
+
+
+def _pinned_processes(work: Path, texts: list[str], batch_size: int, n: int) -> float:
+    """Seconds for `n` pinned child processes, each the `1 worker` pass (in-process runner, one
+    CPU) over its own store of `texts` split in `n`. n=1 is `1 worker, 1 core`; n=2 is the same
+    work on two cores with no Dask and nothing shared: the ceiling for `2 workers`."""
+    jobs = [
+        {"texts": texts[i::n], "batch_size": batch_size, "work": str(work / f"pinned{n}-{i}")}
+        for i in range(n)
+    ]
+    return _together("--pinned-child", jobs)
 
 
 def _bare_processes(texts: list[str], n: int) -> float:
     """Seconds for `n` pinned child processes to run the bare `nlp.pipe` over `texts` split
-    in `n`, started together once every child has its model loaded."""
-    import json
-    import subprocess
-
-    children = [
-        subprocess.Popen(
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, **_pinned(i, "--bare-child")
-        )
-        for i in range(n)
-    ]
-    for i, child in enumerate(children):
-        assert child.stdin is not None and child.stdout is not None
-        child.stdin.write(json.dumps(texts[i::n]) + "\n")
-        child.stdin.flush()
-    for child in children:  # each says "ready" once its model is loaded
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-    started = time.perf_counter()
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.write("go\n")
-        child.stdin.close()
-    for child in children:
-        assert child.stdout is not None
-        child.stdout.read()
-        if child.wait():
-            raise RuntimeError(f"bare child failed (exit {child.returncode})")
-    return time.perf_counter() - started
+    in `n`."""
+    return _together("--bare-child", [texts[i::n] for i in range(n)])
 
 
 def _bare_child() -> None:

@@ -110,7 +110,10 @@ def test_parallel_local_cluster_workers_start_without_dasks_malloc_trim(
 
     from flows.pipeline import local_cluster
 
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    # set, then deleted: monkeypatch then puts back this process's own value afterwards, also
+    # over the one a plain LocalCluster's nanny writes into os.environ (distributed 2026.8)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
     with local_cluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
         with Client(cluster) as client:
             assert _workers_malloc_trim(client) == {None}
