@@ -141,7 +141,8 @@ def local_cluster(**kwargs: Any) -> Any:
     The workers start without distributed's default `MALLOC_TRIM_THRESHOLD_=65536` (an
     operator's own value in the environment stands): with it glibc hands freed memory back to
     the system at every turn, and on the annotate stage the workers spent 3x the system time
-    (20 against 6 CPU-s over 128 documents) and ran 25-40% slower (bench/parallel.py)."""
+    (20 against 6 CPU-s) and took about 40% longer: 50-57 s against 36-41 s for 128 documents
+    in bench/parallel.py's 2-worker pass."""
     import logging
 
     import dask

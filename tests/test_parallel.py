@@ -104,8 +104,9 @@ def test_parallel_local_cluster_workers_start_without_dasks_malloc_trim(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers by default, which
-    cost the annotate stage 25-40% (flows/pipeline.py local_cluster); corpusflow's local
-    cluster leaves it out, and an operator's own value still reaches the workers."""
+    made the annotate stage take about 40% longer (flows/pipeline.py local_cluster);
+    corpusflow's local cluster leaves it out, and an operator's own value still reaches the
+    workers."""
     from distributed import Client
 
     from flows.pipeline import local_cluster
