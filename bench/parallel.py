@@ -115,16 +115,22 @@ def _child_names() -> list[str]:
     return names
 
 
-def _one_worker_pass(settings: Any, batches: list[list[str]]) -> tuple[float, float]:
-    """The in-process runner's pass, after a warm-up batch that loads the stance model:
-    (seconds, cores this process kept busy during it)."""
+def _warm_one_worker(settings: Any, batches: list[list[str]]) -> Any:
+    """The in-process runner, after a warm-up batch that loads the models (once, as a run's
+    first batch would) and warms Prefect."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from annotators.pipeline import load_nlp
 
-    load_nlp(settings.spacy_model)  # loaded once, as a run's first batch would
+    load_nlp(settings.spacy_model)
     one = ThreadPoolTaskRunner(max_workers=1)
     _annotate_pass(one, settings, batches[:1])
+    return one
+
+
+def _one_worker_pass(settings: Any, batches: list[list[str]]) -> tuple[float, float]:
+    """The in-process runner's pass, warmed up: (seconds, cores this process kept busy)."""
+    one = _warm_one_worker(settings, batches)
     cpu0 = _cpu_seconds()
     seconds = _annotate_pass(one, settings, batches)
     return seconds, (_cpu_seconds() - cpu0) / seconds
@@ -209,9 +215,6 @@ def _pinned_child() -> None:
     import json
     import sys
 
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    from annotators.pipeline import load_nlp
     from flows.tasks import batched
     from schemas.settings import Settings
 
@@ -222,9 +225,7 @@ def _pinned_child() -> None:
     ids = _prepare(work / "store", job["texts"])
     settings = Settings(store=f"file://{work / 'store'}", batch_size=job["batch_size"])
     batches = batched(ids, job["batch_size"])
-    load_nlp(settings.spacy_model)
-    one = ThreadPoolTaskRunner(max_workers=1)
-    _annotate_pass(one, settings, batches[:1])  # the stance model loaded, Prefect warm
+    one = _warm_one_worker(settings, batches)
     print("ready", flush=True)
     sys.stdin.readline()
     _annotate_pass(one, settings, batches)
