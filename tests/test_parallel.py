@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,7 +97,7 @@ def test_parallel_two_local_workers_same_release_hash(
     assert content_hash(tmp_path / "store") == one_worker_hash
 
 
-def _workers_malloc_trim(client) -> set[str | None]:  # type: ignore[no-untyped-def]
+def _workers_malloc_trim(client: Any) -> set[str | None]:
     return set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values())
 
 
