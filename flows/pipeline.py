@@ -72,8 +72,8 @@ def release_freed_memory() -> bool:
     next stage started from the last one's high-water mark: measured with
     `bench.scale --n 2000 8000 --fresh` (local store, fast path), a first run's peak RSS went
     from 464 / 491 MB to 428 / 458 MB (see the README, *Scale*). A call takes 0.06 ms with
-    nothing to give back, 50 ms to give back 380 MB; a few a run: unlike a low `MALLOC_TRIM_THRESHOLD_` (see
-    local_cluster), it does not trim at every free."""
+    nothing to give back, 50 ms to give back 380 MB; a few a run: unlike a low
+    `MALLOC_TRIM_THRESHOLD_` (see local_cluster), it does not trim at every free."""
     trim = _malloc_trim()
     if trim is None:
         return False
@@ -255,11 +255,14 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
     commit_stage(settings, "clean", [e for out in ingested for e in out.entries])
     for out in ingested:  # committed: ~0.5 KB a document, held (by the futures too) to the end
         out.entries = []
+    # the sources' refs (~330 B a document) are not needed past ingest: only their count
+    inputs, ingest_batches = len(refs), len(batches)
+    del refs, to_ingest, batches
     release_freed_memory()
     doc_ids = [d for out in ingested for d in out.processed + out.unchanged]
     todo, kept = annotate_todo(settings, doc_ids)  # from the indexes: unchanged ones map no task
     doc_batches = batched(todo, settings.batch_size)
-    progress.step(0, total=len(batches) + len(doc_batches) + tail_steps)
+    progress.step(0, total=ingest_batches + len(doc_batches) + tail_steps)
     annotated: list[dict[str, Any]] = [{"annotated": 0, "unchanged": kept}]
     for annotate_future in annotate_batch.map(
         doc_batches,
@@ -272,6 +275,7 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
     commit_stage(settings, "machine", [e for a in annotated for e in a.get("entries", [])])
     for a in annotated:
         a.pop("entries", None)
+    del doc_ids, todo, doc_batches
     release_freed_memory()
 
     lease.ensure_held()  # pushing makes tasks: only the run that holds the store may
@@ -284,7 +288,7 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
         "run_id": run_id,
         "sources": sources,
         "store": settings.store,
-        "inputs": len(refs),
+        "inputs": inputs,
         "ingest": {
             "cleaned": sum(len(o.processed) for o in ingested),
             "unchanged": sum(len(o.unchanged) for o in ingested),
