@@ -12,11 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
+from bench.memory import _vm
 from flows.pipeline import release_freed_memory
 
 def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
+    return _vm("VmRSS") / 2**20
 
 # 1 KB blocks come from malloc's heap (not Python's arenas); keeping one in 64 alive pins the
 # heap's top, so freeing the rest leaves ~190 MB of free chunks that glibc keeps by itself
