@@ -51,7 +51,9 @@ def test_stance_model_is_shipped_with_its_card_and_version():
 def test_stance_model_keeps_the_ffn_down_projections_fp32_and_the_other_weights_int8():
     """How `annotators.finetune.quantize` left the shipped graph (read with the training
     environment's `onnx`: the run time has none): the six `layer.N/output/dense` MatMuls
-    multiply fp32 weights, every other weight MatMul is an int8 MatMulInteger."""
+    multiply fp32 weights, every other weight MatMul is an 8-bit MatMulInteger whose weights
+    are stored uint8 with zero point 128 (`widen_int8_weights`: int8 weights would make the
+    labels depend on the CPU)."""
     import subprocess
 
     from annotators.train import TRAIN_PYTHON
@@ -66,18 +68,55 @@ def test_stance_model_keeps_the_ffn_down_projections_fp32_and_the_other_weights_
         "fp32 = [n.name for n in weighted]\n"
         "kinds = {inits[n.input[1]] for n in weighted}\n"
         "int8 = [n.name for n in g.node if n.op_type == 'MatMulInteger']\n"
-        "print(json.dumps([fp32, sorted(kinds), int8]))\n"
+        "arrays = {i.name: onnx.numpy_helper.to_array(i) for i in g.initializer}\n"
+        "mmi = [n for n in g.node if n.op_type == 'MatMulInteger']\n"
+        "stored = sorted({str(arrays[n.input[1]].dtype) for n in mmi})\n"
+        "zeros = sorted({int(z) for n in mmi for z in set(arrays[n.input[3]].ravel())})\n"
+        "print(json.dumps([fp32, sorted(kinds), int8, stored, zeros]))\n"
     )
     out = subprocess.run(
         [str(TRAIN_PYTHON), "-c", script, str(DEFAULT_MODEL_DIR / MODEL_FILE)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    fp32, kinds, int8 = json.loads(out.stdout)
+    fp32, kinds, int8, stored, zeros = json.loads(out.stdout)
     assert fp32 == [f"/encoder/encoder/layer.{i}/output/dense/MatMul" for i in range(6)]
     assert kinds == [1]  # onnx.TensorProto.FLOAT
     # q, k, v, attention output, intermediate in each of the 6 layers, and the head
     assert len(int8) == 6 * 5 + 1
     assert not any("/output/dense/MatMul" in n and "attention" not in n for n in int8)
+    assert stored == ["uint8"]
+    assert zeros == [128]
+
+
+# The logits of CLEAR's pairs, computed with exact integer arithmetic (the shipped weights are
+# uint8: onnxruntime multiplies uint8 by uint8 exactly on every CPU). With the same weights
+# stored int8 (stance-minilm-21e2a77d), an AMD EPYC (Zen 2, AVX2, no VNNI) gave logits 0.03-0.06
+# away from these on each of the seven pairs, and other labels on 1.1% of NewsMTSC rw test:
+# without VNNI, uint8 x int8 sums pairs of products in saturating 16 bits.
+CLEAR_LOGITS = [
+    (3.6428, -1.1796, -2.0529),
+    (3.7385, -0.8485, -2.4388),
+    (3.5920, -2.0443, -1.1647),
+    (-2.1803, -1.9942, 3.7829),
+    (-2.0255, -1.9595, 3.6941),
+    (-2.9927, 3.7554, -1.4781),
+    (-2.2732, 3.7509, -1.9720),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stance_model_logits_do_not_depend_on_the_cpu_or_threads(threads):
+    """The shipped model's logits are the same wherever it runs: the release's stances (and
+    so its content hash) must not change with the machine or cluster that annotated it."""
+    from annotators.stance_model import mark_target, window
+
+    model = OnnxStance(DEFAULT_MODEL_DIR, threads=threads)
+    pairs = [
+        (mark_target(*window(text, find_spans(text, target))), target)
+        for text, target, _ in CLEAR
+    ]
+    for row, expected in zip(model.logits(pairs), CLEAR_LOGITS, strict=True):
+        assert row == pytest.approx(expected, abs=0.002), (row, expected)
 
 
 @pytest.mark.parametrize(("text", "target", "expected"), CLEAR)

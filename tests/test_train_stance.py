@@ -377,8 +377,9 @@ def test_train_stance_without_encoder_picks_transformer_or_says_why_not(
 )  # fmt: skip
 def test_train_quantize_keeps_the_ffn_matmuls_it_is_told_fp32(tmp_path, keep_fp32, fp32_names):
     """`finetune --fp32 ffn-down` (the default) keeps a layer's FFN down-projection fp32,
-    `--fp32 ffn` its up-projection too; the attention's MatMuls are int8 either way. On a
-    graph of three MatMuls named as MiniLM's export names them."""
+    `--fp32 ffn` its up-projection too; the attention's MatMuls are int8 either way, their
+    weights stored uint8 with zero point 128. On a graph of three MatMuls named as MiniLM's
+    export names them."""
     import subprocess
 
     from annotators.train import TRAIN_PYTHON
@@ -405,16 +406,21 @@ def test_train_quantize_keeps_the_ffn_matmuls_it_is_told_fp32(tmp_path, keep_fp3
         " sys.argv[1] + '/f.onnx')\n"
         "quantize(Path(sys.argv[1], 'f.onnx'), Path(sys.argv[1], 'q.onnx'), sys.argv[2])\n"
         "g = onnx.load(sys.argv[1] + '/q.onnx').graph\n"
-        "print(json.dumps([[n.name for n in g.node if n.op_type == 'MatMul'],\n"
-        "                  sum(n.op_type == 'MatMulInteger' for n in g.node)]))\n"
+        "w = {i.name: numpy_helper.to_array(i) for i in g.initializer}\n"
+        "mmi = [n for n in g.node if n.op_type == 'MatMulInteger']\n"
+        "print(json.dumps([[n.name for n in g.node if n.op_type == 'MatMul'], len(mmi),\n"
+        "                  sorted({str(w[n.input[1]].dtype) for n in mmi}),\n"
+        "                  sorted({int(z) for n in mmi for z in w[n.input[3]].ravel()})]))\n"
     )
     out = subprocess.run(
         [str(TRAIN_PYTHON), "-c", script, str(tmp_path), keep_fp32],
         capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1],
     )  # fmt: skip
-    fp32, int8 = json.loads(out.stdout)
+    fp32, int8, stored, zeros = json.loads(out.stdout)
     assert fp32 == fp32_names
     assert int8 == 3 - len(fp32_names)
+    assert stored == ["uint8"]  # the int8 weights widened: the same labels on every CPU
+    assert zeros == [128]
 
 
 def test_train_quantize_says_when_no_layer_stays_fp32(tmp_path):
