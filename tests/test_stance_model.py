@@ -112,8 +112,7 @@ def test_stance_model_logits_do_not_depend_on_the_cpu_or_threads(threads):
 
     model = OnnxStance(DEFAULT_MODEL_DIR, threads=threads)
     pairs = [
-        (mark_target(*window(text, find_spans(text, target))), target)
-        for text, target, _ in CLEAR
+        (mark_target(*window(text, find_spans(text, target))), target) for text, target, _ in CLEAR
     ]
     for row, expected in zip(model.logits(pairs), CLEAR_LOGITS, strict=True):
         assert row == pytest.approx(expected, abs=0.002), (row, expected)
