@@ -89,9 +89,10 @@ def arrow_on_system_malloc() -> str:
     until the kernel wants them), so a stage after publish, or a publish that frees and builds
     again, started from its high-water mark; glibc's freed chunks `release_freed_memory` gives
     back. `bench.scale --n 2000 8000 --skip-s3 --annotate-docs 0 --fresh`, peak RSS, mimalloc /
-    system: first run 431 / 419 and 460 / 446 MB, unchanged re-run 383 / 373 and 412 / 396 MB,
-    1% changed 410 / 396 and 492 / 444 MB (the 1% run's slope 14.1 / 8.2 KiB a document); the
-    publish times the same within this machine's noise."""
+    system (chosen by the variable): first run 431 / 419 and 460 / 446 MB, unchanged re-run
+    383 / 373 and 412 / 396 MB, 1% changed 410 / 396 and 492 / 444 MB (the 1% run's slope 14.1
+    / 8.2 KiB a document); publish times the same within this machine's noise. Switched here
+    by the flow: the 1% run at 8k 461 MB."""
     import pyarrow as pa
 
     if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
