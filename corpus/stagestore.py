@@ -372,6 +372,17 @@ def cached_index(stage: StageStore, token: str | None = None) -> StageIndex:
     return index
 
 
+def forget_cached_indexes() -> int:
+    """Drop the indexes `cached_index` holds in this process; returns how many. The flow's own
+    process calls it once the batches of a run are done (with the in-process runner its
+    batches filled the cache): the clean index, ~0.5 KB a document, was otherwise held through
+    push and publish and on after the run. A Dask worker keeps its own for the next batch."""
+    with _INDEXES_LOCK:
+        count = len(_INDEXES)
+        _INDEXES.clear()
+    return count
+
+
 def unchanged_source(entry: Entry | None, source_sha256: str, cleaner_version: str) -> bool:
     """Whether a source needs no cleaning: its clean document is stored, made from the same
     bytes by the same cleaners."""

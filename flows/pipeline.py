@@ -22,6 +22,7 @@ from prefect.artifacts import (
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from corpus.lease import Lease, LeaseHeld
+from corpus.stagestore import forget_cached_indexes
 from flows.failure import record_failure
 from flows.tasks import (
     IngestOutcome,
@@ -295,6 +296,7 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
     for a in annotated:
         a.pop("entries", None)
     del doc_ids, todo, doc_batches
+    forget_cached_indexes()  # the batches' (in this process: in-process runner) are done
     release_freed_memory()
 
     lease.ensure_held()  # pushing makes tasks: only the run that holds the store may

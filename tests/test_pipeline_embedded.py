@@ -37,6 +37,14 @@ def test_pipeline_embedded_run_is_idempotent(
     tasks = [t for f in sorted(import_dir.glob("*.json")) for t in json.loads(f.read_text())]
     assert len(tasks) == 5 and all(t["predictions"] for t in tasks)
     assert first["release"]["created"] is True
+    # the flow's process holds no stage index once its run is done (~0.5 KB a document each)
+    import gc
+
+    from corpus.stagestore import _INDEXES, StageIndex
+
+    gc.collect()
+    assert _INDEXES == {}
+    assert not [o for o in gc.get_objects() if type(o) is StageIndex]
 
     second = corpus_pipeline(sources=str(sources), store=store_url)
     assert second["ingest"]["cleaned"] == 0 and second["ingest"]["unchanged"] == 5
