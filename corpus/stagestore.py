@@ -374,9 +374,10 @@ def cached_index(stage: StageStore, token: str | None = None) -> StageIndex:
 
 def forget_cached_indexes() -> int:
     """Drop the indexes `cached_index` holds in this process; returns how many. The flow's own
-    process calls it once the batches of a run are done (with the in-process runner its
-    batches filled the cache): the clean index, ~0.5 KB a document, was otherwise held through
-    push and publish and on after the run. A Dask worker keeps its own for the next batch."""
+    process calls it when the batches of a stage are done, before the stage's commit (with the
+    in-process runner its batches filled the cache): an index, ~0.5 KB a document, was
+    otherwise held beside the one the commit reads, and the clean index on through push and
+    publish and after the run. A Dask worker keeps its own for the next batch."""
     with _INDEXES_LOCK:
         count = len(_INDEXES)
         _INDEXES.clear()

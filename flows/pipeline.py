@@ -272,6 +272,9 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
     ):
         ingested.append(ingest_future.result())
         progress.step()
+    # the batches' cached indexes are of no further use (commit reads the index afresh):
+    # ~0.5 KB a document each, held beside the index commit reads and the entries it merges
+    forget_cached_indexes()
     commit_stage(settings, "clean", [e for out in ingested for e in out.entries])
     for out in ingested:  # committed: ~0.5 KB a document, held (by the futures too) to the end
         out.entries = []
@@ -292,11 +295,11 @@ def run_stages(sources: str, settings: Settings, run_id: str, lease: Lease) -> d
     ):
         annotated.append(annotate_future.result())
         progress.step()
+    forget_cached_indexes()
     commit_stage(settings, "machine", [e for a in annotated for e in a.get("entries", [])])
     for a in annotated:
         a.pop("entries", None)
     del doc_ids, todo, doc_batches
-    forget_cached_indexes()  # the batches' (in this process: in-process runner) are done
     release_freed_memory()
 
     lease.ensure_held()  # pushing makes tasks: only the run that holds the store may
