@@ -33,10 +33,16 @@ print(called, round(before), round(after), len(kept))
 """
 
 
+def _child(script: str, env: dict[str, str] | None = None) -> list[str]:
+    """What `script` prints, run by this interpreter in a child with the checkout as argv[1]."""
+    return subprocess.run(
+        [sys.executable, "-c", script, str(ROOT)],
+        capture_output=True, text=True, check=True, env=env,
+    ).stdout.split()  # fmt: skip
+
+
 def test_release_freed_memory_gives_a_freed_heap_back_to_the_system() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(ROOT)], capture_output=True, text=True, check=True
-    ).stdout.split()
+    out = _child(CHILD)
     called, before, after = out[0] == "True", float(out[1]), float(out[2])
     assert called, "glibc's malloc_trim was not found on this Linux machine"
     # without the call the freed blocks stay resident: RSS would not move
@@ -69,23 +75,17 @@ print(backend, round(before), round(after), len(kept))
 def test_arrow_buffers_publish_freed_go_back_to_the_system() -> None:
     """With pyarrow's default pool (mimalloc) the same child kept its ~200 MB of freed
     buffers: 502 -> 490 MB, checked; on malloc, trimmed, 434 -> 237 MB."""
-    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-    out = subprocess.run(
-        [sys.executable, "-c", ARROW_CHILD, str(ROOT)],
-        capture_output=True, text=True, check=True, env=env,
-    ).stdout.split()  # fmt: skip
+    out = _child(
+        ARROW_CHILD, {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    )
     backend, before, after = out[0], float(out[1]), float(out[2])
     assert backend == "system"
     assert before - after > 100, f"RSS {before:.0f} -> {after:.0f} MB"
 
 
 def test_arrow_pool_chosen_by_the_operator_is_kept() -> None:
-    env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
-    out = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; sys.path.insert(0, sys.argv[1])\n"
-         "from flows.pipeline import arrow_on_system_malloc; print(arrow_on_system_malloc())",
-         str(ROOT)],
-        capture_output=True, text=True, check=True, env=env,
-    ).stdout.split()  # fmt: skip
-    assert out == ["mimalloc"]
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from flows.pipeline import arrow_on_system_malloc; print(arrow_on_system_malloc())"
+    )
+    assert _child(script, {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == ["mimalloc"]
