@@ -227,11 +227,14 @@ class PrefectServer:
         path = self._path(what, "pid")
         try:
             pid = int(path.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cmdline = _cmdline(pid)
         except (OSError, ValueError):
             path.unlink(missing_ok=True)
             return None
-        if b"prefect" not in cmdline or not pid_alive(pid):  # a reused pid, or a zombie
+        # An empty cmdline is a process still in exec (Popen has returned, the kernel has
+        # not yet set its arguments): ours. Only a cmdline naming something else is a reused pid.
+        # Rejecting the empty one made a busy machine start a second server beside the first.
+        if (cmdline and b"prefect" not in cmdline) or not pid_alive(pid):  # reused, or a zombie
             path.unlink(missing_ok=True)
             return None
         return pid
@@ -302,3 +305,8 @@ class PrefectServer:
 
 def _repo() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def _cmdline(pid: int) -> bytes:
+    """Process `pid`'s command line as the kernel shows it (empty while it is being exec'd)."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -383,3 +383,30 @@ def test_services_labelstudio_retires_the_token_and_password_older_checkouts_sha
         assert upgraded.retire_published_token(progress=None) is False  # once is enough
     finally:
         old.stop()
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "kept"),
+    [
+        (b"", True),  # still in exec: Popen has returned, the kernel has not set its arguments
+        (b"/venv/bin/python\x00/venv/bin/prefect\x00server\x00start\x00", True),
+        (b"/usr/bin/python3\x00other.py\x00", False),  # the pid was reused by another program
+    ],
+)
+def test_services_prefect_pidfile_keeps_a_process_still_in_exec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cmdline: bytes, kept: bool
+) -> None:
+    from services import prefect_server
+
+    server = prefect_server.PrefectServer(home=tmp_path)
+    process = subprocess.Popen(["sleep", "30"])
+    try:
+        (tmp_path / "server.pid").write_text(str(process.pid))
+        monkeypatch.setattr(prefect_server, "_cmdline", lambda pid: cmdline)
+        assert server._pid("server") == (process.pid if kept else None)
+        assert (tmp_path / "server.pid").exists() is kept
+    finally:
+        process.kill()
+        process.wait()
+    # Once it has exited, the pidfile goes whatever its cmdline said.
+    assert server._pid("server") is None
