@@ -11,12 +11,15 @@ packed into shards by `migrate`, which the flow runs when it commits a stage."""
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
+import struct
 import threading
 import uuid
+import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -50,12 +53,126 @@ class Entry:
         return self.line < 0
 
 
+_HEAD = struct.Struct("<IiIB")  # shard no, line, version no, which hashes are packed hex
+
+
+def _hex32(digest: str) -> bytes | None:
+    """The 32 bytes of a lower-case sha256 hex digest; None for anything else."""
+    if len(digest) != 64:
+        return None
+    try:
+        packed = bytes.fromhex(digest)
+    except ValueError:
+        return None
+    return packed if packed.hex() == digest else None
+
+
+class Entries(MutableMapping[str, Entry]):
+    """doc_id -> Entry, each entry held as one bytes object (shard and version as numbers into
+    tables of the strings, the two sha256 hex digests as their 32 bytes, the signature as
+    UTF-8), about half what a dict of Entry objects takes: an index is in memory for the
+    whole of a stage, one per stage, so at a million documents that is ~250 MB an index
+    saved (`python -m bench.index`). An Entry is built again on each access."""
+
+    __slots__ = ("_rows", "_strings", "_numbers")
+
+    def __init__(self, items: Iterable[tuple[str, Entry]] = ()) -> None:
+        self._rows: dict[str, bytes] = {}
+        self._strings: list[str] = []  # shard keys and versions, each once
+        self._numbers: dict[str, int] = {}
+        for doc_id, entry in items:
+            self[doc_id] = entry
+
+    def _number(self, text: str) -> int:
+        no = self._numbers.get(text)
+        if no is None:
+            no = self._numbers[text] = len(self._strings)
+            self._strings.append(text)
+        return no
+
+    def _pack(self, e: Entry) -> bytes:
+        return self._pack_fields(
+            e.shard, e.line, e.content_hash, e.version, e.source_sha256, e.source_sig
+        )
+
+    def _pack_fields(
+        self, shard: str, line: int, content_hash: str, version: str, source: str, sig: str
+    ) -> bytes:
+        flags, parts = 0, []
+        for bit, digest in ((1, content_hash), (2, source)):
+            packed = _hex32(digest)
+            if packed is not None:
+                flags |= bit
+                parts.append(packed)
+            else:
+                raw = digest.encode("utf-8")
+                parts.append(struct.pack("<I", len(raw)) + raw)
+        head = _HEAD.pack(self._number(shard), line, self._number(version), flags)
+        return b"".join((head, *parts, sig.encode("utf-8")))
+
+    def put(
+        self,
+        doc_id: str,
+        shard: str,
+        line: int,
+        content_hash: str,
+        version: str,
+        source_sha256: str = "",
+        source_sig: str = "",
+    ) -> None:
+        """`self[doc_id] = Entry(...)` without building the Entry (an index load)."""
+        self._rows[doc_id] = self._pack_fields(
+            shard, line, content_hash, version, source_sha256, source_sig
+        )
+
+    def _unpack(self, row: bytes) -> Entry:
+        shard, line, version, flags = _HEAD.unpack_from(row)
+        at, digests = _HEAD.size, []
+        for bit in (1, 2):
+            if flags & bit:
+                digests.append(row[at : at + 32].hex())
+                at += 32
+            else:
+                (size,) = struct.unpack_from("<I", row, at)
+                digests.append(row[at + 4 : at + 4 + size].decode("utf-8"))
+                at += 4 + size
+        strings = self._strings
+        return Entry(
+            strings[shard], line, digests[0], strings[version], digests[1], row[at:].decode()
+        )
+
+    def __getitem__(self, doc_id: str) -> Entry:
+        return self._unpack(self._rows[doc_id])
+
+    def get(self, doc_id: str, default: Any = None) -> Any:  # type: ignore[override]
+        row = self._rows.get(doc_id)
+        return default if row is None else self._unpack(row)
+
+    def __setitem__(self, doc_id: str, entry: Entry) -> None:
+        self._rows[doc_id] = self._pack(entry)
+
+    def __delitem__(self, doc_id: str) -> None:
+        del self._rows[doc_id]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"Entries({len(self)} documents)"
+
+
 @dataclass
 class StageIndex:
     """doc_id -> Entry for one stage, and the shards the stored index already covers."""
 
     stage: str
-    docs: dict[str, Entry] = field(default_factory=dict)
+    docs: Entries = field(default_factory=Entries)
     shards: set[str] = field(default_factory=set)
     etag: str | None = None  # of the stored index this was read from (None: there was none)
     recovered: list[str] = field(default_factory=list)  # shards merged that it did not list
@@ -109,17 +226,27 @@ class StageStore:
         except NotFound:
             return StageIndex(self.stage)
         try:
-            raw = json.loads(gzip.decompress(data))
-            if raw.get("format") != INDEX_FORMAT or raw.get("stage") != self.stage:
-                raise ValueError(f"format {raw.get('format')!r} of stage {raw.get('stage')!r}")
-            shards: list[str] = raw["shards"]
-            versions: list[str] = raw["versions"]
+            head, rows = _index_rows_of(data)
+            if head.get("format") != INDEX_FORMAT or head.get("stage") != self.stage:
+                raise ValueError(f"format {head.get('format')!r} of stage {head.get('stage')!r}")
+            shards: list[str] = head["shards"]
+            versions: list[str] = head["versions"]
+            docs = Entries()
             # rows of 6 fields were written before source signatures (read as "": unknown)
-            docs = {
-                row[0]: Entry(shards[row[1]], row[2], row[3], versions[row[4]], row[5], *row[6:7])
-                for row in raw["docs"]
-            }
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+            for row in rows:
+                docs.put(
+                    row[0], shards[row[1]], row[2], row[3], versions[row[4]], row[5], *row[6:7]
+                )
+        except (
+            OSError,
+            EOFError,
+            zlib.error,
+            struct.error,
+            ValueError,
+            LookupError,
+            TypeError,
+            AttributeError,
+        ) as e:
             # the shards hold everything the index says: rebuild it from them
             index = StageIndex(self.stage, etag=etag, dirty=True)
             index.recovered.append(f"{self.index_key} unreadable ({e}), rebuilt")
@@ -300,7 +427,7 @@ class StageStore:
 
 
 def _index_rows(
-    docs: dict[str, Entry], shard_no: dict[str, int], version_no: dict[str, int]
+    docs: Mapping[str, Entry], shard_no: dict[str, int], version_no: dict[str, int]
 ) -> Iterator[list[Any]]:
     """The index's rows in doc_id order (sorting the ids only, not (id, entry) pairs); files of
     the old layout are left out: they are found by listing."""
@@ -318,13 +445,79 @@ def _index_rows(
             ]
 
 
+_ROWS_START = ',"docs":['
+
+
+def _index_rows_of(data: bytes, chunk: int = 1 << 18) -> tuple[dict[str, Any], Iterator[list[Any]]]:
+    """The head of a stored index and an iterator over its rows, decompressed and decoded a
+    chunk at a time: `json.loads` of the whole held every row as a list beside the entries
+    built from them (a load peaked at 1.6x what the index then holds). The index must be laid
+    out as `_index_bytes` writes it (the head's fields, then "docs"); another layout of the
+    same JSON is read whole. Damage raises ValueError, EOFError or zlib.error."""
+    inflate = zlib.decompressobj(31)
+    text = codecs.getincrementaldecoder("utf-8")()
+    pieces = iter(range(0, len(data), chunk))
+    buf = ""
+
+    def more() -> bool:
+        nonlocal buf
+        start = next(pieces, None)
+        if start is None:
+            if not inflate.eof:
+                raise EOFError("the index ends early")
+            return False
+        buf += text.decode(inflate.decompress(data[start : start + chunk]))
+        return True
+
+    while _ROWS_START not in buf:
+        if not more():  # not the layout written here: all at once
+            whole = json.loads(buf)
+            if not isinstance(whole, dict):
+                raise ValueError("not an index")
+            return whole, iter(whole["docs"])
+    at = buf.index(_ROWS_START)
+    head = json.loads(buf[:at] + "}")
+    if not isinstance(head, dict) or "docs" in head:
+        raise ValueError("not an index")
+    buf = buf[at + len(_ROWS_START) :]
+
+    def rows() -> Iterator[list[Any]]:
+        # the rows up to the last "],[" of what is decompressed so far, parsed as one JSON
+        # list; the last rows are what is left before the closing "]}". The cut can fall
+        # inside a string (a doc id holding "],["): the text before it then ends in an open
+        # string and does not parse, and the rest is read from the whole index at once.
+        nonlocal buf
+        done = 0
+        while True:
+            cut = buf.rfind("],[")
+            if cut < 0 and more():
+                continue
+            text = buf[: cut + 1] if cut >= 0 else buf.rstrip()[:-2]
+            try:
+                if cut < 0 and not buf.rstrip().endswith("]}"):
+                    raise json.JSONDecodeError("the index ends inside a row", buf, len(buf))
+                part = json.loads("[" + text + "]")
+            except json.JSONDecodeError:
+                part = json.loads(gzip.decompress(data))["docs"][done:]
+                cut = -1
+            buf = buf[cut + 2 :] if cut >= 0 else ""
+            for row in part:
+                if not isinstance(row, list):
+                    raise ValueError(f"an index row is {type(row).__name__}, not a list")
+                done += 1
+                yield row
+            if cut < 0:
+                return
+            more()
+
+    return head, rows()
+
+
 def _index_bytes(head: dict[str, Any], rows: Iterable[list[Any]], chunk: int = 4096) -> bytes:
     """`gzip.compress(json.dumps({**head, "docs": list(rows)}, separators=(",", ":")), 6,
     mtime=0)`, byte for byte, without the list of rows or its JSON text in memory: the rows
     are encoded and compressed `chunk` at a time (one gzip member, as gzip.compress writes
     it with mtime=0: zlib's output does not depend on how its input is split)."""
-    import zlib
-
     encode = json.JSONEncoder(separators=(",", ":")).encode
     packer = zlib.compressobj(6, zlib.DEFLATED, 31)
     out = [packer.compress(encode(head)[:-1].encode("utf-8") + b',"docs":[')]

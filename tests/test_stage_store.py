@@ -193,6 +193,30 @@ def test_stagestore_index_lost_or_damaged_is_rebuilt_from_the_shards(tmp_path: P
     assert machine.load().docs == before
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda row: row.__setitem__(2, "7"),  # a line that is not a number
+        lambda row: row.__setitem__(3, 12),  # a hash that is not a string
+        lambda row: row.__setitem__(1, 99),  # a shard number past the table
+        lambda row: row.__delitem__(slice(3, None)),  # a row cut short
+        lambda row: row.__setitem__(2, 2**40),  # a line past 32 bits
+    ],
+    ids=["line-str", "hash-int", "shard-no", "short", "line-big"],
+)
+def test_stagestore_index_row_damaged_is_rebuilt_from_the_shards(
+    tmp_path: Path, damage: Any
+) -> None:
+    store = LocalStore(tmp_path)
+    machine = fill(store, 12, batch=5)
+    before = dict(machine.load().docs.items())
+    raw = json.loads(gzip.decompress(store.get_bytes(machine.index_key)))
+    damage(raw["docs"][4])
+    store.put_bytes(machine.index_key, gzip.compress(json.dumps(raw).encode()))
+    damaged = machine.load()
+    assert damaged.dirty and damaged.recovered and dict(damaged.docs.items()) == before
+
+
 # ---------------------------------------------------------------- the layout before shards
 
 
@@ -388,3 +412,89 @@ def test_stagestore_run_on_an_old_layout_store_migrates_and_publishes_nothing_ne
         left = [k for k in store.list(f"{stage}/") if not k.startswith(f"{stage}/shards/")]
         assert left == [f"{stage}/index.json.gz"]
     assert len(machine_store(store).load().docs) == 5
+
+
+def _entry(i: int, **over: Any) -> Any:
+    from corpus.stagestore import Entry
+
+    fields: dict[str, Any] = {
+        "shard": f"clean/shards/2026120{i % 3}T000000-{i % 3:012x}.jsonl.gz",
+        "line": i,
+        "content_hash": f"{i:064x}",
+        "version": "c1" if i % 2 else "c2",
+        "source_sha256": f"{i * 7:064x}",
+        "source_sig": f"{100 + i}:{1764700000000000000 + i}",
+    }
+    return Entry(**{**fields, **over})
+
+
+ODD_ENTRIES = [
+    _entry(1),
+    _entry(2, content_hash="", source_sha256=""),  # unknown yet
+    _entry(3, content_hash="h3-41", source_sha256="src3"),  # not sha256 hex
+    _entry(4, content_hash="A" * 64),  # upper-case hex: kept as written, not lowered
+    _entry(5, source_sig='etag:"9b2cf535f27731c974343645a3985328"', version="ünïcode"),
+    _entry(6, shard="clean/d0006.json", line=-1, content_hash="", version="", source_sha256=""),
+]
+
+
+@pytest.mark.parametrize("entry", ODD_ENTRIES, ids=lambda e: f"line{e.line}")
+def test_stagestore_entries_give_back_the_entry_they_were_given(entry: Any) -> None:
+    from corpus.stagestore import Entries
+
+    docs = Entries([("d", entry), ("other", _entry(9))])
+    assert docs["d"] == entry and docs.get("d") == entry and docs.get("nope") is None
+    assert "d" in docs and "nope" not in docs and len(docs) == 2 and list(docs) == ["d", "other"]
+    assert docs == {"d": entry, "other": _entry(9)}
+    docs["d"] = _entry(8)
+    assert docs["d"] == _entry(8)
+    del docs["d"]
+    assert list(docs.items()) == [("other", _entry(9))]
+    with pytest.raises(KeyError):
+        docs["d"]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 18])
+@pytest.mark.parametrize("n", [0, 1, 2, 300])
+def test_stagestore_index_rows_are_read_a_chunk_at_a_time_as_written(n: int, chunk: int) -> None:
+    from corpus.stagestore import _index_bytes, _index_rows_of
+
+    rows = [[f"d{i:04d}", i % 3, i, f"{i:064x}", i % 2, "s", f"{i}:{i}"] for i in range(n)]
+    if n > 1:  # a doc id holding the row separator: the chunked parse must not cut there
+        rows[1][0] = 'd],["0001'
+    head = {"format": 1, "stage": "clean", "shards": ["a", "b", "c"], "versions": ["v", "w"]}
+    data = _index_bytes(head, rows)
+    got_head, got_rows = _index_rows_of(data, chunk=chunk)
+    assert got_head == head and list(got_rows) == rows
+    # the same JSON in another layout (the docs first) is read whole
+    other = gzip.compress(json.dumps({"docs": rows, **head}).encode())
+    got_head, got_rows = _index_rows_of(other, chunk=chunk)
+    assert {k: v for k, v in got_head.items() if k != "docs"} == head and list(got_rows) == rows
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.95])
+def test_stagestore_index_cut_short_is_an_error_not_fewer_documents(cut: float) -> None:
+    import zlib
+
+    from corpus.stagestore import _index_bytes, _index_rows_of
+
+    rows = [[f"d{i:04d}", 0, i, f"{i:064x}", 0, "s", ""] for i in range(2000)]
+    data = _index_bytes({"format": 1, "stage": "clean", "shards": ["a"], "versions": ["v"]}, rows)
+    with pytest.raises((ValueError, EOFError, zlib.error, OSError)):
+        head, got = _index_rows_of(data[: int(len(data) * cut)], chunk=512)
+        list(got)
+
+
+def test_stagestore_index_loads_packed_and_the_same_as_it_was_stored(tmp_path: Path) -> None:
+    from corpus.stagestore import Entries, StageIndex
+
+    stage = StageStore(LocalStore(tmp_path), "clean")
+    index = StageIndex("clean", dirty=True)
+    entries = {f"d{i:04d}": _entry(i) for i in range(700)}
+    entries["odd"] = ODD_ENTRIES[2]
+    index.docs.update(entries)
+    index.shards.update(e.shard for e in entries.values())
+    assert stage.commit(index)
+    loaded = stage.load()
+    assert isinstance(loaded.docs, Entries) and not loaded.recovered and not loaded.dirty
+    assert dict(loaded.docs.items()) == entries
