@@ -8,8 +8,10 @@ authors' cut-off); the lexicon scorer through the public `predict_stance` contra
 classifier fitted on the shipped seed examples (what `corpusflow train stance --from` trains
 where torch is missing); the transformer (annotators/models/stance-minilm) run directly on the gold
 (sentence, mention span) pairs, fp32 (when model-fp32.onnx is there: training writes it, it is
-not shipped) and int8 (shipped); and the int8 model through `predict_stance` (spaCy finds the
-mentions, reported speech is kept out of the author's stance). Each system runs in its own
+not shipped) and int8 (shipped); the int8 model again as the annotate stage's workers run it
+(two processes of one thread each, every second pair each, started together); and the int8
+model through `predict_stance` (spaCy finds the mentions, reported speech is kept out of the
+author's stance). Each system runs in its own
 child process so its peak memory (max RSS) is its own; pairs/s counts the run after loading
 (the spaCy parse included for the rows that need it). Then the reliability table and expected
 calibration error of the int8 model on rw test, raw (T = 1) and temperature-scaled (T fitted on
@@ -37,6 +39,7 @@ SYSTEMS = (
     "classifier-seed",
     "transformer-fp32",
     "transformer-int8",
+    "transformer-int8-2x1",
     "transformer-int8-contract",
 )
 NAMES = {
@@ -46,6 +49,7 @@ NAMES = {
     "classifier-seed": "feature classifier on seed (no-torch)",
     "transformer-fp32": "MiniLM transformer fp32 (gold mention)",
     "transformer-int8": "MiniLM transformer int8 (gold mention)",
+    "transformer-int8-2x1": "int8, 2 processes x 1 thread (as workers)",
     "transformer-int8-contract": "int8 via predict_stance (+quotes rule)",
 }
 
@@ -73,9 +77,15 @@ def f1_table(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def run_system(system: str, limit: int, model_dir: Path) -> dict:
-    """Predictions of one system on every test set, with its speed and peak memory."""
+def run_system(system: str, limit: int, model_dir: Path, part: tuple[int, int] = (0, 1)) -> dict:
+    """Predictions of one system on every test set, with its speed and peak memory. `part`
+    (i, k) keeps every k-th pair from the i-th on, and then the child waits for a line on stdin
+    after loading (so that k children start predicting together) and reports the monotonic
+    clock at its start and end."""
     train, data = load(limit)
+    index, parts = part
+    if parts > 1:
+        data = {name: pairs[index::parts] for name, pairs in data.items()}
     started = time.perf_counter()
     extra: dict = {}
     if system == "majority":
@@ -142,7 +152,11 @@ def run_system(system: str, limit: int, model_dir: Path) -> dict:
             return [r.label for r in predict_stance(requests, nlp=nlp)]
 
     loaded = time.perf_counter()
+    if parts > 1:
+        print("ready", flush=True)
+        sys.stdin.readline()
     preds, seconds = {}, {}
+    began = time.monotonic()
     cpu0 = time.process_time()
     for name, pairs in data.items():
         t0 = time.perf_counter()
@@ -159,7 +173,73 @@ def run_system(system: str, limit: int, model_dir: Path) -> dict:
         "pairs_per_s": n / sum(seconds.values()),
         "pairs_per_cpu_s": n / cpu,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "began": began,
+        "ended": time.monotonic(),
+        "cpu_s": cpu,
         **extra,
+    }
+
+
+def run_parts(system: str, limit: int, model_dir: Path, parts: int) -> dict:
+    """`system` as the pipeline's workers run it: `parts` child processes with one intra-op
+    thread each (a Dask worker's `OMP_NUM_THREADS=1`), each given every `parts`-th pair, started
+    together once all have loaded; pairs/s = all pairs over the span from the first start to the
+    last end, peak memory the largest child's."""
+    import os
+
+    env = {**os.environ, "CORPUSFLOW_STANCE_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.stance",
+                "--system",
+                system,
+                "--limit",
+                str(limit),
+                "--model-dir",
+                str(model_dir),
+                "--part",
+                f"{i}/{parts}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+        for i in range(parts)
+    ]
+    for child in children:
+        assert child.stdout is not None
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"bench.stance child for {system} failed before loading")
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    results = []
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode:
+            raise RuntimeError(f"bench.stance child for {system} exited {child.returncode}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    if any("missing" in r for r in results):
+        return results[0]
+    _, data = load(limit)
+    preds = {name: [""] * len(pairs) for name, pairs in data.items()}
+    for i, r in enumerate(results):
+        for name in data:
+            preds[name][i::parts] = r["preds"][name]
+    n = sum(len(p) for p in data.values())
+    span = max(r["ended"] for r in results) - min(r["began"] for r in results)
+    return {
+        "preds": preds,
+        "pairs_per_s": n / span,
+        "pairs_per_cpu_s": n / sum(r["cpu_s"] for r in results),
+        "peak_mb": max(r["peak_mb"] for r in results),
+        "version": results[0].get("version"),
     }
 
 
@@ -198,13 +278,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--only", action="append", choices=SYSTEMS, help="these systems only")
     parser.add_argument("--system", choices=SYSTEMS, help=argparse.SUPPRESS)
+    parser.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.system:
-        print(json.dumps(run_system(args.system, args.limit, args.model_dir)))
+        index, parts = (int(x) for x in args.part.split("/"))
+        result = run_system(args.system, args.limit, args.model_dir, (index, parts))
+        print(json.dumps(result))
         return
     _, data = load(args.limit)
     results = {}
     for system in args.only or SYSTEMS:
+        if system == "transformer-int8-2x1":
+            results[system] = run_parts("transformer-int8", args.limit, args.model_dir, 2)
+            continue
         out = subprocess.run(
             [sys.executable, "-m", "bench.stance", "--system", system,
              "--limit", str(args.limit), "--model-dir", str(args.model_dir)],
@@ -247,7 +333,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         "\npairs/s: both test sets, after loading (wall clock; depends on what else the machine"
         " runs); pairs/cpu-s: per CPU second of all the process's threads; the predict_stance"
-        " rows include the spaCy parse"
+        " rows include the spaCy parse; the 2 x 1 row: two processes of one thread each, as the"
+        " annotate stage's workers run the model (pairs/s over both, from the first start to the"
+        " last end)"
     )
 
 
