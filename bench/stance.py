@@ -11,11 +11,11 @@ where torch is missing); the transformer (annotators/models/stance-minilm) run d
 not shipped) and int8 (shipped); the int8 model again as the annotate stage's workers run it
 (two processes of one thread each, every second pair each, started together); and the int8
 model through `predict_stance` (spaCy finds the mentions, reported speech is kept out of the
-author's stance). Each system runs in its own
-child process so its peak memory (max RSS) is its own; pairs/s counts the run after loading
-(the spaCy parse included for the rows that need it). Then the reliability table and expected
-calibration error of the int8 model on rw test, raw (T = 1) and temperature-scaled (T fitted on
-the int8 model's rw dev logits at training time).
+author's stance). Each system runs in its own child process so its peak memory (max RSS) is
+its own; pairs/s counts the run after loading (the spaCy parse included for the rows that need
+it). Then the reliability table and expected calibration error of the int8 model on rw test,
+raw (T = 1) and temperature-scaled (T fitted on the int8 model's rw dev logits at training
+time).
 """
 
 from __future__ import annotations
@@ -180,6 +180,17 @@ def run_system(system: str, limit: int, model_dir: Path, part: tuple[int, int] =
     }
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child_command(system: str, limit: int, model_dir: Path, part: str = "0/1") -> list[str]:
+    """The command of the child process that runs one system (or one part of its pairs)."""
+    return [
+        sys.executable, "-m", "bench.stance", "--system", system, "--limit", str(limit),
+        "--model-dir", str(model_dir), "--part", part,
+    ]  # fmt: skip
+
+
 def run_parts(system: str, limit: int, model_dir: Path, parts: int) -> dict:
     """`system` as the pipeline's workers run it: `parts` child processes with one intra-op
     thread each (a Dask worker's `OMP_NUM_THREADS=1`), each given every `parts`-th pair, started
@@ -190,25 +201,13 @@ def run_parts(system: str, limit: int, model_dir: Path, parts: int) -> dict:
     env = {**os.environ, "CORPUSFLOW_STANCE_THREADS": "1", "OMP_NUM_THREADS": "1"}
     children = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.stance",
-                "--system",
-                system,
-                "--limit",
-                str(limit),
-                "--model-dir",
-                str(model_dir),
-                "--part",
-                f"{i}/{parts}",
-            ],
+            child_command(system, limit, model_dir, f"{i}/{parts}"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env=env,
-            cwd=Path(__file__).resolve().parents[1],
-        )  # fmt: skip
+            cwd=REPO,
+        )
         for i in range(parts)
     ]
     for child in children:
@@ -292,9 +291,8 @@ def main(argv: list[str] | None = None) -> None:
             results[system] = run_parts("transformer-int8", args.limit, args.model_dir, 2)
             continue
         out = subprocess.run(
-            [sys.executable, "-m", "bench.stance", "--system", system,
-             "--limit", str(args.limit), "--model-dir", str(args.model_dir)],
-            check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+            child_command(system, args.limit, args.model_dir),
+            check=True, capture_output=True, text=True, cwd=REPO,
         )  # fmt: skip
         results[system] = json.loads(out.stdout.strip().splitlines()[-1])
     for name in SETS:
