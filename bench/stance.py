@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -196,8 +197,6 @@ def run_parts(system: str, limit: int, model_dir: Path, parts: int) -> dict:
     thread each (a Dask worker's `OMP_NUM_THREADS=1`), each given every `parts`-th pair, started
     together once all have loaded; pairs/s = all pairs over the span from the first start to the
     last end, peak memory the largest child's."""
-    import os
-
     env = {**os.environ, "CORPUSFLOW_STANCE_THREADS": "1", "OMP_NUM_THREADS": "1"}
     children = [
         subprocess.Popen(
@@ -226,12 +225,12 @@ def run_parts(system: str, limit: int, model_dir: Path, parts: int) -> dict:
         results.append(json.loads(out.strip().splitlines()[-1]))
     if any("missing" in r for r in results):
         return results[0]
-    _, data = load(limit)
-    preds = {name: [""] * len(pairs) for name, pairs in data.items()}
+    names = results[0]["preds"].keys()
+    preds = {name: [""] * sum(len(r["preds"][name]) for r in results) for name in names}
     for i, r in enumerate(results):
-        for name in data:
+        for name in names:
             preds[name][i::parts] = r["preds"][name]
-    n = sum(len(p) for p in data.values())
+    n = sum(len(p) for p in preds.values())
     span = max(r["ended"] for r in results) - min(r["began"] for r in results)
     return {
         "preds": preds,
