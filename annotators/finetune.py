@@ -7,7 +7,8 @@
 Data: NewsMTSC train (MIT) read from `--newsmtsc` (default ../shared/eval/stance/newsmtsc),
 the shipped seed examples, and `--extra` examples (`{"text","target","label"}` lines with
 optional `"spans": [[start, end], ...]`, e.g. adjudicated stances); the epoch kept is the best
-by macro-F1 on NewsMTSC rw dev (or `--dev FILE`); the temperature is fitted on the same dev.
+by macro-F1 on NewsMTSC rw dev (`--select rw,mt` adds mt dev; or `--dev FILE`); the
+temperature is fitted on the same dev.
 No spaCy and nothing fetched from a hub: the encoder's files come from an installed package.
 """
 
@@ -108,6 +109,16 @@ def newsmtsc_split(root: Path, name: str, split: str) -> list[Pair]:
         Pair(r["sentence"], ((r["from"], r["to"]),), r["mention"], FROM_HF[r["polarity"]])
         for r in map(json.loads, rows.splitlines())
     ]
+
+
+def selection_pairs(root: Path, splits: str) -> list[Pair]:
+    """The dev pairs a run is selected (and its temperature fitted) on: the NewsMTSC dev splits
+    named in `splits`, comma-separated ("rw", or "rw,mt": 343 + 442 pairs), in that order."""
+    names = [s.strip() for s in splits.split(",") if s.strip()]
+    unknown = sorted(set(names) - {"rw", "mt"})
+    if not names or unknown:
+        raise ValueError(f"--select: NewsMTSC dev splits are rw and mt, not {splits!r}")
+    return [p for name in dict.fromkeys(names) for p in newsmtsc_split(root, name, "dev")]
 
 
 def read_pairs(path: Path) -> list[Pair]:
@@ -650,7 +661,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--newsmtsc-sample", type=int, default=0, help="N NewsMTSC pairs only")
     parser.add_argument("--no-seed", action="store_true")
     parser.add_argument("--extra", type=Path, action="append", default=[])
-    parser.add_argument("--dev", type=Path, help="dev pairs file (default NewsMTSC rw dev)")
+    parser.add_argument("--dev", type=Path, help="dev pairs file (default: --select)")
+    parser.add_argument(
+        "--select",
+        default="rw",
+        help="NewsMTSC dev splits to select on, comma-separated: rw (343 pairs) or rw,mt (785)",
+    )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=6e-5)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -683,7 +699,11 @@ def main(argv: list[str] | None = None) -> int:
         pairs += read_pairs(extra)
     if args.limit:
         pairs = random.Random(args.seed).sample(pairs, min(args.limit, len(pairs)))
-    dev = read_pairs(args.dev) if args.dev else newsmtsc_split(args.newsmtsc, "rw", "dev")
+    try:
+        dev = read_pairs(args.dev) if args.dev else selection_pairs(args.newsmtsc, args.select)
+    except ValueError as e:
+        print(f"finetune: {e}", file=sys.stderr)
+        return 2
     if not pairs or not dev:
         print("finetune: no training or dev pairs", file=sys.stderr)
         return 2
