@@ -44,7 +44,7 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one is held per input until ingest ends
 class SourceRef:
     """An input found at discovery. `signature` is what discovery saw of it without reading
     it: a local file's `size:mtime_ns`, an S3 object's `size:etag` (from the listing). A source
@@ -136,6 +136,17 @@ def _stat_signature(path: str) -> str:
         return ""
 
 
+def _entries(folder: str, root_str: str, out: list[SourceRef]) -> Iterator[os.DirEntry[str]]:
+    """The entries of `folder` as scandir gives them; a folder that cannot be listed (or stops
+    being readable part way) is added to `out` as one skipped entry with the reason."""
+    try:
+        with os.scandir(folder) as it:
+            yield from it
+    except OSError as exc:
+        key, _bad = _key(os.path.relpath(folder, root_str))
+        out.append(SourceRef(key, folder, f"unreadable folder: {exc.strerror}"))
+
+
 def walk(root: Path) -> list[SourceRef]:
     """Every entry below `root`, sorted by key: regular files (and symlinks to regular files
     inside the root) to read, everything else with the reason it is skipped. Hidden entries
@@ -146,15 +157,9 @@ def walk(root: Path) -> list[SourceRef]:
     stack = [root_str]
     while stack:
         folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)
-        except OSError as exc:
-            rel = os.path.relpath(folder, root_str)
-            key, _bad = _key(rel)
-            out.append(SourceRef(key, folder, f"unreadable folder: {exc.strerror}"))
-            continue
-        for entry in entries:
+        # one entry at a time: a folder of a million files holds a DirEntry (its name, path
+        # and stat) per file only while that file is looked at, not all of them at once
+        for entry in _entries(folder, root_str, out):
             key, bad_name = _key(os.path.relpath(entry.path, root_str).replace(os.sep, "/"))
             if bad_name is not None:
                 out.append(SourceRef(key, entry.path, bad_name))

@@ -133,6 +133,79 @@ def test_sources_walk_gives_every_entry_a_fate(corpus: Path) -> None:
             assert ref.skip is None, (ref.key, ref.skip)
 
 
+class _Scandir:
+    """os.scandir as it is, except that listing `bad` fails: at once ("open") or after its
+    first entry ("midway", a folder that stops being readable while it is listed)."""
+
+    def __init__(self, bad: str, when: str) -> None:
+        self.real, self.bad, self.when = os.scandir, bad, when
+
+    def __call__(self, path: str) -> object:
+        if os.path.basename(path) == self.bad and self.when == "open":
+            raise PermissionError(13, "Permission denied", path)
+        it = self.real(path)
+        if os.path.basename(path) != self.bad:
+            return it
+        return _FailingAfterOne(it)
+
+
+class _FailingAfterOne:
+    def __init__(self, it: object) -> None:
+        self.it, self.n = it, 0
+
+    def __enter__(self) -> _FailingAfterOne:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.it.close()  # type: ignore[attr-defined]
+
+    def __iter__(self) -> _FailingAfterOne:
+        return self
+
+    def __next__(self) -> object:
+        self.n += 1
+        if self.n > 1:
+            raise OSError(5, "Input/output error")
+        return next(self.it)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(("when", "reason"), [("open", "Permission denied"),
+                                               ("midway", "Input/output error")])  # fmt: skip
+def test_sources_walk_records_a_folder_it_cannot_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str, reason: str
+) -> None:
+    """A folder that cannot be listed (or fails part way) is one skipped entry with the
+    reason; the folders beside it are walked as usual."""
+    for folder in ("bad", "good"):
+        (tmp_path / folder).mkdir()
+        for name in ("x.txt", "y.txt"):
+            (tmp_path / folder / name).write_text(name)
+    monkeypatch.setattr(os, "scandir", _Scandir("bad", when))
+    refs = {r.key: r for r in walk(tmp_path)}
+    assert refs["bad"].skip == f"unreadable folder: {reason}"
+    assert refs["good/x.txt"].skip is refs["good/y.txt"].skip is None
+    listed = [k for k in refs if k.startswith("bad/")]
+    assert len(listed) == (0 if when == "open" else 1)  # what it listed before failing stays
+
+
+def test_sources_walk_holds_one_folder_entry_at_a_time(tmp_path: Path) -> None:
+    """Discovery holds a SourceRef per input, not also every DirEntry (name, path, stat) of a
+    folder: measured, 1,105 B a file at its peak when the folder was listed whole, 319 B one
+    entry at a time, over 50,000 files (2026-12-03)."""
+    import tracemalloc
+
+    for i in range(3000):
+        (tmp_path / f"a{i:07d}.txt").write_text("x")
+    tracemalloc.start()
+    try:
+        refs = walk(tmp_path)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(refs) == 3000
+    assert peak / len(refs) < 1.5 * held / len(refs) < 700, (peak, held)
+
+
 def test_sources_read_local_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.txt"
     os.mkfifo(fifo)
