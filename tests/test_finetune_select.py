@@ -4,22 +4,18 @@ before any training starts."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 import annotators.finetune as finetune
+from tests.test_bench_stance import _hf_row  # the hf_splits row as NewsMTSC writes it
 
 
 def _write(root: Path, name: str, rows: list[tuple[str, str, int]]) -> None:
     (root / "hf_splits" / name).mkdir(parents=True)
-    lines = []
-    for sentence, mention, polarity in rows:
-        start = sentence.index(mention)
-        lines.append(json.dumps({"sentence": sentence, "mention": mention, "polarity": polarity,
-                                 "from": start, "to": start + len(mention)}))  # fmt: skip
-    (root / "hf_splits" / name / "dev.jsonl").write_text("\n".join(lines) + "\n", "utf8")
+    lines = "".join(_hf_row(*row) + "\n" for row in rows)
+    (root / "hf_splits" / name / "dev.jsonl").write_text(lines, "utf8")
 
 
 @pytest.fixture
