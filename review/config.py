@@ -4,9 +4,11 @@
 is written down twice.
 
 Layout, for a person working in it: the article first (title, then a small source line, then the
-text with entity labels shown on the spans), and beside the text a column that stays in view
-while the text scrolls, holding what is decided per evidence region (target and stance, shown
-when an evidence region is selected) and the document flags. Stance is annotated on evidence
+text with entity labels shown on the spans; the title is shown above the text only when the
+text does not open with it, as cleaned articles do, so that it is not read twice), and beside
+the text a column that stays in view while the text scrolls, holding what is decided per
+evidence region (target and stance, shown when an evidence region is selected) and the
+document flags. Stance is annotated on evidence
 regions: a sentence marked with the one `STANCE_EVIDENCE` label, with its target and stance as
 per-region controls, so every piece of evidence stays visible in the text and correctable on
 its own (a document-level choice per target could not show which sentence supports it)."""
@@ -218,10 +220,11 @@ def _side() -> _Tag:
 
 
 def _head() -> tuple[_Tag, ...]:
-    """Title, then a small source line (HTML: a link where the source is a URL)."""
+    """Title (when the text does not open with it: `review.results.heading`), then a small
+    source line (HTML: a link where the source is a URL)."""
     return (
         _tag("Style", {}),  # filled in _render (CSS is text, not attributes)
-        _tag("Header", {"value": "$title", "size": "3"}),
+        _tag("Header", {"value": "$heading", "size": "3"}),
         _tag(
             "View",
             {"className": "cf-meta"},

@@ -27,7 +27,7 @@ from schemas.records import (
 Result = list[dict[str, Any]]
 # The task data fields we write; a change in any of them is a change of the task. (No field is
 # called `source`: the labeling UI resolves `$source` to its own task source, not to our data.)
-TASK_FIELDS = ("text", "doc_id", "content_hash", "title", "byline", "source_url")
+TASK_FIELDS = ("text", "doc_id", "content_hash", "title", "heading", "byline", "source_url")
 
 # A sentence ends at . ! ? (closing quotes and brackets included) before white space; not after
 # a lone letter or number ("J. Smith", "1. The", "No. 5") or a common abbreviation.
@@ -282,13 +282,25 @@ def byline(doc: AnnotatedDocument) -> str:
     return "Source: " + " · ".join(parts)
 
 
+def heading(doc: AnnotatedDocument) -> str:
+    """The title to show above the text: the title, unless the text opens with it (as cleaned
+    articles do: the title is their first line, and shown twice it reads as a repeated
+    heading). The text itself is never cut: every label's offsets are into it."""
+    title = " ".join((doc.metadata.title or "").split())
+    first = " ".join(doc.text.lstrip().split("\n", 1)[0].split())
+    return "" if not title or first.casefold().startswith(title.casefold()) else title
+
+
 def to_task(doc: AnnotatedDocument) -> dict[str, Any]:
-    """The task data of a document (what annotators see, and our keys to find it again)."""
+    """The task data of a document (what annotators see, and our keys to find it again).
+    `title` is the document's title (a column of the task list); `heading` is what the
+    labeling view shows above the text (`heading`)."""
     return {
         "text": doc.text,
         "doc_id": doc.doc_id,
         "content_hash": doc.content_hash,
         "title": doc.metadata.title or "",
+        "heading": heading(doc),
         "byline": byline(doc),
         "source_url": doc.metadata.source_url or doc.source,
     }
@@ -364,6 +376,7 @@ __all__ = [
     "TASK_FIELDS",
     "Result",
     "byline",
+    "heading",
     "document_score",
     "from_result",
     "has_prediction",

@@ -24,6 +24,7 @@ from review.config import (
 from review.results import (
     document_score,
     from_result,
+    heading,
     machine_stances,
     sentence_spans,
     to_prediction,
@@ -102,7 +103,7 @@ def test_labelstudio_config_controls_read_back_from_xml() -> None:
     # every variable of the config is a field of our task data; `$source` is not one (the
     # labeling UI resolves it to its own task source and showed the raw task JSON)
     variables = {o.value_name for o in LabelInterface(config).objects if o.value_is_variable}
-    variables |= {"title"}  # the Header's, which LabelInterface does not list as an object
+    variables |= {"heading"}  # the Header's, which LabelInterface does not list as an object
     assert variables <= set(to_task(_doc())) and "$source" not in config
     assert by_name[CONTROLS.text].get("showLabels") == "true"  # labels written on the spans
 
@@ -330,6 +331,26 @@ def test_labelstudio_to_prediction_carries_scores_and_version() -> None:
             assert value["text"] == doc.text[value["start"] : value["end"]]
 
 
+@pytest.mark.parametrize(
+    ("title", "text", "shown"),
+    [
+        ("EU budget row", "EU budget row\n\nBerlin attacked it.", ""),  # the text's first line
+        ("EU budget row", "  EU  budget row: the latest\nBerlin attacked it.", ""),  # spaces
+        ("EU Budget Row", "eu budget row\nBerlin attacked it.", ""),  # case
+        ("EU budget row", "Berlin attacked the EU budget row.", "EU budget row"),  # only later
+        ("EU  budget\nrow", "Berlin attacked it.", "EU budget row"),  # shown on one line
+        ("", "Berlin attacked it.", ""),  # no title
+    ],
+)
+def test_labelstudio_heading_only_when_the_text_does_not_open_with_the_title(
+    title: str, text: str, shown: str
+) -> None:
+    doc = _doc(text=text)
+    doc.metadata.title = title
+    assert heading(doc) == shown
+    assert to_task(doc)["title"] == title and to_task(doc)["text"] == text  # neither is cut
+
+
 def test_labelstudio_to_task_has_keys_and_display_fields() -> None:
     task = to_task(_doc())
     assert task == {
@@ -337,6 +358,7 @@ def test_labelstudio_to_task_has_keys_and_display_fields() -> None:
         "doc_id": "d1",
         "content_hash": f"hash-d1-{len(TEXT)}",
         "title": "Title d1",
+        "heading": "Title d1",  # the text does not open with its title
         "byline": "Source: corpus/samples/d1.txt",
         "source_url": "corpus/samples/d1.txt",
     }

@@ -227,6 +227,14 @@ def _visible_text(driver: Any) -> str:
     return str(driver.find_element(By.CSS_SELECTOR, ".lsf-main-view").text)
 
 
+def _headings(driver: Any, title: str) -> list[Any]:
+    """The displayed headings that read `title`."""
+    from selenium.webdriver.common.by import By
+
+    xpath = f"//*[self::h1 or self::h2 or self::h3 or self::h4][normalize-space()='{title}']"
+    return [h for h in driver.find_elements(By.XPATH, xpath) if h.is_displayed()]
+
+
 def _no_raw_data(page: str, doc: AnnotatedDocument) -> None:
     for raw in ('"doc_id"', '"content_hash"', '{"text"', doc.content_hash, '"predictions"'):
         assert raw not in page, f"raw task data on the page: {raw}"
@@ -248,20 +256,18 @@ def test_review_browser_annotator_sees_article_labels_and_stance_beside_evidence
     highlights = _open_task(browser, label_studio.url, project, task)
     _shot(browser, tmp_path, "review-task")
 
-    # the article first: title, then the source line, then the text, near the top
-    heading = f"//*[self::h1 or self::h2 or self::h3 or self::h4][normalize-space()='{TITLE}']"
-    title = _wait(
-        lambda: [h for h in browser.find_elements(By.XPATH, heading) if h.is_displayed()],
-        "the title",
-    )[0]
+    # the article first: the source line, then the text, near the top; the text opens with
+    # the title, so the title is read once, there, and not again as a heading above it
     text = _article_text(browser)
-    assert title.location["y"] < text.location["y"] < 700
     (link,) = [a for a in browser.find_elements(By.CSS_SELECTOR, ".cf-meta a") if a.is_displayed()]
     assert link.get_attribute("href") == doc.metadata.source_url
-    print("title, source link, text at y =", title.rect, link.rect, text.rect)
-    assert title.rect["y"] + title.rect["height"] <= link.rect["y"] < text.rect["y"]
+    print("source link, text at y =", link.rect, text.rect)
+    assert link.rect["y"] < text.rect["y"] < 700
+    assert text.text.lstrip().startswith(TITLE)
     assert "Brussels defended the new sanctions package" in text.text
     page = _visible_text(browser)
+    assert page.count(TITLE) == 1, page[:400]
+    assert not _headings(browser, TITLE)
     _no_raw_data(page, doc)
     assert "Critics in Budapest attacked the plan." in text.text
 
@@ -405,3 +411,54 @@ def test_review_browser_task_list_puts_least_certain_first(
     order = _wait(listed, "the task list")
     _shot(browser, tmp_path, "task-list-least-certain-first")
     assert order == [ids["order-1"], ids["order-2"], ids["order-0"]]
+
+
+def test_review_browser_title_shown_above_a_text_that_does_not_open_with_it(
+    ls_client: LabelStudioClient, label_studio: Any, browser: Any, tmp_path: Path
+) -> None:
+    """A text without its title (the title came from the page's metadata, not its body) gets
+    the title as a heading over the source line; a task pushed before the heading field
+    existed (its data without `heading`) shows no heading and no `$heading`."""
+    from selenium.webdriver.common.by import By
+
+    project = ls_client.ensure_project(
+        f"browser-heading-{uuid.uuid4().hex[:6]}", label_config(), instructions_html()
+    )
+    body = TEXT[len(TITLE) :].lstrip()
+    doc = article().model_copy(update={"text": body, "entities": [], "stances": []})
+    doc.metadata = doc.metadata.model_copy(update={"title": "Brussels holds its line"})
+    (task,) = ls_client.push(project, [doc]).task_ids.values()
+    _open_task_text(browser, label_studio.url, project, task)
+    title = _wait(lambda: _headings(browser, "Brussels holds its line"), "the title")[0]
+    text = _article_text_any(browser)
+    (link,) = [a for a in browser.find_elements(By.CSS_SELECTOR, ".cf-meta a") if a.is_displayed()]
+    _shot(browser, tmp_path, "review-task-heading")
+    print("title, source link, text at y =", title.rect, link.rect, text.rect)
+    assert title.rect["y"] + title.rect["height"] <= link.rect["y"] < text.rect["y"] < 700
+    assert _visible_text(browser).count("Brussels holds its line") == 1
+
+    old = {k: v for k, v in ls_client.sdk.tasks.get(task).data.items() if k != "heading"}
+    old["doc_id"] = "pushed-before-headings"
+    created = ls_client.sdk.tasks.create(project=project, data=old)
+    _open_task_text(browser, label_studio.url, project, int(created.id))
+    _wait(lambda: "Brussels defended" in _article_text_any(browser).text, "the old task's text")
+    _shot(browser, tmp_path, "review-task-without-heading-field")
+    page = _visible_text(browser)
+    assert "$heading" not in page and "undefined" not in page
+    assert not _headings(browser, "Brussels holds its line")
+
+
+def _open_task_text(driver: Any, url: str, project: int, task: int) -> None:
+    """Open a task (with or without regions) in the Data Manager's labeling view."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{url}/projects/{project}/data?task={task}")
+    _wait(lambda: driver.find_elements(By.CSS_SELECTOR, ".lsf-richtext"), "the labeling view")
+
+
+def _article_text_any(driver: Any) -> Any:
+    """The Text object holding the article, found by its text (it may have no regions)."""
+    from selenium.webdriver.common.by import By
+
+    texts = driver.find_elements(By.CSS_SELECTOR, ".lsf-richtext")
+    return next(t for t in texts if "Background paragraph" in t.text)
