@@ -160,6 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["CORPUSFLOW_DASK_ADDRESS"] = args.dask_address
     if args.rehash:
         os.environ["CORPUSFLOW_REHASH"] = "1"
+    if args.resync_review:
+        os.environ["CORPUSFLOW_RESYNC_REVIEW"] = "1"
 
     _quiet_service_tracebacks()
     try:
@@ -609,6 +611,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read and hash every source, even those whose size and mtime (S3: ETag) are "
         "unchanged (CORPUSFLOW_REHASH)",
+    )
+    p.add_argument(
+        "--resync-review",
+        action="store_true",
+        help="ask Label Studio which documents have no task (deleted there) and push them "
+        "again, besides what changed (CORPUSFLOW_RESYNC_REVIEW)",
     )
     p.add_argument(
         "--review-only",

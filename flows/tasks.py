@@ -418,8 +418,10 @@ def push_review(settings: Settings) -> dict[str, object]:
     shards no completed push to this project has sent (a document annotated again is in a new
     shard; shards never change), so a run sends what changed, not every document. Label Studio
     itself is asked which documents it already has, so a re-run (or a crash before our
-    bookkeeping) never duplicates a task. Embedded mode writes Label Studio import files
-    instead."""
+    bookkeeping) never duplicates a task. A task deleted in Label Studio is not noticed by
+    that (its document is not sent again until it changes): `settings.resync_review` (`run
+    --resync-review`) asks Label Studio about every machine document and sends those without
+    a task too. Embedded mode writes Label Studio import files instead."""
     if settings.review_enabled and settings.webhook_url and not settings.webhook_secret:
         raise ValueError("CORPUSFLOW_WEBHOOK_URL is set but CORPUSFLOW_WEBHOOK_SECRET is not")
     store = store_for(settings)
@@ -433,6 +435,15 @@ def push_review(settings: Settings) -> dict[str, object]:
     state = _review_state(store)
     sent = set(state.get("pushed_shards") or []) if state.get("project_id") == project_id else set()
     doc_ids = sorted(d for d, e in index.docs.items() if e.shard not in sent)
+    resync: dict[str, object] | None = None
+    if settings.resync_review:
+        todo = set(doc_ids)
+        missing = client.missing_doc_ids(
+            project_id, (d for d in sorted(index.docs) if d not in todo)
+        )
+        resync = {"checked": len(index.docs) - len(todo), "missing": len(missing)}
+        get_run_logger().info("push --resync-review: %s", resync)
+        doc_ids = sorted(todo.union(missing))
     report = client.push(
         project_id,
         iter_machine(store, doc_ids),
@@ -449,6 +460,8 @@ def push_review(settings: Settings) -> dict[str, object]:
     get_run_logger().info("push: %s", report.model_dump(exclude={"task_ids"}))
     out: dict[str, object] = {"mode": "label-studio", "project_id": project_id}
     out.update(_as_dict(report))
+    if resync is not None:
+        out["resync"] = resync
     out.pop("task_ids", None)  # one id per document: too much for a run report
     for edit in report.edited:
         get_run_logger().warning(

@@ -9,10 +9,15 @@ Our own HTTP, only where the SDK has no call for what the open-source server off
 - `create_user` / `user_token`: the sign-up and login *forms* and, in that browser session,
   `whoami` and the user's token (a person's first login; the SDK authenticates by token only).
 
-Our own parsing, over the SDK's transport: the one bulk read of every prediction of a project
-(`_predictions_by_task`, once per push). The SDK's `predictions.list` builds a typed model of
-every prediction down to each region of its result, which at 10,000 tasks made a re-push about
-15 % slower than plain JSON (bench/review.py); it is the same request, read as JSON.
+Our own parsing, over the SDK's transport: the predictions of the tasks a push finds
+(`_predictions_by_task`). The SDK's `predictions.list` builds a typed model of every
+prediction down to each region of its result, which at 10,000 tasks made a re-push about 15 %
+slower than plain JSON (bench/review.py); it is the same request, read as JSON.
+
+Scale: a push works `PUSH_CHUNK` documents at a time and asks the server only for the tasks of
+those doc_ids (a Data Manager filter on `data.doc_id`: one anchored regular expression, a trie
+of the ids, `id_pattern`), so what it holds is one chunk's documents and tasks whatever the
+project's size, and a push of nothing asks for nothing.
 
 SDK settings that matter: `max_retries=0`, because retries belong to the Prefect tasks that
 know which errors are worth retrying, and a retried import could duplicate tasks; every call is
@@ -21,6 +26,7 @@ wrapped so that a failure is a LabelStudioError carrying the HTTP status."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -65,7 +71,10 @@ UNCERTAIN_FIRST_TAB = "Least certain first"
 UNCERTAIN_FIRST_ORDERING = ["tasks:predictions_score"]
 # Columns the tab leaves out of the task list: long or raw fields no one reads in a table.
 _HIDDEN_COLUMNS = [
-    *(f"tasks:data.{name}" for name in ("text", "byline", "content_hash", "disputes_html")),
+    *(
+        f"tasks:data.{name}"
+        for name in ("text", "heading", "byline", "content_hash", "disputes_html")
+    ),
     "tasks:annotations_results",
     "tasks:predictions_results",
 ]
@@ -81,6 +90,16 @@ _DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's filter format
 # Label Studio's unique constraint on unique_id (HTTP 409) instead of copying it twice.
 _MOVED_NS = uuid.UUID("6f1d3c52-9a57-4c36-8f0e-2b8a3f0c7d11")
 _LIST_FIELDS = "id,data,total_annotations,cancelled_annotations,draft_exists"
+# Documents a push works on at a time (their tasks listed by one filtered request per
+# _IDS_PER_QUERY of them). The predictions of the tasks a chunk found are read one task a
+# request while they are few (up to _PREDICTIONS_PER_TASK_UP_TO, or up to one in
+# _PREDICTIONS_BULK_RATIO of the project's tasks: a request per task costs about what that
+# many predictions cost in the one read of the whole project), else by that one read, made
+# once a push.
+PUSH_CHUNK = 2000
+_IDS_PER_QUERY = 1000
+_PREDICTIONS_PER_TASK_UP_TO = 200
+_PREDICTIONS_BULK_RATIO = 50
 # Task data fields that mark a task superseded by the task of an edited text (review/edits.py):
 # the new text's content hash, and whether its human work was re-based there or replaced.
 SUPERSEDED_BY = "superseded_by"
@@ -191,8 +210,48 @@ def _dm_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime(_DM_DATETIME)
 
 
+def id_pattern(ids: Iterable[str]) -> str:
+    """An anchored regular expression that matches exactly the strings `ids`: a trie of them
+    (`^(?:ab(?:c|d)|e)\\Z`), so that the server tests a task's doc_id in time proportional to
+    its length, not to the number of ids. Python's `re` (Label Studio on SQLite) and
+    PostgreSQL's regular expressions read it alike."""
+    trie: dict[str, Any] = {}
+    for text in ids:
+        node = trie
+        for ch in text:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # an id ends here
+
+    def render(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + render(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        if len(branches) == 1 and "" not in node:
+            return branches[0]
+        return "(?:" + "|".join(branches) + ")" + ("?" if "" in node else "")
+
+    return "^" + render(trie) + r"\Z"  # not `$`, which also matches before a final newline
+
+
 def _superseded(task: dict[str, Any]) -> bool:
     return bool((task.get("data") or {}).get(SUPERSEDED_BY))
+
+
+def _add_report(total: PushReport, part: PushReport) -> None:
+    """Add one chunk's push report to the push's."""
+    for name, field in PushReport.model_fields.items():
+        mine, more = getattr(total, name), getattr(part, name)
+        if field.annotation is int:
+            setattr(total, name, mine + more)
+        elif isinstance(mine, list):
+            mine.extend(more)
+        else:
+            mine.update(more)
+
+
+def _holds_annotations(task: dict[str, Any]) -> bool:
+    """Submitted or skipped annotations (not drafts): what collect would take."""
+    return bool(task.get("total_annotations") or task.get("cancelled_annotations"))
 
 
 def _holds_human_work(task: dict[str, Any]) -> bool:
@@ -434,13 +493,25 @@ class LabelStudioClient:
             params["view"] = view
         return list(self._tasks_pages(project_id, params))
 
-    def _predictions_by_task(self, project_id: int) -> dict[int, list[dict[str, Any]]]:
-        # Unlike the task list, which shows only the project's current model_version, this
-        # endpoint returns every prediction.
+    def _predictions_by_task(
+        self, project_id: int, task_ids: Sequence[int] | None = None, per_task: bool = True
+    ) -> dict[int, list[dict[str, Any]]]:
+        """Every prediction of the tasks `task_ids` (None: of the project), by task. Unlike
+        the task list, which shows only the project's current model_version, this endpoint
+        returns every prediction. The tasks are asked for one a request (`per_task`: the
+        endpoint filters by one task, not by a list), else by one read of the project."""
         found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        if task_ids is not None and per_task:
+            for task_id in task_ids:
+                what = f"predictions of task {task_id}"
+                for p in self._get_json(what, "api/predictions/", {"task": task_id}):
+                    found[int(p["task"])].append(p)
+            return found
+        wanted = set(task_ids) if task_ids is not None else None
         what = f"predictions of project {project_id}"
         for p in self._get_json(what, "api/predictions/", {"project": project_id}):
-            found[int(p["task"])].append(p)
+            if wanted is None or int(p["task"]) in wanted:
+                found[int(p["task"])].append(p)
         return found
 
     def _get_json(self, what: str, path: str, params: dict[str, Any]) -> Any:
@@ -481,10 +552,50 @@ class LabelStudioClient:
         annotators, offsets mapped, created in the same import as the task) when no edit
         touches a label, else with machine labels only (replaced). See review/edits.py. The
         order (keep, mark, import) makes a re-run after a crash at any step finish the job
-        without a second record or task."""
-        wanted: dict[str, AnnotatedDocument] = {}
+        without a second record or task.
+
+        Works `PUSH_CHUNK` documents at a time (a doc_id given twice within a chunk: the last
+        version wins), each chunk asking the server only for its own doc_ids' tasks."""
+        total = PushReport()
+        versions: Counter[str] = Counter()
+        whole: dict[int, list[dict[str, Any]]] | None = None  # every prediction, read once
+        size: int | None = None
+
+        def predictions(task_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+            nonlocal whole, size
+            if whole is None and len(task_ids) > _PREDICTIONS_PER_TASK_UP_TO:
+                if size is None:
+                    size = int(self.project(project_id).get("task_number") or 0)
+                if len(task_ids) * _PREDICTIONS_BULK_RATIO > size:
+                    whole = self._predictions_by_task(project_id)
+            if whole is None:
+                return self._predictions_by_task(project_id, task_ids)
+            return {t: whole.get(t, []) for t in task_ids}
+
+        chunk: dict[str, AnnotatedDocument] = {}
         for doc in docs:
-            wanted[doc.doc_id] = doc  # the last version of a doc_id wins
+            chunk[doc.doc_id] = doc
+            if len(chunk) >= PUSH_CHUNK:
+                self._push_chunk(project_id, chunk, batch_size, keep, total, versions, predictions)
+                chunk = {}
+        if chunk:
+            self._push_chunk(project_id, chunk, batch_size, keep, total, versions, predictions)
+        if versions:
+            self._set_model_version(project_id, versions.most_common(1)[0][0])
+        return total
+
+    def _push_chunk(
+        self,
+        project_id: int,
+        wanted: dict[str, AnnotatedDocument],
+        batch_size: int,
+        keep: Callable[[ReviewedVersion], object] | None,
+        total: PushReport,
+        versions: Counter[str],
+        predictions: Callable[[list[int]], dict[int, list[dict[str, Any]]]],
+    ) -> None:
+        """`push` of one chunk of documents; its counts added to `total`, the model versions
+        of what it created or updated to `versions`."""
         superseded: dict[str, list[dict[str, Any]]] = defaultdict(list)
         carried: dict[str, list[dict[str, Any]]] = {}  # doc_id -> annotations to import with
 
@@ -502,12 +613,19 @@ class LabelStudioClient:
             return task
 
         report, pushed = self._reconcile(
-            project_id, wanted, self._sync_task, payload, batch_size, retarget, superseded
+            project_id,
+            wanted,
+            self._sync_task,
+            payload,
+            batch_size,
+            retarget,
+            superseded,
+            predictions,
         )
         for edit in report.edited:
             edit.task_id = report.task_ids.get(edit.doc_id) if edit.action != "left" else None
-        self._show_model_version(project_id, [wanted[d] for d in pushed])
-        return report
+        versions.update(wanted[d].model_version for d in pushed if wanted[d].model_version)
+        _add_report(total, report)
 
     def _supersede_edited(
         self,
@@ -694,17 +812,26 @@ class LabelStudioClient:
         retarget: Callable[[str, list[dict[str, Any]], PushReport], list[dict[str, Any]]]
         | None = None,
         superseded: dict[str, list[dict[str, Any]]] | None = None,
+        predictions_of: Callable[[list[int]], dict[int, list[dict[str, Any]]]] | None = None,
     ) -> tuple[PushReport, list[str]]:
         """Make the project hold one task per doc_id of `wanted`: missing ones imported in
         batches (`to_payload`), existing ones without human work brought up to date by `sync`
         (task, wanted item, the task's current predictions) -> changed?, tasks with human work
         left alone. `retarget` (doc_id, its live tasks, report) may first take some of a
         doc's tasks out of the way (superseded: `superseded`, filled by the listing, holds
-        those already marked). Returns the report and the doc_ids created or updated."""
+        those already marked). `predictions_of` (task ids) -> their predictions, by default
+        `_predictions_by_task`. Returns the report and the doc_ids created or updated."""
         report = PushReport()
-        listed = self._existing_by_doc_id(project_id, superseded)
+        if not wanted:
+            return report, []
+        listed = self._existing_by_doc_id(project_id, superseded, wanted)
         existing = self.merge_duplicates(project_id, report, listed)
-        predictions = self._predictions_by_task(project_id) if existing else {}
+        found = sorted({int(t["id"]) for tasks in existing.values() for t in tasks})
+        if predictions_of is None:
+            per_task = len(found) <= _PREDICTIONS_PER_TASK_UP_TO
+            predictions = self._predictions_by_task(project_id, found, per_task) if found else {}
+        else:
+            predictions = predictions_of(found) if found else {}
         new: list[str] = []
         pushed: list[str] = []
         for doc_id, item in wanted.items():
@@ -744,7 +871,9 @@ class LabelStudioClient:
         if new:
             # Another push may have imported some of the same documents meanwhile: read the
             # project again and merge what the race made (the lowest task id stays).
-            after = self.merge_duplicates(project_id, report, self._existing_by_doc_id(project_id))
+            after = self.merge_duplicates(
+                project_id, report, self._existing_by_doc_id(project_id, doc_ids=new)
+            )
             for doc_id in new:
                 if after.get(doc_id):
                     report.task_ids[doc_id] = min(int(t["id"]) for t in after[doc_id])
@@ -923,15 +1052,11 @@ class LabelStudioClient:
             self._call("create prediction", self.sdk.predictions.create, task=task_id, **prediction)
         return True
 
-    def _show_model_version(self, project_id: int, docs: Iterable[AnnotatedDocument]) -> None:
-        """Point the project at the model version just pushed: Label Studio shows annotators
-        (and samples by) only the predictions of the project's model_version, and refuses a
-        version no prediction has, hence only versions pushed just now."""
-        versions = Counter(d.model_version for d in docs if d.model_version)
-        if versions:
-            self._set_model_version(project_id, versions.most_common(1)[0][0])
-
     def _set_model_version(self, project_id: int, version: str) -> None:
+        """Point the project at a model version (`push`: the commonest of what it just
+        created or updated): Label Studio shows annotators (and samples by) only the
+        predictions of the project's model_version, and refuses a version no prediction
+        has, hence only versions pushed just now."""
         if self.project(project_id).get("model_version") != version:
             self._call(
                 f"update project {project_id}",
@@ -940,19 +1065,65 @@ class LabelStudioClient:
                 model_version=version,
             )
 
+    def missing_doc_ids(self, project_id: int, doc_ids: Iterable[str]) -> list[str]:
+        """Those of `doc_ids` that have no live task in the project (in their order), asked
+        for `PUSH_CHUNK` at a time by the filtered listing that `push` uses."""
+        missing: list[str] = []
+        chunk: list[str] = []
+
+        def check() -> None:
+            have = self._existing_by_doc_id(project_id, doc_ids=chunk)
+            missing.extend(d for d in chunk if not have.get(d))
+
+        for doc_id in doc_ids:
+            chunk.append(doc_id)
+            if len(chunk) >= PUSH_CHUNK:
+                check()
+                chunk = []
+        if chunk:
+            check()
+        return missing
+
     def _existing_by_doc_id(
-        self, project_id: int, superseded: dict[str, list[dict[str, Any]]] | None = None
+        self,
+        project_id: int,
+        superseded: dict[str, list[dict[str, Any]]] | None = None,
+        doc_ids: Iterable[str] | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
-        """doc_id -> its live tasks; tasks superseded by an edited text's (see `push`) are
-        not among them (never merged as duplicates), but go into `superseded` if given."""
+        """doc_id -> its live tasks (of the doc_ids `doc_ids`, asked for by a filter; None:
+        every task of the project); tasks superseded by an edited text's (see `push`) are not
+        among them (never merged as duplicates), but go into `superseded` if given."""
         existing: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for task in self._tasks_pages(
-            project_id,
-            {"include": _LIST_FIELDS},
-            page_size=1000,
-        ):
+        queries: list[dict[str, Any]] = [{"include": _LIST_FIELDS}]
+        wanted: set[str] | None = None
+        if doc_ids is not None:
+            ids = sorted(set(doc_ids))
+            wanted = set(ids)
+            queries = [
+                {
+                    "include": _LIST_FIELDS,
+                    "query": json.dumps(
+                        {
+                            "filters": {
+                                "conjunction": "and",
+                                "items": [
+                                    _dm_filter(
+                                        "data.doc_id",
+                                        "regex",
+                                        "String",
+                                        id_pattern(ids[at : at + _IDS_PER_QUERY]),
+                                    )
+                                ],
+                            }
+                        }
+                    ),
+                }
+                for at in range(0, len(ids), _IDS_PER_QUERY)
+            ]
+        tasks = (t for q in queries for t in self._tasks_pages(project_id, q, page_size=1000))
+        for task in tasks:
             doc_id = (task.get("data") or {}).get("doc_id")
-            if doc_id is None:
+            if doc_id is None or (wanted is not None and str(doc_id) not in wanted):
                 continue
             if not _superseded(task):
                 existing[str(doc_id)].append(task)
@@ -1177,22 +1348,30 @@ class LabelStudioClient:
         def role(email: str) -> Role | None:
             return "adjudicator" if email.lower() in judges else "annotator"
 
-        merged = self._merge_annotated_duplicates(project_id)
+        merged = self._merge_annotated_duplicates(project_id, since)
         collected = self._collect(project_id, since, role, overlap, "annotator", page_size)
         collected.duplicates = merged
         return collected
 
-    def _merge_annotated_duplicates(self, project_id: int) -> PushReport:
+    def _merge_annotated_duplicates(self, project_id: int, since: str | None = None) -> PushReport:
         """Before collecting: merge the doc_ids where two or more tasks hold annotations (each
         copy's work would otherwise come as a separate task and one would overwrite the other
-        in the store). Lists only tasks with annotations, so it costs what collect does."""
-        items = [
-            _dm_filter("total_annotations", "greater", "Number", 0),
-            _dm_filter("cancelled_annotations", "greater", "Number", 0),
-        ]
+        in the store). On a first collect (`since` None) it lists the tasks with annotations;
+        after that only the doc_ids of tasks updated after `since` can have a new annotated
+        copy (an annotation's save touches its task), so it lists those tasks and then every
+        task of their doc_ids: it costs what the collect walk costs, not the project's work."""
+        if since is None:
+            items = [
+                _dm_filter("total_annotations", "greater", "Number", 0),
+                _dm_filter("cancelled_annotations", "greater", "Number", 0),
+            ]
+            conjunction = "or"
+        else:
+            items = [_dm_filter("updated_at", "greater", "Datetime", _dm_time(_parse_time(since)))]
+            conjunction = "and"
         params = {
             "include": _LIST_FIELDS,
-            "query": json.dumps({"filters": {"conjunction": "or", "items": items}}),
+            "query": json.dumps({"filters": {"conjunction": conjunction, "items": items}}),
         }
         annotated: dict[str, list[dict[str, Any]]] = defaultdict(list)
         # The class's own pager, not an instance override: tests that intercept the collect
@@ -1201,6 +1380,13 @@ class LabelStudioClient:
             doc_id = (task.get("data") or {}).get("doc_id")
             if doc_id is not None and not _superseded(task):
                 annotated[str(doc_id)].append(task)
+        if since is not None and annotated:
+            touched = sorted(annotated)
+            annotated = defaultdict(list)
+            for at in range(0, len(touched), PUSH_CHUNK):
+                chunk = touched[at : at + PUSH_CHUNK]
+                for doc_id, tasks in self._existing_by_doc_id(project_id, doc_ids=chunk).items():
+                    annotated[doc_id] = [t for t in tasks if _holds_annotations(t)]
         report = PushReport()
         self.merge_duplicates(
             project_id, report, {d: t for d, t in annotated.items() if len(t) > 1}

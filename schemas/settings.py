@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # read and hash every source even when its size and mtime (S3: size and ETag) are those
     # the last run recorded (ingest.sources.SourceRef.signature says when that is needed)
     rehash: bool = Field(default=False, validation_alias=AliasChoices("CORPUSFLOW_REHASH"))
+    # push: ask Label Studio which machine documents have no task (one deleted there, a
+    # project restored from an older backup) and create them, besides what changed
+    resync_review: bool = Field(
+        default=False, validation_alias=AliasChoices("CORPUSFLOW_RESYNC_REVIEW")
+    )
     max_source_bytes: int = Field(
         default=20_000_000, ge=1, validation_alias=AliasChoices("CORPUSFLOW_MAX_BYTES")
     )

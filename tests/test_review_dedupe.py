@@ -223,3 +223,48 @@ def test_review_dedupe_run_summary_shows_duplicates(
     rows = dict(stage_rows(report))
     assert rows.get("duplicates (collect)") == row
     assert "duplicates" not in rows["collect"]  # counted once, in its own row
+
+
+@pytest.mark.integration
+def test_review_dedupe_incremental_collect_merges_new_copies_and_lists_only_touched_tasks(
+    ls_client: LabelStudioClient, review_team: ReviewTeam, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a first collect, the merge looks only at the doc_ids of tasks updated since the
+    cursor (then at every task of those): a copy annotated later is still merged, and a
+    collect with nothing new hands over no task at all."""
+    project = _project(ls_client)
+    ids = ls_client.push(project, [_doc("a"), _doc("b"), _doc("c")]).task_ids
+    alice, bob, _ = review_team.annotators
+    ls_client.submit_annotation(ids["a"], [], email=alice.email, password=alice.password)
+    first = ls_client.collect(project)
+    assert [t.doc_id for t in first] == ["a"]
+
+    (copy,) = _raw_import(ls_client, project, ["b"])  # a race left b two tasks
+    ls_client.submit_annotation(ids["b"], [], email=alice.email, password=alice.password)
+    ls_client.submit_annotation(
+        copy, to_result(TEXT, [E_MERKEL]), email=bob.email, password=bob.password
+    )
+    handed: list[int] = []
+    real = LabelStudioClient._tasks_pages
+
+    def pages(self: LabelStudioClient, *args: Any, **kw: Any) -> Any:
+        for task in real(self, *args, **kw):
+            handed.append(int(task["id"]))
+            yield task
+
+    monkeypatch.setattr(LabelStudioClient, "_tasks_pages", pages)
+    second = ls_client.collect(project, since=first.cursor)
+    listed = set(handed)
+    assert (second.duplicates.duplicates_found, second.duplicates.annotations_moved) == (1, 1)
+    (task,) = [t for t in second if t.doc_id == "b"]
+    assert task.task_id == ids["b"]
+    assert {a.annotator for a in task.annotations} == {alice.email, bob.email}
+    assert [t["id"] for t in _tasks_by_doc(ls_client, project)["b"]] == [ids["b"]]
+    # untouched since the cursor (c never annotated, a before it): listed by neither the
+    # merge nor the walk
+    assert ids["c"] not in listed and ids["a"] not in listed
+
+    handed.clear()
+    third = ls_client.collect(project, since=second.cursor)
+    assert len(third) == 0 and third.duplicates.duplicates_found == 0
+    assert handed == []
