@@ -406,6 +406,24 @@ class SeaweedService:
             return False
         return True
 
+    def serves_reads(self) -> bool:
+        """True when a stored object can be read back (a byte of the first object of each
+        bucket; True with none). The S3 endpoint answers a listing before its volume server
+        has loaded the volumes from disk: right after a crash, reads in that gap fail with
+        InternalError, so `start` waits for this too."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            client = self.client(operator=True, connect_timeout=1, attempts=1)
+            for bucket in client.list_buckets().get("Buckets", []):
+                name = bucket["Name"]
+                for obj in client.list_objects_v2(Bucket=name, MaxKeys=1).get("Contents", []):
+                    if obj.get("Size"):
+                        client.get_object(Bucket=name, Key=obj["Key"], Range="bytes=0-0")
+        except (BotoCoreError, ClientError):
+            return False
+        return True
+
     def _busy_ports(self) -> list[str]:
         return [
             f"port {p} ({name}: {PORT_SETTINGS[name]})"
@@ -455,7 +473,7 @@ class SeaweedService:
                     f"weed mini exited with {proc.returncode}; log {self.logfile}:\n"
                     + self._log_tail()
                 )
-            if self.answers():
+            if self.answers() and self.serves_reads():
                 return
             time.sleep(0.1)
         self.stop()
