@@ -159,12 +159,24 @@ def _together(role: str, jobs: list[Any]) -> float:
         subprocess.Popen(stdin=subprocess.PIPE, stdout=subprocess.PIPE, **_pinned(i, role))
         for i in range(len(jobs))
     ]
-    for child, job in zip(children, jobs, strict=True):
-        assert child.stdin is not None
-        child.stdin.write(json.dumps(job) + "\n")
-        child.stdin.flush()
-    for child in children:
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    try:
+        for child, job in zip(children, jobs, strict=True):
+            assert child.stdin is not None
+            child.stdin.write(json.dumps(job) + "\n")
+            child.stdin.flush()
+        for i, child in enumerate(children):
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != "ready":
+                child.wait()
+                raise RuntimeError(
+                    f"{role} child {i} failed before it was ready (exit {child.returncode}; "
+                    "its error is above)"
+                )
+    except BaseException:
+        for child in children:  # the others wait for "go" on stdin: end them, not leave them
+            child.kill()
+            child.wait()
+        raise
     started = time.perf_counter()
     for child in children:
         assert child.stdin is not None
