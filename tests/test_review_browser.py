@@ -437,9 +437,10 @@ def test_review_browser_title_shown_above_a_text_that_does_not_open_with_it(
     assert title.rect["y"] + title.rect["height"] <= link.rect["y"] < text.rect["y"] < 700
     assert _visible_text(browser).count("Brussels holds its line") == 1
 
-    old = {k: v for k, v in ls_client.sdk.tasks.get(task).data.items() if k != "heading"}
+    old = {k: v for k, v in ls_client.sdk.tasks.get(str(task)).data.items() if k != "heading"}
     old["doc_id"] = "pushed-before-headings"
     created = ls_client.sdk.tasks.create(project=project, data=old)
+    assert created.id is not None
     _open_task_text(browser, label_studio.url, project, int(created.id))
     _wait(lambda: "Brussels defended" in _article_text_any(browser).text, "the old task's text")
     _shot(browser, tmp_path, "review-task-without-heading-field")

@@ -31,17 +31,17 @@ def test_review_resync_recreates_a_task_deleted_in_label_studio_once(
 ) -> None:
     fill(LocalStore(tmp_path / "store"), 5, batch=2)
     settings = Settings(
-        CORPUSFLOW_STORE=f"file://{tmp_path / 'store'}",
-        LABEL_STUDIO_URL=label_studio.url,
-        LABEL_STUDIO_API_KEY=label_studio.token,
-        CORPUSFLOW_LS_PROJECT=f"resync-{uuid.uuid4().hex[:8]}",
+        store=f"file://{tmp_path / 'store'}",
+        label_studio_url=label_studio.url,
+        label_studio_api_key=label_studio.token,
+        label_studio_project=f"resync-{uuid.uuid4().hex[:8]}",
     )
     client = LabelStudioClient(label_studio.url, label_studio.token)
     first = _push(settings)
     assert first["created"] == 5 and "resync" not in first
     project = int(first["project_id"])
     by_doc = {t["data"]["doc_id"]: int(t["id"]) for t in client.tasks(project)}
-    client.sdk.tasks.delete(by_doc["d0003"])  # an admin deletes a task in the UI
+    client.sdk.tasks.delete(str(by_doc["d0003"]))  # an admin deletes a task in the UI
 
     plain = _push(settings)  # nothing changed in the store: nothing is sent, nothing noticed
     assert (plain["created"], plain["unchanged"]) == (0, 5)
