@@ -36,52 +36,35 @@ from __future__ import annotations
 
 import argparse
 import random
-import subprocess
-import sys
-import tempfile
 import time
 import tracemalloc
 import uuid
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from bench.review import free_port, synthetic_doc
+from bench.review import git_module, synthetic_doc, with_label_studio
 from review.client import LabelStudioClient
 from review.config import label_config
 from schemas.records import AnnotatedDocument
-from services.labelstudio import LabelStudioService
 
 OLD_COMMIT = "8827cf8"  # the last commit whose push listed the whole project
 
 
 def old_client_class(commit: str) -> Any:
-    """review/client.py as it was at `commit`, as a module of its own (the modules it imports
-    are today's; their interfaces it uses did not change)."""
-    root = Path(__file__).resolve().parents[1]
-    source = subprocess.run(
-        ["git", "show", f"{commit}:review/client.py"],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    module = ModuleType("bench_old_review_client")
-    module.__file__ = f"<git {commit}:review/client.py>"
-    sys.modules[module.__name__] = module
-    exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
-    return module.LabelStudioClient
+    """review/client.py as it was at `commit` (the modules it imports are today's; what it
+    uses of them did not change)."""
+    return git_module(commit, "bench_old_review_client", "review/client.py").LabelStudioClient
 
 
 class Counted:
-    """Counts, on one client object, the tasks its pager yields and its prediction reads."""
+    """Counts, on one client object (this one only: its methods are replaced), the task
+    listings it asks for, the tasks they yield and its prediction reads."""
 
     def __init__(self, client: Any) -> None:
-        self.tasks = 0
-        self.prediction_reads = 0
+        self.requests = self.tasks = self.prediction_reads = 0
         pages, get_json = client._tasks_pages, client._get_json
 
         def counted_pages(*args: Any, **kw: Any) -> Any:
+            self.requests += 1
             for task in pages(*args, **kw):
                 self.tasks += 1
                 yield task
@@ -95,7 +78,7 @@ class Counted:
         client._get_json = counted_json
 
     def reset(self) -> None:
-        self.tasks = self.prediction_reads = 0
+        self.requests = self.tasks = self.prediction_reads = 0
 
 
 def changed_docs(n: int, round_: int, rng: random.Random) -> list[AnnotatedDocument]:
@@ -172,15 +155,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--url needs --token")
         measure(args.url, args.token, args.n, args.repeat, args.old)
         return
-    with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
-        service = LabelStudioService(data_dir=Path(tmp) / "labelstudio", port=free_port())
-        started = time.perf_counter()
-        service.start(timeout=600)
-        print(f"Label Studio {service.url} up in {time.perf_counter() - started:.0f} s")
-        try:
-            measure(service.url, service.token, args.n, args.repeat, args.old)
-        finally:
-            service.stop()
+    with_label_studio(
+        "bench-push-", lambda url, token: measure(url, token, args.n, args.repeat, args.old)
+    )
 
 
 if __name__ == "__main__":

@@ -130,27 +130,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def git_module(commit: str, name: str, path: str) -> ModuleType:
+    """The file `path` of this repository as it was at `commit`, run as the module `name`
+    (registered in sys.modules; what it imports is today's code)."""
+    source = subprocess.run(
+        ["git", "show", f"{commit}:{path}"],
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    module = ModuleType(name)
+    module.__file__ = f"<git {commit}:{path}>"
+    sys.modules[name] = module
+    exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
 def old_client_module(commit: str = OLD_COMMIT) -> ModuleType:
     """The hand-written HTTP client as it was at `commit`, loaded from git with the labeling
     config module it imported (both moved or rewritten since)."""
-    root = Path(__file__).resolve().parents[1]
-
-    def load(name: str, path: str) -> ModuleType:
-        source = subprocess.run(
-            ["git", "show", f"{commit}:{path}"],
-            cwd=root,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        module = ModuleType(name)
-        module.__file__ = f"<git {commit}:{path}>"
-        sys.modules[name] = module
-        exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
-        return module
-
-    load("schemas.labelstudio_config", "schemas/labelstudio_config.py")
-    return load("bench_old_labelstudio", "annotators/labelstudio.py")
+    git_module(commit, "schemas.labelstudio_config", "schemas/labelstudio_config.py")
+    return git_module(commit, "bench_old_labelstudio", "annotators/labelstudio.py")
 
 
 Row = tuple[str, int, float | None, float, str]  # step, tasks, old seconds, SDK seconds, note
@@ -322,7 +323,13 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--url needs --token (no Label Studio has a default token)")
         measure(args.url, args.token)
         return
-    with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
+    with_label_studio("bench-review-", measure)
+
+
+def with_label_studio(prefix: str, measure: Callable[[str, str], None]) -> None:
+    """`measure(url, admin token)` against a Label Studio of its own, in a temporary folder,
+    stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         service = LabelStudioService(data_dir=Path(tmp) / "labelstudio", port=free_port())
         started = time.perf_counter()
         service.start(timeout=600)

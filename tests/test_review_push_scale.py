@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import review.client as client_module
+from bench.push import Counted
 from review.client import LabelStudioClient, id_pattern
 from review.config import label_config
 from schemas.records import Entity
@@ -44,57 +45,40 @@ def test_review_push_id_pattern_shares_prefixes() -> None:
     assert id_pattern(["a", "ab"]) == r"^a(?:b)?\Z"
 
 
-class _Listing:
-    """Counts the tasks the server hands a push, and the requests for them."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, client: LabelStudioClient) -> None:
-        self.tasks = 0
-        self.requests = 0
-        self.predictions = 0
-        real_pages = client._tasks_pages
-        real_json = client._get_json
-
-        def pages(project: int, params: dict[str, Any], **kw: Any) -> Any:
-            self.requests += 1
-            for task in real_pages(project, params, **kw):
-                self.tasks += 1
-                yield task
-
-        def get_json(what: str, path: str, params: dict[str, Any]) -> Any:
-            if path.startswith("api/predictions"):
-                self.predictions += 1
-            return real_json(what, path, params)
-
-        monkeypatch.setattr(client, "_tasks_pages", pages)
-        monkeypatch.setattr(client, "_get_json", get_json)
+def _chunked(label_studio: Any, monkeypatch: pytest.MonkeyPatch, chunk: int) -> tuple[Any, int]:
+    """A client of its own (its requests counted: bench.push.Counted), a new project, and
+    pushes of `chunk` documents at a time."""
+    client = LabelStudioClient(label_studio.url, label_studio.token)
+    project = client.ensure_project(f"push-scale-{uuid.uuid4().hex[:8]}", label_config())
+    monkeypatch.setattr(client_module, "PUSH_CHUNK", chunk)
+    return client, project
 
 
 @pytest.mark.integration
 def test_review_push_lists_only_the_chunk_of_documents_it_pushes(
-    ls_client: LabelStudioClient, monkeypatch: pytest.MonkeyPatch
+    label_studio: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = ls_client.ensure_project(f"push-scale-{uuid.uuid4().hex[:8]}", label_config())
-    monkeypatch.setattr(client_module, "PUSH_CHUNK", 4)
+    client, project = _chunked(label_studio, monkeypatch, 4)
     docs = [_doc(f"p-{i}") for i in range(10)] + [_doc("p-1x"), _doc("p-")]
-    first = ls_client.push(project, docs, batch_size=3)
+    first = client.push(project, docs, batch_size=3)
     assert (first.created, first.updated, first.unchanged) == (12, 0, 0)
     assert sorted(first.task_ids) == sorted(d.doc_id for d in docs)
-    by_doc = _tasks_by_doc(ls_client, project)
+    by_doc = _tasks_by_doc(client, project)
     assert sorted(by_doc) == sorted(first.task_ids) and all(len(t) == 1 for t in by_doc.values())
 
-    listing = _Listing(monkeypatch, ls_client)
-    nothing = ls_client.push(project, [])
+    listing = Counted(client)
+    nothing = client.push(project, [])
     assert nothing == client_module.PushReport() and (listing.requests, listing.tasks) == (0, 0)
 
     # one document changed and one new, in a project of 12: the server hands over its task only
     merkel = Entity(start=0, end=13, label="PERSON", text="Angela Merkel", score=0.5)
     changed = _doc("p-1", entities=[merkel])
-    report = ls_client.push(project, [changed, _doc("p-new")])
+    report = client.push(project, [changed, _doc("p-new")])
     assert (report.created, report.updated, report.unchanged) == (1, 1, 0)
     assert listing.tasks == 1 + 1  # p-1's task; then p-new's, read back after the import
-    assert listing.predictions == 1  # p-1's task's, one request
+    assert listing.prediction_reads == 1  # p-1's task's, one request
     assert report.task_ids["p-1"] == first.task_ids["p-1"]
-    (prediction,) = ls_client._predictions_by_task(project, [first.task_ids["p-1"]])[
+    (prediction,) = client._predictions_by_task(project, [first.task_ids["p-1"]])[
         first.task_ids["p-1"]
     ]
     entities = [r for r in prediction["result"] if "Angela Merkel" == r["value"].get("text")]
@@ -102,46 +86,44 @@ def test_review_push_lists_only_the_chunk_of_documents_it_pushes(
 
     # the same again: nothing to do, still only those tasks asked for
     listing.tasks = 0
-    again = ls_client.push(project, [changed, _doc("p-new")])
+    again = client.push(project, [changed, _doc("p-new")])
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
     assert listing.tasks == 2
 
 
 @pytest.mark.integration
 def test_review_push_merges_duplicates_within_each_chunk(
-    ls_client: LabelStudioClient, monkeypatch: pytest.MonkeyPatch
+    label_studio: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = ls_client.ensure_project(f"push-dup-{uuid.uuid4().hex[:8]}", label_config())
-    monkeypatch.setattr(client_module, "PUSH_CHUNK", 2)
-    _raw_import(ls_client, project, ["a", "a", "c", "c", "e"])
-    report = ls_client.push(project, [_doc(d) for d in ("a", "b", "c", "d", "e")])
+    client, project = _chunked(label_studio, monkeypatch, 2)
+    _raw_import(client, project, ["a", "a", "c", "c", "e"])
+    report = client.push(project, [_doc(d) for d in ("a", "b", "c", "d", "e")])
     assert (report.duplicates_found, report.duplicates_merged) == (2, 2)
     assert (report.created, report.unchanged + report.updated) == (2, 3)
-    by_doc = _tasks_by_doc(ls_client, project)
+    by_doc = _tasks_by_doc(client, project)
     assert sorted(by_doc) == ["a", "b", "c", "d", "e"] and all(len(t) == 1 for t in by_doc.values())
 
 
 @pytest.mark.integration
 def test_review_push_reads_predictions_per_task_or_once_for_the_whole_project(
-    ls_client: LabelStudioClient, monkeypatch: pytest.MonkeyPatch
+    label_studio: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = ls_client.ensure_project(f"push-pred-{uuid.uuid4().hex[:8]}", label_config())
+    client, project = _chunked(label_studio, monkeypatch, 4)
     docs = [_doc(f"q-{i:02d}") for i in range(12)]
-    ls_client.push(project, docs)
-    monkeypatch.setattr(client_module, "PUSH_CHUNK", 4)
+    client.push(project, docs)
     monkeypatch.setattr(client_module, "_PREDICTIONS_PER_TASK_UP_TO", 2)
-    listing = _Listing(monkeypatch, ls_client)
+    listing = Counted(client)
 
     # every document again, 4 a chunk: each chunk finds 4 tasks, a third of the project,
     # so every prediction of the project is read once, for all three chunks
-    again = ls_client.push(project, docs)
-    assert (again.created, again.unchanged) == (0, 12) and listing.predictions == 1
+    again = client.push(project, docs)
+    assert (again.created, again.unchanged) == (0, 12) and listing.prediction_reads == 1
 
     # the same, in a project where 4 tasks are a small part (one in 50 would be 4 of 200):
     # a request per task
     monkeypatch.setattr(client_module, "_PREDICTIONS_BULK_RATIO", 1)
-    listing.predictions = 0
+    listing.reset()
     merkel = Entity(start=0, end=13, label="PERSON", text="Angela Merkel", score=0.4)
     changed = [_doc(d.doc_id, entities=[merkel]) for d in docs[:8]]
-    report = ls_client.push(project, changed)
-    assert (report.updated, report.unchanged) == (8, 0) and listing.predictions == 8
+    report = client.push(project, changed)
+    assert (report.updated, report.unchanged) == (8, 0) and listing.prediction_reads == 8
