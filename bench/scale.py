@@ -451,6 +451,7 @@ def fresh_processes(ns: list[int], args: argparse.Namespace) -> int:
     for i, n in enumerate(ns):
         cmd = [sys.executable, "-m", "bench.scale", "--n", str(n)]
         cmd += ["--skip-s3"] * args.skip_s3 + ["--skip-local"] * args.skip_local
+        cmd += ["--label-studio"] * args.label_studio
         cmd += ["--annotate-docs", str(args.annotate_docs if i == len(ns) - 1 else 0)]
         if args.batch_size:
             cmd += ["--batch-size", str(args.batch_size)]
@@ -466,6 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", action="store_true", help="add N = 100,000 (hours here)")
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--skip-local", action="store_true")
+    parser.add_argument(
+        "--label-studio",
+        action="store_true",
+        help="review against a real Label Studio started here (a project per target and N) "
+        "instead of embedded mode's import files",
+    )
     parser.add_argument("--annotate-docs", type=int, default=64, help="0: no annotate rows")
     parser.add_argument("--batch-size", type=int, default=None, help="CORPUSFLOW_BATCH")
     parser.add_argument(
@@ -492,7 +499,15 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(work)
         service = None
         counter = None
+        ls = None
         try:
+            if args.label_studio:
+                from bench.review import free_port
+                from services.labelstudio import LabelStudioService
+
+                ls = LabelStudioService(data_dir=work / "labelstudio", port=free_port())
+                ls.start(timeout=600)
+                os.environ.update(LABEL_STUDIO_URL=ls.url, LABEL_STUDIO_API_KEY=ls.token)
             if not args.skip_s3:
                 from corpus.store import s3_client
 
@@ -542,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
                     if service is not None:
                         targets.append(("seaweedfs", f"s3://corpusflow-scale/n{n}", counter))
                     for target, url, count in targets:
+                        if ls is not None:
+                            target += "+LS"
+                            os.environ["CORPUSFLOW_LS_PROJECT"] = f"scale-{n}-{target}"
                         src = work / f"src-{n}-{target}"
                         shutil.copytree(work / f"src-{n}", src)
                         run_target(target, url, n, src, rows, count, times)
@@ -555,10 +573,13 @@ def main(argv: list[str] | None = None) -> int:
             os.chdir(cwd)
             if service is not None:
                 service.stop()
+            if ls is not None:
+                ls.stop()
     fit(rows)
     print(
         "\nrows: (a)-(c) are whole corpus_pipeline runs in embedded review mode (no Label Studio: "
-        "the import file is written) with annotate's model swapped for a regex tagger (fast "
+        "the import file is written; `+LS` targets: against a real Label Studio) with "
+        "annotate's model swapped for a regex tagger (fast "
         "path); `annotate` rows are the real model on a subset; S3 req/doc counts every request "
         "of the run to SeaweedFS, over N."
     )
