@@ -17,19 +17,20 @@ client's task pager), prediction requests, and the push's Python peak (tracemall
 from the push's start, so the documents handed in are not counted).
 
 Measured 2026-12-04 (`--n 2000 8000 32000 --repeat 2`, Label Studio 1.23.2 on SQLite, this
-2-core machine), best of 2, before (8827cf8) / now:
+2-core machine, nothing else running), best of 2, before (8827cf8) / now:
 
 | N | step | seconds | tasks listed | prediction reads | Python peak MB |
 |---|---|---|---|---|---|
-| 2,000 | nothing | 1.68 / 0.00 | 2,020 / 0 | 1 / 0 | 21.1 / 0.0 |
-| 2,000 | 1% changed | 6.85 / 5.18 | 4,100 / 40 | 1 / 20 | 30.9 / 0.7 |
-| 8,000 | nothing | 7.06 / 0.00 | 8,080 / 0 | 1 / 0 | 84.5 / 0.0 |
-| 8,000 | 1% changed | 25.89 / 19.15 | 16,240 / 160 | 1 / 80 | 92.9 / 2.5 |
-| 32,000 | nothing | 29.81 / 0.00 | 32,320 / 0 | 1 / 0 | 338.5 / 0.0 |
-| 32,000 | 1% changed | 106.71 / 76.39 | 64,960 / 640 | 1 / 320 | 382.5 / 9.8 |
+| 2,000 | nothing | 1.75 / 0.00 | 2,040 / 0 | 1 / 0 | 22.1 / 0.0 |
+| 2,000 | 1% changed | 6.47 / 3.69 | 4,100 / 40 | 1 / 0 | 30.9 / 0.8 |
+| 8,000 | nothing | 7.16 / 0.00 | 8,160 / 0 | 1 / 0 | 85.3 / 0.0 |
+| 8,000 | 1% changed | 25.89 / 14.97 | 16,240 / 160 | 1 / 0 | 102.7 / 2.8 |
+| 32,000 | nothing | 28.44 / 0.00 | 32,640 / 0 | 1 / 0 | 341.8 / 0.0 |
+| 32,000 | 1% changed | 103.94 / 57.25 | 64,960 / 640 | 1 / 0 | 359.0 / 10.9 |
 
-The projects of 2,000 / 8,000 / 32,000 tasks were made (a first push, this client) in 3 / 14 /
-59 s.
+The projects of 2,000 / 8,000 / 32,000 tasks were made (a first push, this client) in 3 / 13 /
+60 s. (With the predictions read one task a request instead of coming with the task list, the
+1% pushes took 5.2 / 19.2 / 76.4 s.)
 """
 
 from __future__ import annotations

@@ -9,15 +9,15 @@ Our own HTTP, only where the SDK has no call for what the open-source server off
 - `create_user` / `user_token`: the sign-up and login *forms* and, in that browser session,
   `whoami` and the user's token (a person's first login; the SDK authenticates by token only).
 
-Our own parsing, over the SDK's transport: the predictions of the tasks a push finds
-(`_predictions_by_task`). The SDK's `predictions.list` builds a typed model of every
-prediction down to each region of its result, which at 10,000 tasks made a re-push about 15 %
-slower than plain JSON (bench/review.py); it is the same request, read as JSON.
-
 Scale: a push works `PUSH_CHUNK` documents at a time and asks the server only for the tasks of
 those doc_ids (a Data Manager filter on `data.doc_id`: one anchored regular expression, a trie
-of the ids, `id_pattern`), so what it holds is one chunk's documents and tasks whatever the
-project's size, and a push of nothing asks for nothing.
+of the ids, `id_pattern`), each with its predictions (the task list's `predictions` field holds
+every prediction of a task, of every model version), so what it holds is one chunk's documents
+and tasks whatever the project's size, nothing is fetched per task, and a push of nothing asks
+for nothing. (Before, a push read every prediction of the project through
+`api/predictions/`, as plain JSON over the SDK's transport: the SDK's `predictions.list`
+builds a typed model of every region, 15 % slower at 10,000 tasks; `_predictions_by_task`
+still reads them so.)
 
 SDK settings that matter: `max_retries=0`, because retries belong to the Prefect tasks that
 know which errors are worth retrying, and a retried import could duplicate tasks; every call is
@@ -90,16 +90,10 @@ _DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's filter format
 # Label Studio's unique constraint on unique_id (HTTP 409) instead of copying it twice.
 _MOVED_NS = uuid.UUID("6f1d3c52-9a57-4c36-8f0e-2b8a3f0c7d11")
 _LIST_FIELDS = "id,data,total_annotations,cancelled_annotations,draft_exists"
-# Documents a push works on at a time (their tasks listed by one filtered request per
-# _IDS_PER_QUERY of them). The predictions of the tasks a chunk found are read one task a
-# request while they are few (up to _PREDICTIONS_PER_TASK_UP_TO, or up to one in
-# _PREDICTIONS_BULK_RATIO of the project's tasks: a request per task costs about what that
-# many predictions cost in the one read of the whole project), else by that one read, made
-# once a push.
+# Documents a push works on at a time (their tasks, with their predictions, listed by one
+# filtered request per _IDS_PER_QUERY of them).
 PUSH_CHUNK = 2000
 _IDS_PER_QUERY = 1000
-_PREDICTIONS_PER_TASK_UP_TO = 200
-_PREDICTIONS_BULK_RATIO = 50
 # Task data fields that mark a task superseded by the task of an edited text (review/edits.py):
 # the new text's content hash, and whether its human work was re-based there or replaced.
 SUPERSEDED_BY = "superseded_by"
@@ -494,24 +488,21 @@ class LabelStudioClient:
         return list(self._tasks_pages(project_id, params))
 
     def _predictions_by_task(
-        self, project_id: int, task_ids: Sequence[int] | None = None, per_task: bool = True
+        self, project_id: int, task_ids: Sequence[int] | None = None
     ) -> dict[int, list[dict[str, Any]]]:
-        """Every prediction of the tasks `task_ids` (None: of the project), by task. Unlike
-        the task list, which shows only the project's current model_version, this endpoint
-        returns every prediction. The tasks are asked for one a request (`per_task`: the
-        endpoint filters by one task, not by a list), else by one read of the project."""
+        """Every prediction, of every model version, of the tasks `task_ids` (one request a
+        task: the endpoint filters by one task, not by a list; None: one read of the whole
+        project), by task."""
         found: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        if task_ids is not None and per_task:
+        if task_ids is not None:
             for task_id in task_ids:
                 what = f"predictions of task {task_id}"
                 for p in self._get_json(what, "api/predictions/", {"task": task_id}):
                     found[int(p["task"])].append(p)
             return found
-        wanted = set(task_ids) if task_ids is not None else None
         what = f"predictions of project {project_id}"
         for p in self._get_json(what, "api/predictions/", {"project": project_id}):
-            if wanted is None or int(p["task"]) in wanted:
-                found[int(p["task"])].append(p)
+            found[int(p["task"])].append(p)
         return found
 
     def _get_json(self, what: str, path: str, params: dict[str, Any]) -> Any:
@@ -558,28 +549,14 @@ class LabelStudioClient:
         version wins), each chunk asking the server only for its own doc_ids' tasks."""
         total = PushReport()
         versions: Counter[str] = Counter()
-        whole: dict[int, list[dict[str, Any]]] | None = None  # every prediction, read once
-        size: int | None = None
-
-        def predictions(task_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-            nonlocal whole, size
-            if whole is None and len(task_ids) > _PREDICTIONS_PER_TASK_UP_TO:
-                if size is None:
-                    size = int(self.project(project_id).get("task_number") or 0)
-                if len(task_ids) * _PREDICTIONS_BULK_RATIO > size:
-                    whole = self._predictions_by_task(project_id)
-            if whole is None:
-                return self._predictions_by_task(project_id, task_ids)
-            return {t: whole.get(t, []) for t in task_ids}
-
         chunk: dict[str, AnnotatedDocument] = {}
         for doc in docs:
             chunk[doc.doc_id] = doc
             if len(chunk) >= PUSH_CHUNK:
-                self._push_chunk(project_id, chunk, batch_size, keep, total, versions, predictions)
+                self._push_chunk(project_id, chunk, batch_size, keep, total, versions)
                 chunk = {}
         if chunk:
-            self._push_chunk(project_id, chunk, batch_size, keep, total, versions, predictions)
+            self._push_chunk(project_id, chunk, batch_size, keep, total, versions)
         if versions:
             self._set_model_version(project_id, versions.most_common(1)[0][0])
         return total
@@ -592,7 +569,6 @@ class LabelStudioClient:
         keep: Callable[[ReviewedVersion], object] | None,
         total: PushReport,
         versions: Counter[str],
-        predictions: Callable[[list[int]], dict[int, list[dict[str, Any]]]],
     ) -> None:
         """`push` of one chunk of documents; its counts added to `total`, the model versions
         of what it created or updated to `versions`."""
@@ -613,14 +589,7 @@ class LabelStudioClient:
             return task
 
         report, pushed = self._reconcile(
-            project_id,
-            wanted,
-            self._sync_task,
-            payload,
-            batch_size,
-            retarget,
-            superseded,
-            predictions,
+            project_id, wanted, self._sync_task, payload, batch_size, retarget, superseded
         )
         for edit in report.edited:
             edit.task_id = report.task_ids.get(edit.doc_id) if edit.action != "left" else None
@@ -812,26 +781,22 @@ class LabelStudioClient:
         retarget: Callable[[str, list[dict[str, Any]], PushReport], list[dict[str, Any]]]
         | None = None,
         superseded: dict[str, list[dict[str, Any]]] | None = None,
-        predictions_of: Callable[[list[int]], dict[int, list[dict[str, Any]]]] | None = None,
     ) -> tuple[PushReport, list[str]]:
         """Make the project hold one task per doc_id of `wanted`: missing ones imported in
         batches (`to_payload`), existing ones without human work brought up to date by `sync`
         (task, wanted item, the task's current predictions) -> changed?, tasks with human work
         left alone. `retarget` (doc_id, its live tasks, report) may first take some of a
         doc's tasks out of the way (superseded: `superseded`, filled by the listing, holds
-        those already marked). `predictions_of` (task ids) -> their predictions, by default
-        `_predictions_by_task`. Returns the report and the doc_ids created or updated."""
+        those already marked). The server is asked only for the tasks of `wanted`'s doc_ids,
+        with their predictions. Returns the report and the doc_ids created or updated."""
         report = PushReport()
         if not wanted:
             return report, []
-        listed = self._existing_by_doc_id(project_id, superseded, wanted)
+        listed = self._existing_by_doc_id(project_id, superseded, wanted, predictions=True)
         existing = self.merge_duplicates(project_id, report, listed)
-        found = sorted({int(t["id"]) for tasks in existing.values() for t in tasks})
-        if predictions_of is None:
-            per_task = len(found) <= _PREDICTIONS_PER_TASK_UP_TO
-            predictions = self._predictions_by_task(project_id, found, per_task) if found else {}
-        else:
-            predictions = predictions_of(found) if found else {}
+        predictions = {
+            int(t["id"]): list(t.get("predictions") or []) for ts in existing.values() for t in ts
+        }
         new: list[str] = []
         pushed: list[str] = []
         for doc_id, item in wanted.items():
@@ -1089,19 +1054,22 @@ class LabelStudioClient:
         project_id: int,
         superseded: dict[str, list[dict[str, Any]]] | None = None,
         doc_ids: Iterable[str] | None = None,
+        predictions: bool = False,
     ) -> dict[str, list[dict[str, Any]]]:
         """doc_id -> its live tasks (of the doc_ids `doc_ids`, asked for by a filter; None:
-        every task of the project); tasks superseded by an edited text's (see `push`) are not
-        among them (never merged as duplicates), but go into `superseded` if given."""
+        every task of the project), with `predictions`: each with its every prediction;
+        tasks superseded by an edited text's (see `push`) are not among them (never merged as
+        duplicates), but go into `superseded` if given."""
         existing: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        queries: list[dict[str, Any]] = [{"include": _LIST_FIELDS}]
+        include = _LIST_FIELDS + (",predictions" if predictions else "")
+        queries: list[dict[str, Any]] = [{"include": include}]
         wanted: set[str] | None = None
         if doc_ids is not None:
             ids = sorted(set(doc_ids))
             wanted = set(ids)
             queries = [
                 {
-                    "include": _LIST_FIELDS,
+                    "include": include,
                     "query": json.dumps(
                         {
                             "filters": {

@@ -16,6 +16,7 @@ import review.client as client_module
 from bench.push import Counted
 from review.client import LabelStudioClient, id_pattern
 from review.config import label_config
+from review.results import to_prediction
 from schemas.records import Entity
 from tests.test_labelstudio import _doc
 from tests.test_review_dedupe import _raw_import, _tasks_by_doc
@@ -76,7 +77,7 @@ def test_review_push_lists_only_the_chunk_of_documents_it_pushes(
     report = client.push(project, [changed, _doc("p-new")])
     assert (report.created, report.updated, report.unchanged) == (1, 1, 0)
     assert listing.tasks == 1 + 1  # p-1's task; then p-new's, read back after the import
-    assert listing.prediction_reads == 1  # p-1's task's, one request
+    assert listing.prediction_reads == 0  # p-1's came with its task
     assert report.task_ids["p-1"] == first.task_ids["p-1"]
     (prediction,) = client._predictions_by_task(project, [first.task_ids["p-1"]])[
         first.task_ids["p-1"]
@@ -105,25 +106,27 @@ def test_review_push_merges_duplicates_within_each_chunk(
 
 
 @pytest.mark.integration
-def test_review_push_reads_predictions_per_task_or_once_for_the_whole_project(
+def test_review_push_sees_every_prediction_of_a_task_in_its_listing(
     label_studio: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The task list's predictions are every prediction of a task, of every model version
+    (what push relies on instead of a read of the project's predictions): a task holding a
+    second one, of another version, keeps one after a push, with no prediction read."""
     client, project = _chunked(label_studio, monkeypatch, 4)
-    docs = [_doc(f"q-{i:02d}") for i in range(12)]
-    client.push(project, docs)
-    monkeypatch.setattr(client_module, "_PREDICTIONS_PER_TASK_UP_TO", 2)
+    docs = [_doc(f"q-{i:02d}") for i in range(6)]
+    ids = client.push(project, docs).task_ids
+    other = to_prediction(_doc("q-01", model_version="m-other"))
+    client.sdk.predictions.create(task=ids["q-01"], **other)
+    assert len(client._predictions_by_task(project, [ids["q-01"]])[ids["q-01"]]) == 2
+
     listing = Counted(client)
-
-    # every document again, 4 a chunk: each chunk finds 4 tasks, a third of the project,
-    # so every prediction of the project is read once, for all three chunks
-    again = client.push(project, docs)
-    assert (again.created, again.unchanged) == (0, 12) and listing.prediction_reads == 1
-
-    # the same, in a project where 4 tasks are a small part (one in 50 would be 4 of 200):
-    # a request per task
-    monkeypatch.setattr(client_module, "_PREDICTIONS_BULK_RATIO", 1)
-    listing.reset()
     merkel = Entity(start=0, end=13, label="PERSON", text="Angela Merkel", score=0.4)
-    changed = [_doc(d.doc_id, entities=[merkel]) for d in docs[:8]]
-    report = client.push(project, changed)
-    assert (report.updated, report.unchanged) == (8, 0) and listing.prediction_reads == 8
+    report = client.push(project, [_doc(d.doc_id, entities=[merkel]) for d in docs])
+    assert (report.updated, report.unchanged) == (6, 0) and listing.prediction_reads == 0
+    (left,) = client._predictions_by_task(project, [ids["q-01"]])[ids["q-01"]]
+    assert left["model_version"] == "m1"
+    assert [
+        r.get("score") for r in left["result"] if r["value"].get("text") == "Angela Merkel"
+    ] == [0.4]
+    again = client.push(project, [_doc(d.doc_id, entities=[merkel]) for d in docs])
+    assert (again.updated, again.unchanged) == (0, 6)
