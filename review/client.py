@@ -1349,12 +1349,8 @@ class LabelStudioClient:
             if doc_id is not None and not _superseded(task):
                 annotated[str(doc_id)].append(task)
         if since is not None and annotated:
-            touched = sorted(annotated)
-            annotated = defaultdict(list)
-            for at in range(0, len(touched), PUSH_CHUNK):
-                chunk = touched[at : at + PUSH_CHUNK]
-                for doc_id, tasks in self._existing_by_doc_id(project_id, doc_ids=chunk).items():
-                    annotated[doc_id] = [t for t in tasks if _holds_annotations(t)]
+            every = self._existing_by_doc_id(project_id, doc_ids=list(annotated))
+            annotated = {d: [t for t in ts if _holds_annotations(t)] for d, ts in every.items()}
         report = PushReport()
         self.merge_duplicates(
             project_id, report, {d: t for d, t in annotated.items() if len(t) > 1}
