@@ -408,9 +408,9 @@ class SeaweedService:
 
     def serves_reads(self) -> bool:
         """True when a stored object can be read back (a byte of the first object of each
-        bucket; True with none). The S3 endpoint answers a listing before its volume server
-        has loaded the volumes from disk: right after a crash, reads in that gap fail with
-        InternalError, so `start` waits for this too."""
+        bucket; True with none). Seen once under load: right after a kill -9 and a restart,
+        the S3 endpoint listed the buckets while a read failed with InternalError (the
+        volumes not loaded yet, by all appearances), so `start` waits for this too."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
