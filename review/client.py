@@ -33,6 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from itertools import islice
 from typing import Any, TypeVar
 
 import httpx
@@ -225,6 +226,22 @@ def id_pattern(ids: Iterable[str]) -> str:
         return "(?:" + "|".join(branches) + ")" + ("?" if "" in node else "")
 
     return "^" + render(trie) + r"\Z"  # not `$`, which also matches before a final newline
+
+
+def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """`items` in lists of `size` (the last one shorter), read lazily."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _doc_id_query(ids: Sequence[str], include: str) -> dict[str, Any]:
+    """tasks.list arguments for the tasks whose data.doc_id is one of `ids`."""
+    match = _dm_filter("data.doc_id", "regex", "String", id_pattern(ids))
+    return {
+        "include": include,
+        "query": json.dumps({"filters": {"conjunction": "and", "items": [match]}}),
+    }
 
 
 def _superseded(task: dict[str, Any]) -> bool:
@@ -549,14 +566,9 @@ class LabelStudioClient:
         version wins), each chunk asking the server only for its own doc_ids' tasks."""
         total = PushReport()
         versions: Counter[str] = Counter()
-        chunk: dict[str, AnnotatedDocument] = {}
-        for doc in docs:
-            chunk[doc.doc_id] = doc
-            if len(chunk) >= PUSH_CHUNK:
-                self._push_chunk(project_id, chunk, batch_size, keep, total, versions)
-                chunk = {}
-        if chunk:
-            self._push_chunk(project_id, chunk, batch_size, keep, total, versions)
+        for chunk in _chunks(docs, PUSH_CHUNK):
+            wanted = {doc.doc_id: doc for doc in chunk}
+            self._push_chunk(project_id, wanted, batch_size, keep, total, versions)
         if versions:
             self._set_model_version(project_id, versions.most_common(1)[0][0])
         return total
@@ -1034,19 +1046,9 @@ class LabelStudioClient:
         """Those of `doc_ids` that have no live task in the project (in their order), asked
         for `PUSH_CHUNK` at a time by the filtered listing that `push` uses."""
         missing: list[str] = []
-        chunk: list[str] = []
-
-        def check() -> None:
+        for chunk in _chunks(doc_ids, PUSH_CHUNK):
             have = self._existing_by_doc_id(project_id, doc_ids=chunk)
             missing.extend(d for d in chunk if not have.get(d))
-
-        for doc_id in doc_ids:
-            chunk.append(doc_id)
-            if len(chunk) >= PUSH_CHUNK:
-                check()
-                chunk = []
-        if chunk:
-            check()
         return missing
 
     def _existing_by_doc_id(
@@ -1067,27 +1069,7 @@ class LabelStudioClient:
         if doc_ids is not None:
             ids = sorted(set(doc_ids))
             wanted = set(ids)
-            queries = [
-                {
-                    "include": include,
-                    "query": json.dumps(
-                        {
-                            "filters": {
-                                "conjunction": "and",
-                                "items": [
-                                    _dm_filter(
-                                        "data.doc_id",
-                                        "regex",
-                                        "String",
-                                        id_pattern(ids[at : at + _IDS_PER_QUERY]),
-                                    )
-                                ],
-                            }
-                        }
-                    ),
-                }
-                for at in range(0, len(ids), _IDS_PER_QUERY)
-            ]
+            queries = [_doc_id_query(part, include) for part in _chunks(ids, _IDS_PER_QUERY)]
         tasks = (t for q in queries for t in self._tasks_pages(project_id, q, page_size=1000))
         for task in tasks:
             doc_id = (task.get("data") or {}).get("doc_id")

@@ -8,10 +8,10 @@ text with entity labels shown on the spans; the title is shown above the text on
 text does not open with it, as cleaned articles do, so that it is not read twice), and beside
 the text a column that stays in view while the text scrolls, holding what is decided per
 evidence region (target and stance, shown when an evidence region is selected) and the
-document flags. Stance is annotated on evidence
-regions: a sentence marked with the one `STANCE_EVIDENCE` label, with its target and stance as
-per-region controls, so every piece of evidence stays visible in the text and correctable on
-its own (a document-level choice per target could not show which sentence supports it)."""
+document flags. Stance is annotated on evidence regions: a sentence marked with the one
+`STANCE_EVIDENCE` label, with its target and stance as per-region controls, so every piece of
+evidence stays visible in the text and correctable on its own (a document-level choice per
+target could not show which sentence supports it)."""
 
 from __future__ import annotations
 

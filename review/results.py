@@ -294,7 +294,7 @@ def heading(doc: AnnotatedDocument) -> str:
 def to_task(doc: AnnotatedDocument) -> dict[str, Any]:
     """The task data of a document (what annotators see, and our keys to find it again).
     `title` is the document's title (a column of the task list); `heading` is what the
-    labeling view shows above the text (`heading`)."""
+    labeling view shows above the text."""
     return {
         "text": doc.text,
         "doc_id": doc.doc_id,
