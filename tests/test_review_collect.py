@@ -4,6 +4,7 @@ between import and bookkeeping is repaired by the re-run without duplicates."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -43,9 +44,13 @@ def test_review_collect_pages_and_is_incremental(
     assert sorted(seen) == [f"p{i}" for i in range(5)] and first.cancelled == 1
     assert all(t.done and t.annotators == 1 for t in first)
     # the cursor may be held back by a second (several pages were read), so a task can come
-    # again; it settles at once, and nothing new means nothing collected
+    # again; it settles at once, and nothing new means nothing collected. The hold-back is
+    # the server's Date (whole seconds): a re-collect within the same second as the first page
+    # gets the same cursor back, so each waits for the server clock to move on (without the
+    # wait, four quick re-collects inside one second failed this now and then)
     cursor = first.cursor
     for _ in range(4):
+        time.sleep(1.1)
         again = ls_client.collect(project, since=cursor, page_size=2)
         assert {t.doc_id for t in again} <= set(seen)
         if not again and again.cursor == cursor:
