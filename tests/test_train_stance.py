@@ -231,6 +231,9 @@ def test_train_transformer_tiny_set_trains_exports_and_loads(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["labels"] == list(CLASSES) and config["temperature"] > 0
     assert {"torch", "onnx-fp32", "onnx-int8"} <= set(config["dev"])
+    # six dev pairs are too few to fit class offsets on: none, and the config says why
+    assert config["class_bias"]["offsets"] is None
+    assert "fewer than 300" in config["class_bias"]["note"]
     model = OnnxStance(out)
     (probs,) = model.predict_proba([("Critics condemned Dr. Amari.", [(18, 27)], "Dr. Amari")])
     assert set(probs) == set(CLASSES) and sum(probs.values()) == pytest.approx(1.0)
@@ -294,6 +297,68 @@ def _shipped_copy(tmp_path: Path) -> Path:
     current = tmp_path / "current"
     shutil.copytree(DEFAULT_MODEL_DIR, current, ignore=shutil.ignore_patterns("weights.*"))
     return current
+
+
+def test_train_class_offsets_fold_into_the_model_and_change_its_version(tmp_path):
+    """`fold_class_bias` adds the offsets to head.bias: the model's logits on CLEAR's pairs
+    move by exactly the offsets (the argmax where they are close), and the version, a hash of
+    model.onnx, moves with them; a model without head.bias is refused by name."""
+    _needs_train_env()
+    import subprocess
+
+    from annotators.stance_model import (
+        OnnxStance,
+        find_spans,
+        mark_target,
+        model_dir_version,
+        window,
+    )
+    from annotators.train import TRAIN_PYTHON
+    from tests.test_stance_model import CLEAR
+
+    current = _shipped_copy(tmp_path)
+    pairs = [
+        (mark_target(*window(text, find_spans(text, target))), target) for text, target, _ in CLEAR
+    ]
+    before = OnnxStance(current).logits(pairs)
+    version = model_dir_version(current)
+    offsets = {"AGAINST": 0.5, "NEUTRAL": -0.25, "FAVOR": 1.0}
+    fold = (
+        "import json, sys\n"
+        "from annotators.finetune import fold_class_bias\n"
+        "fold_class_bias(__import__('pathlib').Path(sys.argv[1]), json.loads(sys.argv[2]))\n"
+    )
+    subprocess.run(
+        [str(TRAIN_PYTHON), "-c", fold, str(current / "model.onnx"), json.dumps(offsets)],
+        check=True, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    after = OnnxStance(current).logits(pairs)
+    add = [offsets[label] for label in ("AGAINST", "NEUTRAL", "FAVOR")]
+    for old, new in zip(before, after, strict=True):
+        assert new == pytest.approx([v + a for v, a in zip(old, add, strict=True)], abs=1e-4)
+    assert model_dir_version(current) != version
+
+
+def test_train_recalibrate_refits_the_temperature_and_records_what_it_did(tmp_path):
+    """`--recalibrate DIR` on a model folder: with fewer dev pairs than `--bias-min-pairs` no
+    offsets (the weights and version stay), the temperature refitted on the new dev pairs, and
+    config.json records the earlier version and the dev scores; the folder is replaced whole."""
+    _needs_train_env()
+    from annotators.stance_model import model_dir_version
+    from annotators.train import run_finetune
+
+    current = _shipped_copy(tmp_path)
+    version = model_dir_version(current)
+    args = [*_tiny_args(tmp_path)]
+    run_finetune(["--recalibrate", str(current), *args])
+    config = json.loads((current / "config.json").read_text())
+    assert config["recalibrated_from"] == version == config["version"]
+    assert config["class_bias"]["offsets"] is None and config["class_bias"]["pairs"] == 6
+    assert config["recalibrated"]["dev_examples"] == 6
+    # six clear sentences all right: a model that sure wants to be sharper
+    assert config["recalibrated"]["dev"]["onnx-int8"]["macro_f1"] == 1.0
+    assert config["temperature"] < 1.0
+    assert not (tmp_path / ".current.tmp").exists()
 
 
 def test_train_transformer_refuses_a_model_that_got_worse(tmp_path):
