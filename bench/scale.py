@@ -9,7 +9,7 @@ bare `nlp.pipe` on a subset (bench/parallel.py's passes), and a fit of time and 
 with what it predicts for 1M documents.
 
     .venv/bin/python -m bench.scale [--n 1000 10000] [--big] [--skip-s3] [--annotate-docs 64]
-                                    [--fresh]
+                                    [--fresh] [--cold]
 
 What the rows measure: the store rows are real flow runs with everything real except the
 annotate stage's model: the spaCy pipeline is swapped for a regex tagger in this process
@@ -17,7 +17,10 @@ annotate stage's model: the spaCy pipeline is swapped for a regex tagger in this
 files, adjudication and release costs are measured at N this machine can afford. The
 annotate rows run the real model (`annotate_batch` over the stage store) on a subset.
 `--big` adds N = 100k. `--fresh` runs each N in a process of its own (a larger N's peak RSS
-is then not the high-water mark a smaller N left behind) and fits over all of them.
+is then not the high-water mark a smaller N left behind) and fits over all of them. `--cold`
+runs (b) and (c) each in a new process on the store (a) wrote, as an operator's next
+`corpusflow run` or a deployment's next flow run is: without it they run in the first run's
+process, and their peak RSS starts from what that run's publish left in the heap.
 
 Under each row: seconds and peak RSS per stage (StageTimes).
 
@@ -299,6 +302,7 @@ def run_target(
     rows: list[Row],
     counter: Requests | None,
     times: StageTimes,
+    cold: bool = False,
 ) -> None:
     from corpus.store import open_store_from_settings
     from flows.pipeline import corpus_pipeline
@@ -331,15 +335,98 @@ def run_target(
             f"{' new' if rel['created'] else ' unchanged'}"
         )
 
+    def cold_step(name: str, extra: Callable[[], str] = lambda: "") -> None:
+        """The run in a new process, as an operator's next `corpusflow run` (or a deployment's
+        flow run) is: nothing the runs before it left in this process's heap counts."""
+        row = Row(**cold_child(target, name, store_url, n, sources, counter is not None))
+        row.note += extra()
+        rows.append(row)
+        print_row(row)
+        print(f"|   stages s: {row.stages}; peak RSS MB by stage: {row.stage_rss}", flush=True)
+
     step("(a) first run", run, summary)
+    store = open_store_from_settings(Settings(store=store_url))
+    if cold:
+        cold_step("(b) unchanged, new process")
+        changed = change_sources(sources, 0.01, seed=n)
+        cold_step(f"(c) {changed} changed, new process", lambda: "; " + release_bytes(store))
+        return
     step("(b) unchanged re-run", run, summary)
     changed = change_sources(sources, 0.01, seed=n)
-    store = open_store_from_settings(Settings(store=store_url))
     step(
         f"(c) {changed} changed (1%)",
         run,
         lambda r: summary(r) + "; " + release_bytes(store),
     )
+
+
+def cold_child(
+    target: str, step: str, store_url: str, n: int, sources: Path, count_s3: bool
+) -> dict[str, Any]:
+    """One run of `corpus_pipeline` by a child process of this bench (`--cold-step`), in this
+    process's environment (store keys, Label Studio, PREFECT_HOME); its Row as a dict."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "bench.scale", "--cold-step", step, "--cold-target", target]
+    cmd += ["--cold-store", store_url, "--cold-sources", str(sources), "--n", str(n)]
+    cmd += ["--cold-count-s3"] * count_s3
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"cold step {step!r} failed (exit {done.returncode}):\n{done.stderr}")
+    row = json.loads(done.stderr.strip().splitlines()[-1])
+    row["note"] += f"; process {time.perf_counter() - t0:.1f} s wall, imports included"
+    return row
+
+
+def cold_main(args: argparse.Namespace) -> int:
+    """The child of `cold_child`: one run, its Row on the last line of stderr. Its peak RSS
+    is the process's high-water mark during the run, imports (done before it) included in the
+    level, as in the rows of one process; nothing an earlier run left behind is."""
+    from flows.pipeline import corpus_pipeline
+
+    counter = None
+    if args.cold_count_s3:
+        from corpus.store import s3_client
+
+        counter = Requests(
+            s3_client(
+                endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                access_key=os.environ["AWS_ACCESS_KEY_ID"],
+                secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+            )
+        )
+    with fast_annotate():
+        times = StageTimes()
+        # the high-water mark from here on (reset: the kernel's VmHWM), as the other rows
+        r, seconds, rss = measure(
+            lambda: corpus_pipeline(sources=args.cold_sources, store=args.cold_store)
+        )
+    requests, by_op = counter.take() if counter else (None, {})
+    ing, ann, rel = r["ingest"], r["annotate"], r["release"]
+    note = (
+        f"cleaned {ing['cleaned']}, annotated {ann['annotated']}, release {rel['version']}"
+        f"{' new' if rel['created'] else ' unchanged'}"
+    )
+    if by_op:
+        note += "; " + ", ".join(
+            f"{op} {k}" for op, k in sorted(by_op.items(), key=lambda x: -x[1])
+        )
+    stages, stage_rss = times.take()
+    row = Row(
+        args.cold_target,
+        args.cold_step,
+        args.n[0],
+        seconds,
+        max(rss or 0, times.peak) or None,
+        requests,
+        note,
+        stages,
+        stage_rss,
+    )
+    print(json.dumps(row.__dict__), file=sys.stderr)
+    return 0
 
 
 # ---------------------------------------------------------------- annotate throughput
@@ -451,7 +538,7 @@ def fresh_processes(ns: list[int], args: argparse.Namespace) -> int:
     for i, n in enumerate(ns):
         cmd = [sys.executable, "-m", "bench.scale", "--n", str(n)]
         cmd += ["--skip-s3"] * args.skip_s3 + ["--skip-local"] * args.skip_local
-        cmd += ["--label-studio"] * args.label_studio
+        cmd += ["--label-studio"] * args.label_studio + ["--cold"] * args.cold
         cmd += ["--annotate-docs", str(args.annotate_docs if i == len(ns) - 1 else 0)]
         if args.batch_size:
             cmd += ["--batch-size", str(args.batch_size)]
@@ -480,7 +567,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="each N in a process of its own (peak RSS not inherited from a smaller N)",
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="(b) and (c) each in a new process, as an operator's next run is (peak RSS: the "
+        "whole process's, not what the first run left behind)",
+    )
+    for hidden in ("--cold-step", "--cold-target", "--cold-store", "--cold-sources"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
+    parser.add_argument("--cold-count-s3", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cold_step:
+        return cold_main(args)
     ns = sorted(set(args.n + ([100_000] if args.big else [])))
     if args.fresh and len(ns) > 1:
         return fresh_processes(ns, args)
@@ -562,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
                             os.environ["CORPUSFLOW_LS_PROJECT"] = f"scale-{n}-{target}"
                         src = work / f"src-{n}-{target}"
                         shutil.copytree(work / f"src-{n}", src)
-                        run_target(target, url, n, src, rows, count, times)
+                        run_target(target, url, n, src, rows, count, times, args.cold)
                         shutil.rmtree(src, ignore_errors=True)
                     shutil.rmtree(work / f"store-{n}", ignore_errors=True)
             if args.annotate_docs:
