@@ -69,7 +69,7 @@ unit: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy schemas ingest annotators review corpus flows services
+	$(VENV)/bin/mypy schemas ingest annotators review corpus flows services tests bench
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

@@ -82,7 +82,9 @@ def read_conll(path: Path) -> list[tuple[list[str], list[Span_]]]:
 
 
 def _spans(tags: list[str]) -> list[Span_]:
-    spans, start, kind = [], None, None
+    spans: list[Span_] = []
+    start: int | None = None
+    kind = ""  # set with start, read only while start is set
     for i, tag in enumerate([*tags, "O"]):
         if start is not None and not (tag.startswith("I-") and tag[2:] == kind):
             spans.append((start, i, kind))

@@ -123,7 +123,7 @@ def _warm_one_worker(settings: Any, batches: list[list[str]]) -> Any:
     from annotators.pipeline import load_nlp
 
     load_nlp(settings.spacy_model)
-    one = ThreadPoolTaskRunner(max_workers=1)
+    one: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=1)
     _annotate_pass(one, settings, batches[:1])
     return one
 

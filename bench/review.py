@@ -54,6 +54,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
@@ -179,13 +180,13 @@ def run(
             target = who.ensure_project(f"bench-push-{name}-{round_}-{tag}", config, overlap=1)
             report, seconds = cpu_timed(
                 f"push {name}",
-                lambda who=who, target=target: who.push(target, docs, batch_size=batch),
+                partial(who.push, target, docs, batch_size=batch),
             )
             assert report.created == n, report
             pushes[f"push {name}"] = min(pushes.get(f"push {name}", seconds), seconds)
             report, seconds = cpu_timed(
                 f"re-push {name}",
-                lambda who=who, target=target: who.push(target, docs, batch_size=batch),
+                partial(who.push, target, docs, batch_size=batch),
             )
             assert report.created == 0 and report.unchanged == n, report
             pushes[f"re-push {name}"] = min(pushes.get(f"re-push {name}", seconds), seconds)
@@ -271,7 +272,7 @@ def run(
     for _ in range(repeat):
         for name, who in (("old", old), ("sdk", client)):
             collected, seconds = cpu_timed(
-                f"collect {name}", lambda who=who: who.collect(annotated, page_size=batch)
+                f"collect {name}", partial(who.collect, annotated, page_size=batch)
             )
             assert len(collected) == n and all(t.done for t in collected), len(collected)
             best[name] = min(best.get(name, seconds), seconds)

@@ -459,7 +459,7 @@ def annotate_rows(texts: list[str], batch_size: int, rows: list[Row]) -> None:
         del nlp
         rows.append(Row("annotate", "bare nlp.pipe", len(texts), bare, None))
         load_nlp(settings.spacy_model)
-        one = ThreadPoolTaskRunner(max_workers=1)
+        one: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=1)
         _annotate_pass(one, settings, batches[:1])  # warm-up: the stance model
         secs = _annotate_pass(one, settings, batches)
         rows.append(Row("annotate", "1 worker (annotate_batch)", len(texts), secs, None))
@@ -523,9 +523,9 @@ def fit(rows: list[Row]) -> None:
                 f"; RSS {c / 1024:.2f} KiB/doc -> 100k: {rss_100k / 2**30:.2f} GiB, "
                 f"1M: {rss_1m / 2**30:.2f} GiB"
             )
-        reqs = [r for r in pts if r.requests is not None]
+        reqs = [(r.requests, r.docs) for r in pts if r.requests is not None]
         if reqs:
-            line += f"; S3 req/doc {', '.join(f'{r.requests / r.docs:.4f}@{r.docs}' for r in reqs)}"
+            line += f"; S3 req/doc {', '.join(f'{req / docs:.4f}@{docs}' for req, docs in reqs)}"
         print(line, flush=True)
 
 
@@ -647,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     rows.append(gen)
                     print_row(gen)
-                    targets = (
+                    targets: list[tuple[str, str, Requests | None]] = (
                         []
                         if args.skip_local
                         else [("local", f"file://{work / f'store-{n}'}", None)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import pytest
 
@@ -133,7 +134,9 @@ def test_adjudication_rules(annotations, status, entities, stances, n_disputes) 
 
 def test_adjudication_dispute_keeps_the_votes() -> None:
     out = adjudicate(
-        AdjudicationInput(doc_id="d", annotations=[ann("a", [XI]), ann("b", [XI_ORG])])
+        AdjudicationInput.model_validate(
+            {"doc_id": "d", "annotations": [ann("a", [XI]), ann("b", [XI_ORG])]}
+        )
     )
     (dispute,) = out.disputes
     assert (dispute.kind, dispute.start, dispute.end) == ("entity", 10, 12)
@@ -143,13 +146,15 @@ def test_adjudication_dispute_keeps_the_votes() -> None:
 
 def test_adjudication_agreement_excludes_adjudicator() -> None:
     out = adjudicate(
-        AdjudicationInput(
-            doc_id="d",
-            annotations=[
-                ann("a", [PUTIN, XI]),
-                ann("b", [PUTIN]),
-                ann("z", [], role="adjudicator"),
-            ],
+        AdjudicationInput.model_validate(
+            {
+                "doc_id": "d",
+                "annotations": [
+                    ann("a", [PUTIN, XI]),
+                    ann("b", [PUTIN]),
+                    ann("z", [], role="adjudicator"),
+                ],
+            }
         )
     )
     # F1 between {PUTIN, XI} and {PUTIN} = 2*1/(2+1)
@@ -192,12 +197,16 @@ def test_adjudication_fleiss_kappa_matches_wikipedia_example() -> None:
 
 def test_adjudication_stance_kappa_two_annotators_uses_shared_targets() -> None:
     out = adjudicate(
-        AdjudicationInput(
-            doc_id="d",
-            annotations=[
-                ann("a", [], [st("Xi", "FAVOR"), st("Putin", "AGAINST"), st("NATO", "NEUTRAL")]),
-                ann("b", [], [st("Xi", "FAVOR"), st("Putin", "AGAINST")]),
-            ],
+        AdjudicationInput.model_validate(
+            {
+                "doc_id": "d",
+                "annotations": [
+                    ann(
+                        "a", [], [st("Xi", "FAVOR"), st("Putin", "AGAINST"), st("NATO", "NEUTRAL")]
+                    ),
+                    ann("b", [], [st("Xi", "FAVOR"), st("Putin", "AGAINST")]),
+                ],
+            }
         )
     )
     assert out.agreement.stance_kappa == pytest.approx(1.0)
@@ -205,19 +214,24 @@ def test_adjudication_stance_kappa_two_annotators_uses_shared_targets() -> None:
 
 def test_adjudication_agreement_report_per_annotator_and_label() -> None:
     items = [
-        AdjudicationInput(
-            doc_id="1", annotations=[ann("a", [PUTIN, XI]), ann("b", [PUTIN, XI_ORG])]
+        AdjudicationInput.model_validate(
+            {"doc_id": "1", "annotations": [ann("a", [PUTIN, XI]), ann("b", [PUTIN, XI_ORG])]}
         ),
-        AdjudicationInput(
-            doc_id="2", annotations=[ann("a", [ent(0, 6, "GPE")]), ann("b", [ent(0, 7, "GPE")])]
+        AdjudicationInput.model_validate(
+            {
+                "doc_id": "2",
+                "annotations": [ann("a", [ent(0, 6, "GPE")]), ann("b", [ent(0, 7, "GPE")])],
+            }
         ),
-        AdjudicationInput(doc_id="3", annotations=[ann("a", [PUTIN])]),
+        AdjudicationInput.model_validate({"doc_id": "3", "annotations": [ann("a", [PUTIN])]}),
     ]
     report = agreement_report(items)
     assert report["documents_with_overlap"] == 2
     # doc 1: 2*1/4 = 0.5; doc 2: exact 0, overlapping 1
     assert report["entity_f1_exact"] == pytest.approx(0.25)
     assert report["entity_f1_overlap"] == pytest.approx(0.75)
-    assert report["entity_f1_exact_per_label"]["GPE"] == 0.0
-    assert report["annotators"]["a"]["documents"] == 3
-    assert report["annotators"]["b"]["mean_f1_vs_others"] == pytest.approx(0.25)
+    per_label = cast("dict[str, float]", report["entity_f1_exact_per_label"])
+    assert per_label["GPE"] == 0.0
+    annotators = cast("dict[str, dict[str, float]]", report["annotators"])
+    assert annotators["a"]["documents"] == 3
+    assert annotators["b"]["mean_f1_vs_others"] == pytest.approx(0.25)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import spacy
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 
 from annotators.ner import (
     SOURCE_SCORES,
@@ -30,6 +30,9 @@ VOCAB = spacy.blank("en").vocab  # English lexical attributes (is_punct, lower_)
 
 def make_doc(words, ents=None, heads=None, deps=None, pos=None, lemmas=None) -> Doc:
     n = len(words)
+    sent_starts: list[bool | int | None] | None = (
+        [True, *[False] * (n - 1)] if heads is None else None
+    )
     return Doc(
         VOCAB,
         words=words,
@@ -38,7 +41,7 @@ def make_doc(words, ents=None, heads=None, deps=None, pos=None, lemmas=None) -> 
         deps=deps,
         pos=pos,
         lemmas=lemmas,
-        sent_starts=[True] + [False] * (n - 1) if heads is None else None,
+        sent_starts=sent_starts,
     )
 
 
@@ -220,10 +223,13 @@ def _spaced_doc(text: str, ents: list[tuple[str, str]]) -> Doc:
     """A Doc tokenized by spaCy's English tokenizer, with entities given by (text, label), each
     at its first occurrence after the previous one."""
     doc = spacy.blank("en")(text)
-    spans, at = [], 0
+    spans: list[Span] = []
+    at = 0
     for ent_text, label in ents:
         start = text.index(ent_text, at)
-        spans.append(doc.char_span(start, start + len(ent_text), label=label))
+        span = doc.char_span(start, start + len(ent_text), label=label)
+        assert span is not None
+        spans.append(span)
         at = start + len(ent_text)
     doc.ents = spans
     return doc

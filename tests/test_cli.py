@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,7 +176,7 @@ def test_cli_webhook_takes_its_options_and_serves(tmp_path: Path) -> None:
             except requests.ConnectionError:
                 assert proc.poll() is None, proc.communicate()[1][-2000:]
                 time.sleep(0.1)
-        event = {"action": "ANNOTATION_CREATED", "project": {"id": 1}}
+        event: dict[str, Any] = {"action": "ANNOTATION_CREATED", "project": {"id": 1}}
         assert requests.post(url, json=event, timeout=5).status_code == 403
         signed = {"X-Corpusflow-Secret": "s3cret"}
         answer = requests.post(url, json=event, headers=signed, timeout=5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import botocore.exceptions
 import pytest
@@ -25,7 +26,7 @@ from flows.tasks import (
     stance_model_path,
 )
 from review.client import LabelStudioError
-from schemas import AdjudicationResult, AnnotatedDocument
+from schemas import AdjudicationResult, AnnotatedDocument, Entity
 from schemas.settings import Settings
 
 
@@ -55,7 +56,10 @@ def _http_error(status: int) -> requests.HTTPError:
 
 def _client_error(status: int) -> botocore.exceptions.ClientError:
     return botocore.exceptions.ClientError(
-        {"Error": {"Code": str(status)}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": str(status)},
+            "ResponseMetadata": {"HTTPStatusCode": status},  # type: ignore[typeddict-item]
+        },
         "PutObject",
     )
 
@@ -85,7 +89,7 @@ def test_flows_release_record_pseudonymises_and_picks_layer(tmp_path: Path) -> N
         source="s.txt",
         doc_id="d1",
         text="Putin met Xi.",
-        entities=[{"start": 0, "end": 5, "label": "PERSON", "text": "Putin", "score": 0.4}],
+        entities=[Entity(start=0, end=5, label="PERSON", text="Putin", score=0.4)],
         model_version="m1",
     )
     human = {"task_id": 1, "annotations": [{"annotator": "ann@example.org", "entities": []}]}
@@ -154,7 +158,7 @@ def test_flows_decide_status_from_what_people_did(
 
 def test_flows_agreement_in_a_release_names_no_annotator(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    report = {
+    report: dict[str, Any] = {
         "entity_f1_exact": 0.5,
         "annotators": {"ann1@x.org": {"documents": 2}, "ann2@x.org": {"documents": 1}},
         "stance_kappa_pairwise": {"ann1@x.org~ann2@x.org": 0.4},

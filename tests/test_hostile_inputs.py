@@ -281,12 +281,12 @@ def test_hostile_inputs_run_embedded_every_entry_has_a_fate(corpus: Path, tmp_pa
         sampler = RssSampler(proc.pid)
         sampler.start()
         t0 = time.monotonic()
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        _pid, wait_status, usage = os.wait4(proc.pid, 0)
         sampler.done.set()
         watchdog.cancel()
         sampler.join()
     seconds = time.monotonic() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.returncode = os.waitstatus_to_exitcode(wait_status)
     stdout = out.read_text()
     assert proc.returncode == 0, err.read_text()[-3000:]
 

@@ -122,9 +122,12 @@ def test_ingest_html_keeps_what_trafilatura_keeps(name: str) -> None:
         decoded, with_metadata=True, include_comments=False, include_tables=True, favor_recall=True
     )
     loaded = load_html(data, name)
+    assert not isinstance(found, dict)  # as_dict=False: a Document or None
+    found_text = found.text if found is not None else ""
+    assert found_text is not None
     lines = [
         line.strip()
-        for line in (found.text if found is not None else "").split("\n")
+        for line in found_text.split("\n")
         if line.strip() and not line.startswith("|")  # tables: rendered by us, checked above
     ]
     doc = clean_bytes(data, source=name, filename=name)

@@ -17,7 +17,8 @@ def test_ledger_records_latest_fate_per_input(tmp_path: Path) -> None:
     )
     ledger.flush()
     ledger.record("a.txt", "skipped", "ingest", reason="unchanged")
-    assert ledger.last("a.txt").status == "processed"  # not stored before the flush
+    last = ledger.last("a.txt")
+    assert last is not None and last.status == "processed"  # not stored before the flush
     ledger.flush()
     last = ledger.last("a.txt")
     assert last is not None and (last.status, last.reason, last.run_id) == (

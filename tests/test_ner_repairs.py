@@ -252,7 +252,9 @@ def test_ner_repairs_each_rule_is_a_component():
     for name, _ in REPAIRS:
         nlp.add_pipe(f"corpusflow_{name}")
     doc = nlp.make_doc("Abraham Lincoln won. Lincoln spoke.")
-    doc.ents = [doc.char_span(0, 15, label="PERSON"), doc.char_span(21, 28, label="ORG")]
+    person, org = doc.char_span(0, 15, label="PERSON"), doc.char_span(21, 28, label="ORG")
+    assert person is not None and org is not None
+    doc.ents = [person, org]
     for _, component in nlp.pipeline:
         doc = component(doc)
     assert _ents(doc) == [("Abraham Lincoln", "PERSON"), ("Lincoln", "PERSON")]

@@ -167,10 +167,12 @@ def test_ner_scores_scored_ner_finds_the_models_entities():
 @pytest.mark.model
 def test_ner_scores_vary_per_entity_in_annotate():
     from annotators.pipeline import annotate
-    from schemas.records import CleanDocument
+    from schemas.records import CleanDocument, DocumentMetadata
 
     docs = [
-        CleanDocument(source=f"t{i}", doc_id=f"t{i}", text=t, metadata={}, removed=[])
+        CleanDocument(
+            source=f"t{i}", doc_id=f"t{i}", text=t, metadata=DocumentMetadata(), removed=[]
+        )
         for i, t in enumerate(TEXTS)
         if t
     ]
@@ -185,10 +187,10 @@ def test_ner_scores_reach_label_studio_regions():
     from annotators.pipeline import annotate
     from review.config import CONTROLS
     from review.results import to_prediction
-    from schemas.records import CleanDocument
+    from schemas.records import CleanDocument, DocumentMetadata
 
-    doc = next(annotate([CleanDocument(source="t", doc_id="t", text=TEXTS[2], metadata={},
-                                       removed=[])]))  # fmt: skip
+    doc = next(annotate([CleanDocument(source="t", doc_id="t", text=TEXTS[2],
+                                       metadata=DocumentMetadata(), removed=[])]))  # fmt: skip
     prediction = to_prediction(doc)
     regions = {
         (r["value"]["start"], r["value"]["end"]): r["score"]

@@ -181,6 +181,6 @@ KNOWN_NOT_IDEMPOTENT = [
 def test_offsets_cleaning_clean_text_again_changes_nothing(source: str, kind: str) -> None:
     once = apply_edits(source, clean_text(source).edits)
     twice = apply_edits(once.text, clean_text(once.text).edits)
-    kinds = {r.kind for r in [*twice.removed, *twice.repairs]}
+    kinds = {r.kind for r in twice.removed} | {r.kind for r in twice.repairs}
     assert kind not in kinds, (once.text, kinds)
     assert twice.text == once.text

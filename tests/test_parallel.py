@@ -70,7 +70,8 @@ def test_parallel_runner_follows_settings(workers: int | None, runner: str) -> N
         pytest.skip("one core: the default is the in-process runner")
     assert type(task_runner_for(Settings(workers=workers))).__name__ == runner
     at = task_runner_for(Settings(workers=1, dask_address="tcp://127.0.0.1:1"))
-    assert type(at).__name__ == "DaskTaskRunner" and at.address == "tcp://127.0.0.1:1"
+    assert type(at).__name__ == "DaskTaskRunner"
+    assert at.address == "tcp://127.0.0.1:1"  # type: ignore[attr-defined]
 
 
 def test_parallel_settings_and_refs_pickle(tmp_path: Path) -> None:

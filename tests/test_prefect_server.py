@@ -167,7 +167,7 @@ def test_prefect_server_worker_runs_samples_to_completed_with_artifacts(
     quarantine = by_key["corpusflow-quarantine"]
     assert quarantine.type == "table"
     progress = by_key["corpusflow-run-progress"]
-    assert progress.type == "progress" and float(progress.data) == 100.0
+    assert progress.type == "progress" and float(progress.data) == 100.0  # type: ignore[arg-type]
     names = {t.name for t in task_runs}
     assert {"ingest-batch 1/1", "annotate-batch 1/1"} <= names, names
 

@@ -54,7 +54,8 @@ def test_release_load_docs_with_callers_vocab(published: Store) -> None:
 @pytest.mark.parametrize("split", ["train", "dev", "test"])
 def test_release_load_selects_split(published: Store, split: str) -> None:
     expected = in_key_order([r["doc_id"] for r in make_records() if split_of(r["doc_id"]) == split])
-    assert [r["doc_id"] for r in load(published, split=split)] == expected  # type: ignore[arg-type]
+    loaded = load(published, split=split)  # type: ignore[call-overload]
+    assert [r["doc_id"] for r in loaded] == expected
     docs = load_docs(published, split=split)  # type: ignore[arg-type]
     assert [d.user_data["doc_id"] for d in docs] == expected
 
@@ -93,7 +94,7 @@ def test_release_load_rejects_unknown_layer_or_split(
     published: Store, layer: str, split: str | None
 ) -> None:
     with pytest.raises(ValueError, match="layer" if layer == "bronze" else "split"):
-        load(published, layer=layer, split=split)  # type: ignore[arg-type]
+        load(published, layer=layer, split=split)  # type: ignore[call-overload]
     with pytest.raises(ValueError):
         load_docs(published, layer=layer, split=split)  # type: ignore[arg-type]
 

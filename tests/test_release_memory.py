@@ -166,7 +166,7 @@ def test_release_memory_history_gives_the_manifests_of_the_dict_based_publish(
     tmp_path: Path,
 ) -> None:
     store = LocalStore(tmp_path / "store")
-    kinds = []
+    kinds: list[tuple[bool, bool]] = []
     shared = []
     for records in history():
         result = do_publish(store, records, shard_docs=8)

@@ -25,9 +25,11 @@ def _project(client: LabelStudioClient) -> int:
 def _raw_import(client: LabelStudioClient, project: int, doc_ids: list[str]) -> list[int]:
     """Import tasks as a re-import would, bypassing push's check: duplicates on purpose."""
     body = client.sdk.projects.import_tasks(
-        project, request=[to_import_task(_doc(d)) for d in doc_ids], return_task_ids=True
+        project,
+        request=[to_import_task(_doc(d)) for d in doc_ids],  # type: ignore[misc]
+        return_task_ids=True,
     )
-    return [int(t) for t in body.task_ids or []]
+    return [int(t) for t in body.task_ids or []]  # type: ignore[attr-defined]
 
 
 def _tasks_by_doc(client: LabelStudioClient, project: int) -> dict[str, list[dict[str, Any]]]:

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 import requests
@@ -20,7 +21,7 @@ from tests.test_labelstudio import E_MERKEL, TEXT, _doc
 from tests.webhook_fixtures import SECRET, Calls
 
 
-def _event(action: str = "ANNOTATION_CREATED", project: int = 1) -> dict[str, object]:
+def _event(action: str = "ANNOTATION_CREATED", project: int = 1) -> dict[str, Any]:
     return {"action": action, "project": {"id": project}, "annotation": {"id": 1}}
 
 

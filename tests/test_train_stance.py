@@ -148,7 +148,10 @@ def test_train_seed_model_keeps_the_domain_cases():
 
     nlp = load_nlp()
     model = train_stance(seed_examples(), nlp=nlp)
-    cases = [tuple(c.values) if hasattr(c, "marks") else c for c in [*TUNED, *HELD_OUT]]
+    cases = [
+        tuple(c.values) if hasattr(c, "marks") else c  # type: ignore[attr-defined]
+        for c in [*TUNED, *HELD_OUT]
+    ]
     docs = list(nlp.pipe(text for text, _, _ in cases))
     right = sum(
         stance_toward(doc, target, classifier=model.classifier).label == expected

@@ -32,6 +32,7 @@ def receiver() -> Iterator[tuple[WebhookReceiver, Calls, str]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
+    assert isinstance(host, str)  # an AF_INET server's bound address
     try:
         yield hook, calls, f"http://{host}:{port}/hooks/labelstudio"
     finally:
