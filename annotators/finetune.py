@@ -822,16 +822,16 @@ def main(argv: list[str] | None = None) -> int:
         " dev pairs (--select / --dev) and rewrite it in place (new version)",
     )
     args = parser.parse_args(argv)
+    if args.out is None and args.recalibrate is None:
+        parser.error("--out is required (or --recalibrate MODEL_DIR)")
+    try:
+        dev = read_pairs(args.dev) if args.dev else selection_pairs(args.newsmtsc, args.select)
+    except ValueError as e:
+        print(f"finetune: {e}", file=sys.stderr)
+        return 2
     if args.recalibrate:
-        try:
-            dev = read_pairs(args.dev) if args.dev else selection_pairs(args.newsmtsc, args.select)
-        except ValueError as e:
-            print(f"finetune: {e}", file=sys.stderr)
-            return 2
         recalibrate(args.recalibrate, dev, bias_min_pairs=args.bias_min_pairs)
         return 0
-    if args.out is None:
-        parser.error("--out is required (or --recalibrate MODEL_DIR)")
 
     pairs: list[Pair] = []
     if not args.no_newsmtsc:
@@ -845,11 +845,6 @@ def main(argv: list[str] | None = None) -> int:
         pairs += read_pairs(extra)
     if args.limit:
         pairs = random.Random(args.seed).sample(pairs, min(args.limit, len(pairs)))
-    try:
-        dev = read_pairs(args.dev) if args.dev else selection_pairs(args.newsmtsc, args.select)
-    except ValueError as e:
-        print(f"finetune: {e}", file=sys.stderr)
-        return 2
     if not pairs or not dev:
         print("finetune: no training or dev pairs", file=sys.stderr)
         return 2
