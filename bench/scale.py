@@ -294,6 +294,25 @@ def release_bytes(store: Any) -> str:
     return f"publish wrote {added / 1e6:.2f} of {full / 1e6:.2f} MB ({100 * added / full:.1f}%)"
 
 
+def run_summary(r: dict[str, Any]) -> str:
+    """What a run did, from its report: documents cleaned and annotated, the release."""
+    ing, ann, rel = r["ingest"], r["annotate"], r["release"]
+    return (
+        f"cleaned {ing['cleaned']}, annotated {ann['annotated']}, release {rel['version']}"
+        f"{' new' if rel['created'] else ' unchanged'}"
+    )
+
+
+def ops_note(by_op: dict[str, int]) -> str:
+    """ "; GetObject 16, PutObject 4, ..." (most first), or "" when no request was counted."""
+    ops = ", ".join(f"{op} {k}" for op, k in sorted(by_op.items(), key=lambda x: -x[1]))
+    return f"; {ops}" if ops else ""
+
+
+def print_stages(row: Row) -> None:
+    print(f"|   stages s: {row.stages}; peak RSS MB by stage: {row.stage_rss}", flush=True)
+
+
 def run_target(
     target: str,
     store_url: str,
@@ -318,22 +337,14 @@ def run_target(
         if rss is not None:  # the stages reset the high-water mark: the largest they saw
             rss = max(rss, times.peak)
         requests, by_op = counter.take() if counter else (None, {})
-        ops = ", ".join(f"{op} {k}" for op, k in sorted(by_op.items(), key=lambda x: -x[1]))
-        row = Row(target, name, n, secs, rss, requests, note(report) + (f"; {ops}" if ops else ""))
+        row = Row(target, name, n, secs, rss, requests, note(report) + ops_note(by_op))
         row.stages, row.stage_rss = times.take()
         rows.append(row)
         print_row(row)
-        print(f"|   stages s: {row.stages}; peak RSS MB by stage: {row.stage_rss}", flush=True)
+        print_stages(row)
 
     def run() -> dict[str, Any]:
         return corpus_pipeline(sources=str(sources), store=store_url)
-
-    def summary(r: dict[str, Any]) -> str:
-        ing, ann, rel = r["ingest"], r["annotate"], r["release"]
-        return (
-            f"cleaned {ing['cleaned']}, annotated {ann['annotated']}, release {rel['version']}"
-            f"{' new' if rel['created'] else ' unchanged'}"
-        )
 
     def cold_step(name: str, extra: Callable[[], str] = lambda: "") -> None:
         """The run in a new process, as an operator's next `corpusflow run` (or a deployment's
@@ -342,21 +353,21 @@ def run_target(
         row.note += extra()
         rows.append(row)
         print_row(row)
-        print(f"|   stages s: {row.stages}; peak RSS MB by stage: {row.stage_rss}", flush=True)
+        print_stages(row)
 
-    step("(a) first run", run, summary)
+    step("(a) first run", run, run_summary)
     store = open_store_from_settings(Settings(store=store_url))
     if cold:
         cold_step("(b) unchanged, new process")
         changed = change_sources(sources, 0.01, seed=n)
         cold_step(f"(c) {changed} changed, new process", lambda: "; " + release_bytes(store))
         return
-    step("(b) unchanged re-run", run, summary)
+    step("(b) unchanged re-run", run, run_summary)
     changed = change_sources(sources, 0.01, seed=n)
     step(
         f"(c) {changed} changed (1%)",
         run,
-        lambda r: summary(r) + "; " + release_bytes(store),
+        lambda r: run_summary(r) + "; " + release_bytes(store),
     )
 
 
@@ -404,15 +415,7 @@ def cold_main(args: argparse.Namespace) -> int:
             lambda: corpus_pipeline(sources=args.cold_sources, store=args.cold_store)
         )
     requests, by_op = counter.take() if counter else (None, {})
-    ing, ann, rel = r["ingest"], r["annotate"], r["release"]
-    note = (
-        f"cleaned {ing['cleaned']}, annotated {ann['annotated']}, release {rel['version']}"
-        f"{' new' if rel['created'] else ' unchanged'}"
-    )
-    if by_op:
-        note += "; " + ", ".join(
-            f"{op} {k}" for op, k in sorted(by_op.items(), key=lambda x: -x[1])
-        )
+    note = run_summary(r) + ops_note(by_op)
     stages, stage_rss = times.take()
     row = Row(
         args.cold_target,
